@@ -1,0 +1,8 @@
+"""CLI sub-commands: one module each, exposing ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``. The CLI (:mod:`hdys_rt.cli`) registers the modules listed here."""
+
+COMMANDS: tuple[str, ...] = (
+    "hdys_rt.commands.data",
+    "hdys_rt.commands.train",
+    "hdys_rt.commands.eval",
+)
