@@ -1,0 +1,263 @@
+"""The HDyS model: encoders into one latent space, a temporal decoder with one head per dynamic
+output (the inverse-dynamics autoencoder), the forward-dynamics autoencoder and the alignment.
+
+Shapes: B batch, T frames, P points, C channels, D latent size, H heads.
+
+Streaming design: the temporal decoder is a Transformer whose attention is limited to a band of
+``window`` frames and whose only positional information is a learned bias per head and per
+relative frame offset. Because nothing depends on absolute positions, the keys/values computed
+for a frame stay valid while the window slides, so the live runtime computes each new frame by
+encoding that frame alone and attending over cached keys/values (see :mod:`.streaming`). The
+offline forward over a whole sequence with the same band mask gives the same numbers.
+"""
+
+from __future__ import annotations
+
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hdys_rt import representations as reps
+from hdys_rt.model.config import ModelConfig
+
+# vector channels that carry absolute horizontal position: zeroed so the model is translation-
+# invariant on the floor (the point-set encoder subtracts the horizontal centroid instead)
+_DROP = {
+    "joint_angles": ("pelvis_tx", "pelvis_tz"),
+    "smpl_pose": ("transl_x", "transl_z"),
+}
+
+
+def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_hidden),
+                         nn.GELU(), nn.Linear(d_hidden, d_out))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm Transformer block; attention through ``scaled_dot_product_attention``."""
+
+    def __init__(self, d: int, heads: int, ff: int):
+        super().__init__()
+        self.h, self.dh = heads, d // heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ff = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d))
+
+    def qkv_heads(self, x: torch.Tensor):
+        N, L, d = x.shape
+        qkv = self.qkv(self.ln1(x)).view(N, L, 3, self.h, self.dh)  # (N, L, 3, H, dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (N, H, L, dh)
+        return q, k, v
+
+    def finish(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        N, H, L, dh = a.shape
+        x = x + self.proj(a.transpose(1, 2).reshape(N, L, H * dh))
+        return x + self.ff(self.ln2(x))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        q, k, v = self.qkv_heads(x)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.finish(x, a)
+
+
+def canonical_points(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Subtract the horizontal (x, z) centroid of the valid points of each frame; keep height.
+
+    pts: (N, P, 3) metres Y up (NaN allowed where ``mask`` is False); mask: (N, P) bool.
+    Returns (N, P, 3) with invalid points zeroed.
+    """
+    m = mask.unsqueeze(-1).to(pts.dtype)  # (N, P, 1)
+    pts = torch.where(mask.unsqueeze(-1), pts, torch.zeros_like(pts))
+    centroid = (pts * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0)  # (N,1,3)
+    centroid = centroid * pts.new_tensor([1.0, 0.0, 1.0])
+    return (pts - centroid) * m
+
+
+class PointSetEncoder(nn.Module):
+    """Transformer over the points of ONE frame, no positional encoding: any number and order
+    of points; masked mean+max pooling to the latent."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        dp = cfg.point_dim
+        self.embed = nn.Sequential(nn.Linear(3, dp), nn.GELU(), nn.Linear(dp, dp))
+        self.blocks = nn.ModuleList(
+            Block(dp, cfg.point_heads, 2 * dp) for _ in range(cfg.point_layers))
+        self.ln = nn.LayerNorm(dp)
+        self.out = nn.Linear(2 * dp, cfg.latent)
+
+    def forward(self, pts: torch.Tensor, mask: torch.Tensor):
+        """pts (N, P, 3) metres, mask (N, P) bool -> latent (N, D), point features (N, P, dp)."""
+        empty = ~mask.any(1, keepdim=True)  # (N, 1): frames with no valid point
+        safe = mask | empty  # attend to zeros rather than to nothing (avoids NaN)
+        x = self.embed(canonical_points(pts, mask))  # (N, P, dp)
+        attn = safe[:, None, None, :]  # (N, 1, 1, P) keys allowed
+        for blk in self.blocks:
+            x = blk(x, attn)
+        x = self.ln(x)
+        m = mask.unsqueeze(-1).to(x.dtype)
+        mean = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # (N, dp)
+        mx = x.masked_fill(~mask.unsqueeze(-1), -1e4).amax(1)
+        mx = torch.where(empty, torch.zeros_like(mx), mx)
+        return self.out(torch.cat([mean, mx], -1)), x
+
+
+class VectorEncoder(nn.Module):
+    """MLP encoder of a normalised vector representation with a per-channel validity mask."""
+
+    def __init__(self, channels: int, cfg: ModelConfig):
+        super().__init__()
+        self.net = mlp(2 * channels, cfg.vec_hidden, cfg.latent)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (..., C) normalised (any value where masked), mask (..., C) bool -> (..., D)."""
+        m = mask.to(x.dtype)
+        return self.net(torch.cat([torch.where(mask, x, torch.zeros_like(x)), m], -1))
+
+
+class TemporalDecoder(nn.Module):
+    """Transformer over per-frame latents, attention limited to ``window`` frames, relative
+    position bias only; causal (streaming) or bidirectional (offline)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.latent
+        self.inp = nn.Linear(d, d)
+        self.blocks = nn.ModuleList(Block(d, cfg.dec_heads, cfg.dec_ff)
+                                    for _ in range(cfg.dec_layers))
+        self.ln = nn.LayerNorm(d)
+        span = cfg.window if cfg.causal else 2 * cfg.window - 1
+        # rel_bias[l, h, o]: causal o = t - s in 0..W-1; bidirectional o = t - s + W - 1
+        self.rel_bias = nn.Parameter(torch.zeros(cfg.dec_layers, cfg.dec_heads, span))
+
+    def band_bias(self, T: int, layer: int, device, dtype) -> torch.Tensor:
+        """Additive attention bias (H, T, T): relative bias inside the band, -inf outside."""
+        W = self.cfg.window
+        t = torch.arange(T, device=device)
+        off = t[:, None] - t[None, :]  # (T, T) query minus key
+        if self.cfg.causal:
+            allowed = (off >= 0) & (off < W)
+            idx = off.clamp(0, W - 1)
+        else:
+            allowed = off.abs() < W
+            idx = (off + W - 1).clamp(0, 2 * W - 2)
+        bias = self.rel_bias[layer][:, idx].to(dtype)  # (H, T, T)
+        return bias.masked_fill(~allowed, float("-inf"))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, T, D) per-frame latents -> (B, T, D) features for the heads."""
+        B, T, D = z.shape
+        x = self.inp(z)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, self.band_bias(T, i, z.device, x.dtype).unsqueeze(0))
+        return self.ln(x)
+
+
+class HDyS(nn.Module):
+    """All encoders, the shared decoder and heads, and the FDAE, with normalisation buffers."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.kin_enc = nn.ModuleDict()
+        for k in cfg.kin_inputs:
+            rep = reps.get(k)
+            self.kin_enc[k] = PointSetEncoder(cfg) if rep.point_set else VectorEncoder(rep.size, cfg)
+        self.decoder = TemporalDecoder(cfg)
+        self.heads = nn.ModuleDict(
+            {k: mlp(cfg.latent, cfg.vec_hidden, reps.get(k).size) for k in cfg.dyn_outputs})
+        self.dyn_enc = nn.ModuleDict(
+            {k: VectorEncoder(reps.get(k).size, cfg) for k in cfg.dyn_outputs})
+        if cfg.fdae:
+            self.composer = mlp(2 * cfg.latent, cfg.vec_hidden, cfg.latent)
+            self.acc_heads = nn.ModuleDict()
+            for k in cfg.kin_inputs:
+                rep = reps.get(k)
+                if rep.point_set:  # per-point acceleration from composer + point features
+                    self.acc_heads[k] = mlp(cfg.latent + cfg.point_dim, cfg.vec_hidden, 3)
+                else:
+                    self.acc_heads[k] = mlp(cfg.latent, cfg.vec_hidden, rep.size)
+        # normalisation (channel mean/std of vector representations), saved with the weights
+        for k in list(cfg.kin_inputs) + list(cfg.dyn_outputs):
+            rep = reps.get(k)
+            if not rep.point_set:
+                self.register_buffer(f"mean_{k}", torch.zeros(rep.size))
+                self.register_buffer(f"std_{k}", torch.ones(rep.size))
+                keep = torch.tensor([c not in _DROP.get(k, ()) for c in rep.channels])
+                self.register_buffer(f"keep_{k}", keep, persistent=False)
+
+    # --- normalisation --------------------------------------------------------------------
+    def set_normalisation(self, stats: dict[str, tuple]):
+        """stats: key -> (mean (C,), std (C,)) in physical units."""
+        for k, (mean, std) in stats.items():
+            if hasattr(self, f"mean_{k}"):
+                getattr(self, f"mean_{k}").copy_(torch.as_tensor(mean, dtype=torch.float32))
+                getattr(self, f"std_{k}").copy_(
+                    torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-3))
+
+    def normalise(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        return (x - getattr(self, f"mean_{key}")) / getattr(self, f"std_{key}")
+
+    def denormalise(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        return x * getattr(self, f"std_{key}") + getattr(self, f"mean_{key}")
+
+    # --- encoders ---------------------------------------------------------------------------
+    def encode_kin(self, key: str, x: torch.Tensor, mask: torch.Tensor):
+        """Kinematic input in physical units -> (latent (..., D), point features or None).
+
+        Point sets: x (B, T, P, 3) metres, mask (B, T, P). Vectors: x (B, T, C), mask (B, T, C).
+        """
+        enc = self.kin_enc[key]
+        if reps.get(key).point_set:
+            B, T, P, _ = x.shape
+            z, feats = enc(x.reshape(B * T, P, 3), mask.reshape(B * T, P))
+            return z.view(B, T, -1), feats.view(B, T, P, -1)
+        mask = mask & getattr(self, f"keep_{key}")
+        return enc(self.normalise(key, x), mask), None
+
+    def encode_dyn(self, key: str, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Dynamic values in physical units (B, T, C) with mask -> latent (B, T, D)."""
+        return self.dyn_enc[key](self.normalise(key, y), mask)
+
+    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Latents (B, T, D) -> every head's NORMALISED prediction (B, T, C)."""
+        h = self.decoder(z)
+        return {k: head(h) for k, head in self.heads.items()}
+
+    @torch.no_grad()
+    def predict(self, key: str, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Offline inference: kinematics (B, T, ...) -> outputs in physical units (B, T, C)."""
+        z, _ = self.encode_kin(key, x, mask)
+        return {k: self.denormalise(k, y) for k, y in self.decode(z).items()}
+
+    def fdae(self, z_kin: torch.Tensor, z_dyn: torch.Tensor, key: str,
+             feats: torch.Tensor | None) -> torch.Tensor:
+        """State latent + force latent -> predicted acceleration of kinematic input ``key``.
+
+        Point sets return (B, T, P, 3) m/s^2; vectors (B, T, C) in normalised units / s^2.
+        """
+        c = self.composer(torch.cat([z_kin, z_dyn], -1))  # (B, T, D)
+        head = self.acc_heads[key]
+        if feats is not None:
+            P = feats.shape[2]
+            return head(torch.cat([c.unsqueeze(2).expand(-1, -1, P, -1), feats], -1))
+        return head(c)
+
+
+def info_nce(za: torch.Tensor, zb: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    """Symmetric InfoNCE between two sets of latents of the SAME frames (N, D) each: row i of
+    ``za`` and ``zb`` are positives, every other row a negative."""
+    za, zb = F.normalize(za, dim=-1), F.normalize(zb, dim=-1)
+    logits = za @ zb.t() / tau  # (N, N)
+    target = torch.arange(za.shape[0], device=za.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["HDyS", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]
