@@ -1,0 +1,249 @@
+"""The estimator loop of one stream: ring -> quality -> model step -> encode -> publish.
+
+One input frame in, one estimate out, computed incrementally by the streaming estimator (only
+the new frame is encoded; cached keys/values serve the temporal context). When inference falls
+behind, frames older than ``max_age_s`` that have a newer frame behind them are dropped and
+counted, so latency stays bounded however long the stream runs; a full ring overwrites its
+oldest frames (counted too). A slow or dead subscriber never blocks: publishing never waits.
+
+Streams faster than the model rate are served by the estimator's interleaved decoder states
+(``set_stream_rate``: frame ``n`` of a 200 Hz stream uses state ``n % 2`` of a 100 Hz model),
+so every frame gets an estimate whose temporal context is at the rate the model was trained at.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hdys_rt import wire
+from hdys_rt.errors import HdysError
+from hdys_rt.runtime.stats import StageTimes
+from hdys_rt.streams.base import RateLimitedLog, Source
+
+log = logging.getLogger(__name__)
+
+F = wire.FLAGS
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How one stream is served (times in seconds)."""
+
+    min_markers: int | None = None  # fewer valid markers -> flagged too_few; None: half, >= 3
+    max_age_s: float = 0.05         # a frame older than this is dropped when a newer one waits
+    gap_factor: float = 1.5         # a time step above gap_factor / rate is flagged as a gap
+    reset_gap_s: float = 0.5        # a gap longer than this resets the model's temporal state
+    lsl_out: bool = False           # also publish estimates as an LSL outlet
+
+    def __post_init__(self):
+        if self.min_markers is not None and self.min_markers < 1:
+            raise HdysError(f"min_markers must be >= 1, got {self.min_markers}")
+        if not self.max_age_s > 0:
+            raise HdysError(f"max_age_s must be > 0 s, got {self.max_age_s}")
+        if not self.gap_factor > 1:
+            raise HdysError(f"gap_factor must be > 1, got {self.gap_factor}")
+        if not self.reset_gap_s > 0:
+            raise HdysError(f"reset_gap_s must be > 0 s, got {self.reset_gap_s}")
+
+
+def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> None:
+    """Raise :class:`HdysError` when ``estimator`` cannot serve markers ``names`` at ``rate``."""
+    kind = getattr(estimator, "input_kind", "markers")
+    if kind != "markers":
+        raise HdysError(f"the model takes {kind!r} input; this stream carries markers")
+    if not names:
+        raise HdysError("the stream has no markers")
+    if len(names) > estimator.max_points:
+        raise HdysError(f"the stream has {len(names)} markers; the model takes at most "
+                        f"{estimator.max_points}")
+    if not (rate > 0 and math.isfinite(rate)):
+        raise HdysError(f"the stream's rate must be > 0 Hz, got {rate}")
+    check = getattr(estimator, "marker_names_ok", None)
+    if check is not None:
+        report = check(names)
+        ok = getattr(report, "ok", report)
+        if not ok:
+            raise HdysError(f"the model does not accept these markers: {report}")
+
+
+class StreamPipeline:
+    """Serves one :class:`Source` with one estimator (which holds that stream's state)."""
+
+    def __init__(self, source: Source, estimator, publisher=None,
+                 options: PipelineOptions = PipelineOptions(), on_estimate=None):
+        self.source = source
+        self.est = estimator
+        self.publisher = publisher
+        self.opt = options
+        self.on_estimate = on_estimate  # callable(pipeline, outputs, flags) or None
+        self.times = StageTimes()
+        self.counters = {"processed": 0, "published": 0, "dropped": 0, "too_few": 0,
+                         "missing_frames": 0, "invalid_frames": 0, "gaps": 0, "resets": 0,
+                         "errors": 0}
+        self.meta_id = 0
+        self.latest: dict | None = None    # last outputs (for live views)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lsl = None
+        self._rlog = RateLimitedLog(log)
+        source.check_layout = lambda names, rate: check_estimator_layout(self.est, names, rate)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "StreamPipeline":
+        self._thread = threading.Thread(target=self._run, name=f"est-{self.source.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._lsl is not None:
+            self._lsl.close()
+            self._lsl = None
+
+    @property
+    def done(self) -> bool:
+        return self._thread is not None and not self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- the loop ----------------------------------------------------------------------------
+    def _configure(self, layout_id: int) -> None:
+        src = self.source
+        names, rate = src.names, src.rate
+        self.names, self.rate = names, rate
+        if hasattr(self.est, "set_stream_rate"):
+            self.est.set_stream_rate(rate)  # also resets the state
+        else:
+            self.est.reset()
+        self.phases = int(getattr(self.est, "stride", 1))
+        n = len(names)
+        self.min_markers = self.opt.min_markers or max(3, (n + 1) // 2)
+        self.buf = np.full((n, 3), np.nan, dtype=np.float32)  # (points, xyz)
+        self.nan_out = {k: np.full(len(v), np.nan, np.float32) for k, v in self.est.outputs.items()}
+        self.meta_id += 1
+        model = {"rate": float(self.est.rate), "window": int(self.est.window),
+                 "phases": self.phases}
+        self.meta = wire.encode_meta(src.name, self.meta_id, names, rate, self.est.outputs,
+                                     self.est.units, model)
+        if self.publisher is not None:
+            self.publisher.set_meta(src.name, self.meta)
+        if self.opt.lsl_out:
+            from hdys_rt.streams.lsl import LslEstimateOutlet
+
+            if self._lsl is None or self._lsl_rate != rate:
+                self._lsl = LslEstimateOutlet(src.name, self.est.outputs, self.est.units, rate)
+                self._lsl_rate = rate
+        self._last_t: float | None = None
+        log.info("%s: serving %d markers at %g Hz (model %g Hz, %d interleaved state%s, "
+                 "min %d markers)", src.describe(), n, rate, self.est.rate, self.phases,
+                 "s" if self.phases > 1 else "", self.min_markers)
+
+    def _run(self) -> None:
+        src = self.source
+        layout, nxt, pending = 0, 0, 0
+        while not self._stop.is_set():
+            count, lid = src.wait(nxt, layout, 0.1)
+            if lid != layout:
+                layout, nxt = lid, 0
+                self._configure(lid)
+                pending |= F["reset"]
+                continue
+            if count <= nxt:
+                if self.publisher is not None:
+                    self.publisher.service()
+                if src.finished.is_set() and src.wait(nxt, layout, 0)[0] <= nxt:
+                    break
+                continue
+            oldest = count - src.capacity
+            if nxt < oldest:  # the ring lapped us: those frames are gone
+                self.counters["dropped"] += oldest - nxt
+                nxt = oldest
+                pending |= F["dropped"]
+            now = time.monotonic()
+            while nxt < count - 1 and now - src.peek_t_recv(nxt) > self.opt.max_age_s:
+                self.counters["dropped"] += 1
+                nxt += 1
+                pending |= F["dropped"]
+            info = src.read(nxt, layout, self.buf)
+            nxt += 1
+            if info is None:
+                continue
+            self._process(info, pending)
+            pending = 0
+        log.debug("%s: estimator loop ended", src.describe())
+
+    def _process(self, info, flags: int) -> None:
+        t_src, t_recv, seq, n_valid, n_invalid = info
+        t_deq = time.monotonic()
+        c = self.counters
+        buf = self.buf
+        missing: list[int] = []
+        if n_valid < buf.shape[0]:
+            flags |= F["missing"]
+            c["missing_frames"] += 1
+            missing = np.flatnonzero(np.isnan(buf[:, 0])).tolist()
+        if n_invalid:
+            flags |= F["invalid"]
+            c["invalid_frames"] += 1
+        if self._last_t is not None:
+            dt = t_src - self._last_t
+            if dt > self.opt.gap_factor / self.rate:
+                flags |= F["gap"]
+                c["gaps"] += 1
+            if dt > self.opt.reset_gap_s or dt <= 0:
+                flags |= F["reset"]
+        self._last_t = t_src
+        if flags & F["reset"]:
+            self.est.reset()
+            c["resets"] += 1
+        t_inf0 = time.monotonic()
+        if n_valid < self.min_markers:
+            flags |= F["too_few"]
+            c["too_few"] += 1
+            outputs = self.nan_out
+        else:
+            try:
+                outputs = self.est.step(buf)
+            except Exception as exc:  # one bad frame must not stop the service
+                flags |= F["error"]
+                c["errors"] += 1
+                outputs = self.nan_out
+                self._rlog.warning("infer", "%s: inference failed on frame %d: %s",
+                                   self.source.describe(), seq, exc)
+        t_inf1 = time.monotonic()
+        src_c = self.source.counters
+        payload = wire.encode_estimate(
+            self.source.name, self.meta_id, seq, t_src, t_recv, t_inf1, outputs, flags,
+            n_valid, missing, c["dropped"], src_c["out_of_order"],
+            {"receive": t_recv - t_src, "window": t_inf0 - t_recv,
+             "inference": t_inf1 - t_inf0})
+        t_enc = time.monotonic()
+        if self.publisher is not None:
+            self.publisher.publish(payload)
+            c["published"] += 1
+        if self._lsl is not None:
+            self._lsl.push(outputs, t_src)
+        t_pub = time.monotonic()
+        c["processed"] += 1
+        self.times.record(t_recv - t_src, t_inf0 - t_recv, t_inf1 - t_inf0, t_enc - t_inf1,
+                          t_pub - t_enc, t_pub - t_recv)
+        self.latest = {"seq": seq, "outputs": outputs, "flags": flags, "n_valid": n_valid,
+                       "t_deq": t_deq}
+        if self.on_estimate is not None:
+            self.on_estimate(self, outputs, flags)
+
+    def summary(self) -> dict:
+        """Counters of the source and the loop, and stage latencies (ms)."""
+        return {"stream": self.source.name, "source": dict(self.source.counters),
+                "pipeline": dict(self.counters), "stages_ms": self.times.summary()}

@@ -1,0 +1,169 @@
+"""The server behind ``hdys-rt serve`` and ``hdys-rt demo``: sources, one estimator loop per
+stream, one publisher; clean shutdown on SIGINT/SIGTERM with a final summary."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hdys_rt.errors import HdysError
+from hdys_rt.runtime.pipeline import PipelineOptions, StreamPipeline
+from hdys_rt.runtime.ring import warm_up as warm_up_ring
+from hdys_rt.runtime.stats import percentiles_ms
+from hdys_rt.streams.base import Source
+
+log = logging.getLogger(__name__)
+
+
+def load_estimators(n: int, model: str | None = None, device: str = "cpu",
+                    threads: int | None = 1) -> list:
+    """``n`` independent streaming estimators (one per stream: each holds its stream's state),
+    warmed up so the first live frame does not pay for lazy initialisation."""
+    from hdys_rt.model.streaming import StreamingEstimator
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    first = StreamingEstimator.load(model, device=device)
+    if getattr(first, "input_kind", "markers") != "markers":
+        raise HdysError(f"model {model or '(bundled)'} takes {first.input_kind!r}, not markers")
+    rng = np.random.default_rng(0)
+    pts = (rng.standard_normal((min(40, first.max_points), 3)) * 0.3
+           + [0.0, 1.0, 0.0]).astype(np.float32)
+    for _ in range(3):
+        first.step(pts)
+    first.reset()
+    out = [first]
+    for _ in range(n - 1):
+        out.append(copy.deepcopy(first))
+    warm_up_ring()
+    return out
+
+
+class Server:
+    """Runs ``sources`` through their estimators into ``publisher`` until stopped."""
+
+    def __init__(self, sources: list[Source], estimators: list, publisher=None,
+                 options: PipelineOptions = PipelineOptions(), on_estimate=None):
+        if len(sources) != len(estimators):
+            raise HdysError("one estimator per source is needed")
+        self.sources = sources
+        self.publisher = publisher
+        self.pipelines = [StreamPipeline(s, e, publisher, options, on_estimate)
+                          for s, e in zip(sources, estimators)]
+        self.stop_event = threading.Event()
+        self.signal: str | None = None
+        self._t0 = time.monotonic()
+        self._cpu0 = os.times()
+
+    def start(self) -> "Server":
+        self._t0 = time.monotonic()
+        self._cpu0 = os.times()
+        for p in self.pipelines:
+            p.start()
+        for s in self.sources:
+            s.start()
+        return self
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT / SIGTERM request a clean stop (main thread only)."""
+        def handler(signum, _frame):
+            self.signal = signal.Signals(signum).name
+            self.stop_event.set()
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    def wait_connected(self, timeout: float) -> None:
+        """Wait until every source has connected once; raise :class:`HdysError` otherwise."""
+        deadline = time.monotonic() + timeout
+        for s in self.sources:
+            while not s.ever_connected.wait(0.05):
+                if s.error is not None:
+                    raise HdysError(f"{s.describe()}: {s.error}")
+                if self.stop_event.is_set():
+                    return
+                if time.monotonic() > deadline:
+                    raise HdysError(f"{s.describe()}: not found within {timeout:g} s "
+                                    "(is the stream running? check its name/type/endpoint)")
+
+    def run(self, seconds: float | None = None, connect_timeout: float | None = None,
+            tick=None, tick_period: float = 0.25) -> None:
+        """Block until stopped (signal, ``seconds`` elapsed, or every finite source done)."""
+        end = None if seconds is None else time.monotonic() + seconds
+        if connect_timeout is not None:
+            self.wait_connected(connect_timeout)
+        next_log = time.monotonic() + 10.0
+        while not self.stop_event.is_set():
+            if end is not None and time.monotonic() >= end:
+                break
+            for s in self.sources:
+                if s.error is not None:
+                    raise HdysError(f"{s.describe()}: {s.error}")
+            if all(p.done for p in self.pipelines):
+                break
+            self.stop_event.wait(tick_period if tick else 0.1)
+            if tick is not None:
+                tick(self)
+            if time.monotonic() >= next_log:
+                next_log += 10.0
+                log.info("%s", self.summary_line())
+
+    def stop(self) -> None:
+        for s in self.sources:
+            s.request_stop()
+        for p in self.pipelines:
+            p.stop()
+        for s in self.sources:
+            s.stop()
+        if self.publisher is not None:
+            self.publisher.close()
+
+    # --- reporting ---------------------------------------------------------------------------
+    def totals(self) -> dict:
+        keys_src = ("received", "out_of_order", "malformed", "oversized", "rejected",
+                    "reconnects", "lost")
+        keys_pipe = ("processed", "published", "dropped", "too_few", "gaps", "errors")
+        tot = {k: 0 for k in keys_src + keys_pipe}
+        for p in self.pipelines:
+            for k in keys_src:
+                tot[k] += p.source.counters[k]
+            for k in keys_pipe:
+                tot[k] += p.counters[k]
+        return tot
+
+    def cpu(self) -> dict:
+        t = os.times()
+        wall = max(1e-9, time.monotonic() - self._t0)
+        user, system = t.user - self._cpu0.user, t.system - self._cpu0.system
+        return {"wall_s": wall, "user_s": user, "system_s": system,
+                "cpu_percent": 100.0 * (user + system) / wall}
+
+    def summary(self) -> dict:
+        total = np.concatenate([p.times.values("total") for p in self.pipelines]) \
+            if self.pipelines else np.zeros(0)
+        return {"streams": [p.summary() for p in self.pipelines], "totals": self.totals(),
+                "server_latency_ms": percentiles_ms(total), "cpu": self.cpu(),
+                "signal": self.signal}
+
+    def summary_line(self) -> str:
+        t = self.totals()
+        lat = self.summary()["server_latency_ms"]
+        return (f"{len(self.pipelines)} stream(s): {t['received']} frames in, "
+                f"{t['published'] or t['processed']} estimates out, dropped {t['dropped']}, "
+                f"out-of-order {t['out_of_order']}, malformed {t['malformed']}, oversized "
+                f"{t['oversized']}, rejected {t['rejected']}, too few markers {t['too_few']}, "
+                f"gaps {t['gaps']}, reconnects {t['reconnects']}, errors {t['errors']}; "
+                f"server latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms")
+
+    def write_json(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.summary(), indent=1, default=float))

@@ -1,0 +1,216 @@
+"""Lab Streaming Layer transport: a marker inlet source, a marker outlet (replay) and an
+estimates outlet (so LabRecorder records estimates beside the mocap in one XDF).
+
+Channel layout of a marker stream (read from the stream's ``desc/channels``): 3 channels per
+marker labelled ``NAME_X, NAME_Y, NAME_Z`` (separator ``_ . : - /`` or none, case-free), each with a
+``unit`` of ``m`` / ``cm`` / ``mm`` (or ``meters``, ``millimeters``...). Without labels markers are
+named ``M001, M002, ...``. Coordinates are Y up unless the source says ``up="z"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+
+from hdys_rt.data.frames import zup_to_yup
+from hdys_rt.errors import HdysError
+from hdys_rt.streams.base import Source, SourceLost
+from hdys_rt.streams.lslconf import pylsl_module
+from hdys_rt.wire import MAX_NAME_LEN, WireError, check_names
+
+log = logging.getLogger(__name__)
+
+_AXIS = re.compile(r"^(.+?)[\s_.:\-/]?([xyzXYZ])$")
+_UNITS = {"": 1.0, "m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
+          "cm": 0.01, "centimeters": 0.01, "mm": 0.001, "millimeter": 0.001,
+          "millimeters": 0.001, "millimetre": 0.001, "millimetres": 0.001}
+
+
+def parse_marker_channels(labels: list[str], units: list[str], n_channels: int,
+                          stream: str = "") -> tuple[tuple[str, ...], float]:
+    """Marker names and the scale to metres from an LSL stream's channel labels and units."""
+    if n_channels % 3:
+        raise HdysError(f"LSL stream {stream!r} has {n_channels} channels; a marker stream needs "
+                        "3 per marker (x, y, z)")
+    if not any(labels):
+        names = tuple(f"M{i + 1:03d}" for i in range(n_channels // 3))
+        log.warning("LSL stream %r has no channel labels; markers named M001..M%03d",
+                    stream, len(names))
+    else:
+        if len(labels) != n_channels:
+            raise HdysError(f"LSL stream {stream!r}: {len(labels)} channel labels for "
+                            f"{n_channels} channels")
+        names = []
+        for i in range(0, n_channels, 3):
+            parts = [_AXIS.match(lab or "") for lab in labels[i:i + 3]]
+            if not all(parts) or [p.group(2).lower() for p in parts] != ["x", "y", "z"] \
+                    or len({p.group(1) for p in parts}) != 1:
+                raise HdysError(
+                    f"LSL stream {stream!r}: channels {i}..{i + 2} are labelled "
+                    f"{labels[i:i + 3]}; expected NAME_X, NAME_Y, NAME_Z")
+            names.append(parts[0].group(1)[:MAX_NAME_LEN])
+        names = tuple(names)
+    try:
+        check_names(names, f"LSL stream {stream!r} marker names")
+    except WireError as exc:
+        raise HdysError(str(exc)) from None
+    unit_set = {(u or "").strip().lower() for u in units} or {""}
+    if len(unit_set) > 1:
+        raise HdysError(f"LSL stream {stream!r} mixes channel units {sorted(unit_set)}")
+    unit = unit_set.pop()
+    if unit not in _UNITS:
+        raise HdysError(f"LSL stream {stream!r}: unknown channel unit {unit!r}; "
+                        f"expected one of m, cm, mm")
+    return names, _UNITS[unit]
+
+
+def _channel_fields(info, field: str) -> list[str]:
+    out = []
+    ch = info.desc().child("channels").child("channel")
+    while not ch.empty():
+        out.append(ch.child_value(field))
+        ch = ch.next_sibling()
+    return out
+
+
+def _quote(v: str) -> str:
+    if "'" in v:
+        raise HdysError(f"LSL names may not contain quotes: {v!r}")
+    return f"'{v}'"
+
+
+class LslSource(Source):
+    """Resolve an LSL marker stream by name and/or type, pull it, reconnect when it vanishes."""
+
+    kind = "lsl"
+
+    def __init__(self, name: str | None = None, stype: str = "MoCap", up: str = "y",
+                 default_rate: float = 100.0, **kw):
+        if up not in ("y", "z"):
+            raise HdysError(f"up must be 'y' or 'z', got {up!r}")
+        if not name and not stype:
+            raise HdysError("an LSL source needs a stream name or type")
+        super().__init__(name or stype, **kw)
+        self.query_name, self.stype, self.up = name, stype, up
+        self.default_rate = default_rate
+        self._inlet = None
+        self._scale = 1.0
+        self._buf = np.zeros((0, 0), np.float32)
+
+    def describe(self) -> str:
+        return f"LSL stream {self.name!r}"
+
+    def _connect(self) -> bool:
+        pylsl = pylsl_module()
+        terms = []
+        if self.query_name:
+            terms.append(f"name={_quote(self.query_name)}")
+        if self.stype:
+            terms.append(f"type={_quote(self.stype)}")
+        found = pylsl.resolve_bypred(" and ".join(terms), 1, 0.5)
+        if not found:
+            return False
+        inlet = pylsl.StreamInlet(found[0], max_buflen=1, recover=False,
+                                  processing_flags=pylsl.proc_clocksync, as_numpy=True)
+        try:
+            inlet.open_stream(2.0)
+            info = inlet.info(2.0)
+            if info.channel_format() not in (pylsl.cf_float32, pylsl.cf_double64):
+                raise HdysError(f"LSL stream {info.name()!r} carries channel format "
+                                f"{info.channel_format()}; markers must be float32 or double")
+            n = info.channel_count()
+            names, self._scale = parse_marker_channels(
+                _channel_fields(info, "label"), _channel_fields(info, "unit"), n, info.name())
+            inlet.time_correction(2.0)  # prime clock sync now, not on the first sample
+            rate = info.nominal_srate() or self.default_rate
+            self._set_layout(names, rate)
+        except Exception:
+            inlet.close_stream()
+            raise
+        if not self.query_name:
+            self.name = info.name()
+        self._buf = np.zeros((64, n), dtype=np.float32 if info.channel_format()
+                             == pylsl.cf_float32 else np.float64)
+        self._inlet = inlet
+        return True
+
+    def _acquire(self) -> None:
+        pylsl = pylsl_module()
+        try:
+            data, ts = self._inlet.pull_chunk(timeout=0.1, max_samples=self._buf.shape[0],
+                                              dest_obj=self._buf, min_samples=1)
+        except pylsl.LostError as exc:
+            raise SourceLost(str(exc)) from None
+        if len(ts) == 0:
+            return
+        n = len(self.names)
+        for i, t in enumerate(ts):
+            xyz = self._buf[i].reshape(n, 3)  # (markers, xyz)
+            if self._scale != 1.0 or self._buf.dtype != np.float32:
+                xyz = (xyz * self._scale).astype(np.float32)
+            if self.up == "z":
+                xyz = zup_to_yup(xyz)
+            self._push(xyz, float(t), self.counters["received"])
+
+    def _close(self) -> None:
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            try:
+                inlet.close_stream()
+            except Exception:  # already gone
+                pass
+
+
+def marker_outlet(name: str, names, rate: float, stype: str = "MoCap",
+                  source_id: str | None = None):
+    """An LSL outlet for markers: 3 float32 channels per marker, labelled NAME_X/Y/Z, metres."""
+    pylsl = pylsl_module()
+    info = pylsl.StreamInfo(name, stype, 3 * len(names), float(rate), pylsl.cf_float32,
+                            source_id or f"hdys-{name}")
+    chans = info.desc().append_child("channels")
+    for n in names:
+        for axis in "XYZ":
+            c = chans.append_child("channel")
+            c.append_child_value("label", f"{n}_{axis}")
+            c.append_child_value("unit", "m")
+            c.append_child_value("type", f"Position{axis}")
+    info.desc().append_child_value("up", "y")
+    return pylsl.StreamOutlet(info, chunk_size=1, max_buffered=2)
+
+
+class LslEstimateOutlet:
+    """Publishes one stream's estimates as an LSL outlet (float32, one channel per output
+    channel, labels ``OUTPUT/CHANNEL`` with units), timestamps = the input samples' times."""
+
+    def __init__(self, stream: str, outputs: dict[str, tuple[str, ...]],
+                 units: dict[str, str], rate: float):
+        pylsl = pylsl_module()
+        self.order = tuple(outputs)
+        n = sum(len(v) for v in outputs.values())
+        self.name = f"{stream}-hdys"
+        info = pylsl.StreamInfo(self.name, "Estimates", n, float(rate), pylsl.cf_float32,
+                                f"hdys-est-{stream}")
+        chans = info.desc().append_child("channels")
+        for key in self.order:
+            for ch in outputs[key]:
+                c = chans.append_child("channel")
+                c.append_child_value("label", f"{key}/{ch}")
+                c.append_child_value("unit", units.get(key, ""))
+                c.append_child_value("type", key)
+        self._sample = np.zeros(n, dtype=np.float32)
+        self._slices = []
+        i = 0
+        for key in self.order:
+            self._slices.append((key, slice(i, i + len(outputs[key]))))
+            i += len(outputs[key])
+        self._outlet = pylsl.StreamOutlet(info, chunk_size=1, max_buffered=10)
+
+    def push(self, outputs: dict[str, np.ndarray], t_src: float) -> None:
+        for key, sl in self._slices:
+            self._sample[sl] = outputs[key]
+        self._outlet.push_sample(self._sample, t_src)
+
+    def close(self) -> None:
+        self._outlet = None
