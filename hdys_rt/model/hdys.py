@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from hdys_rt import representations as reps
 from hdys_rt.model.config import ModelConfig
 
-# vector channels that carry absolute horizontal position: zeroed so the model is translation-
-# invariant on the floor (the point-set encoder subtracts the horizontal centroid instead)
+# vector channels that carry absolute horizontal position (or heading): zeroed so the model is
+# translation-invariant on the floor (the point-set encoder subtracts the horizontal centroid instead)
 _DROP = {
-    "joint_angles": ("pelvis_tx", "pelvis_tz"),
+    "joint_angles": ("pelvis_tx", "pelvis_tz", "pelvis_rotation"),  # + heading (yaw)
     "smpl_pose": ("transl_x", "transl_z"),
 }
 

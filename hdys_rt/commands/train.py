@@ -1,0 +1,63 @@
+"""``hdys-rt train``: train HDyS on a corpus (presets small | paper | tiny)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+from hdys_rt.errors import HdysError
+
+NAME = "train"
+HELP = "train an HDyS model on a corpus (multi-GPU: launch with torchrun)"
+
+
+def add_arguments(p):
+    p.add_argument("--preset", default="small", choices=["small", "paper", "tiny"],
+                   help="training settings: small = useful model on 2 CPU cores in <= 20 min; "
+                        "paper = the paper's settings")
+    p.add_argument("--data", required=True, help="corpus folder (hdys-rt data build --out)")
+    p.add_argument("--out", required=True, help="output folder (checkpoint + model)")
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--seed", type=int, default=None, help="override the preset's seed")
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this wall time (0 = no limit)")
+    p.add_argument("--latent", type=int, default=None, help="latent size (default 128)")
+    p.add_argument("--domains", nargs="+", default=None, help="train on these domains only")
+    p.add_argument("--no-align", action="store_true", help="ablation: no InfoNCE alignment")
+    p.add_argument("--no-fdae", action="store_true", help="ablation: no forward-dynamics AE")
+    p.add_argument("--bidirectional", action="store_true",
+                   help="offline bidirectional decoder (cannot stream)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from hdys_rt.training.loop import preset, train
+    import torch
+
+    for name in ("epochs", "latent"):
+        v = getattr(args, name)
+        if v is not None and v <= 0:
+            raise HdysError(f"--{name} must be > 0, got {v}")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HdysError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    over = {"seed": args.seed, "epochs": args.epochs, "max_minutes": args.max_minutes}
+    if args.no_align:
+        over["use_align"] = False
+    if args.no_fdae:
+        over["use_fdae"] = False
+    if args.latent:
+        over["model_latent"] = args.latent
+    if args.bidirectional:
+        over["model_causal"] = False
+    cfg = preset(args.preset, **over)
+    stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
+                 progress=not args.no_progress, device=device,
+                 command="hdys-rt " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print(f"model written to {stem}.safetensors (+ .json)")
+    return 0

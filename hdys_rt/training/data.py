@@ -1,0 +1,240 @@
+"""Training data: a corpus in memory, resampled to the model rate, split by subject, and
+balanced window batches with masks for whatever each domain lacks.
+
+A batch is a dict ``key -> (values, mask, present)``:
+
+* point sets: values (B, W, P, 3) metres, mask (B, W, P) bool (finite points);
+* vectors: values (B, W, C) physical units (NaN replaced by 0), mask (B, W, C) bool;
+* ``present`` (B,) bool: the window's sequence carries that representation at all.
+
+Plus ``"domain"``: list of B domain names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hdys_rt import representations as reps
+from hdys_rt.data.corpus import list_domains, list_sequences, read_sequence
+from hdys_rt.errors import HdysError
+
+log = logging.getLogger(__name__)
+
+TEST_FRACTION_BUCKETS = 5  # subjects whose hash % 5 == 0 are held out (when no explicit split)
+
+
+def subject_split(seq_meta: dict, subject_id: str) -> str:
+    """'train' or 'test': the sequence's explicit meta['split'], else a stable hash of the
+    subject id (about one subject in five is held out)."""
+    if seq_meta.get("split") in ("train", "test"):
+        return seq_meta["split"]
+    h = int(hashlib.sha256(subject_id.encode()).hexdigest(), 16)
+    return "test" if h % TEST_FRACTION_BUCKETS == 0 else "train"
+
+
+def resample(x: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
+    """Linear resampling along axis 0 (NaN-propagating); returns float32."""
+    if abs(rate_in - rate_out) < 1e-6:
+        return np.asarray(x, dtype=np.float32)
+    T = x.shape[0]
+    t_in = np.arange(T) / rate_in
+    n_out = int(np.floor(t_in[-1] * rate_out)) + 1
+    t_out = np.arange(n_out) / rate_out
+    pos = t_out * rate_in
+    i0 = np.clip(np.floor(pos).astype(int), 0, T - 1)
+    i1 = np.clip(i0 + 1, 0, T - 1)
+    w = (pos - i0).reshape((-1,) + (1,) * (x.ndim - 1))
+    return ((1 - w) * x[i0] + w * x[i1]).astype(np.float32)
+
+
+@dataclass
+class SeqArrays:
+    name: str
+    domain: str
+    subject: str
+    mass_kg: float
+    data: dict[str, np.ndarray]  # key -> (T, P, 3) or canonical (T, C); NaN = missing
+    frames: int
+
+
+class CorpusData:
+    """The sequences of a corpus (some domains, one split), in memory at ``rate`` Hz."""
+
+    def __init__(self, corpus: str | Path, rate: float = 100.0, split: str | None = "train",
+                 domains: list[str] | None = None, keys: tuple[str, ...] | None = None,
+                 min_frames: int = 8, max_points: int = 128, fraction: float = 1.0,
+                 fraction_seed: int = 0):
+        self.rate = rate
+        avail = list_domains(corpus)
+        domains = avail if domains is None else list(domains)
+        for d in domains:
+            if d not in avail:
+                raise HdysError(f"domain {d!r} not in corpus {corpus} (has {avail})")
+        self.seqs: dict[str, list[SeqArrays]] = {}
+        for d in domains:
+            items = []
+            for path in list_sequences(corpus, d):
+                seq = read_sequence(path)
+                if split is not None and subject_split(seq.meta, seq.subject.id) != split:
+                    continue
+                data = {}
+                for k in seq.data:
+                    if keys is not None and k not in keys:
+                        continue
+                    rep = reps.get(k)
+                    arr = seq.data[k] if rep.point_set else seq.canonical(k)
+                    if rep.point_set and arr.shape[1] > max_points:
+                        raise HdysError(f"{path}: {arr.shape[1]} points exceed max_points "
+                                        f"{max_points}")
+                    data[k] = resample(arr, seq.rate, rate)
+                if not data:
+                    continue
+                T = next(iter(data.values())).shape[0]
+                if T >= min_frames:
+                    items.append(SeqArrays(seq.name, d, seq.subject.id, seq.subject.mass_kg,
+                                           data, T))
+            if fraction < 1.0 and items:
+                rng = np.random.default_rng(fraction_seed)
+                keep = max(1, int(round(fraction * sum(s.frames for s in items))))
+                order = rng.permutation(len(items))
+                chosen, total = [], 0
+                for i in order:
+                    if total >= keep:
+                        break
+                    chosen.append(items[i])
+                    total += items[i].frames
+                items = sorted(chosen, key=lambda s: s.name)
+            if items:
+                self.seqs[d] = items
+        if not self.seqs:
+            raise HdysError(f"corpus {corpus}: no sequences for split={split!r} "
+                            f"in domains {domains}")
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.seqs)
+
+    def frames(self, domain: str | None = None) -> int:
+        ds = [domain] if domain else self.domains
+        return sum(s.frames for d in ds for s in self.seqs[d])
+
+    def keys(self) -> set[str]:
+        return {k for items in self.seqs.values() for s in items for k in s.data}
+
+    def normalisation(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-channel mean/std of every vector representation over the loaded frames."""
+        out = {}
+        for k in self.keys():
+            rep = reps.get(k)
+            if rep.point_set:
+                continue
+            stack = np.concatenate([s.data[k] for items in self.seqs.values() for s in items
+                                    if k in s.data])
+            with np.errstate(all="ignore"):
+                mean = np.nan_to_num(np.nanmean(stack, 0))
+                std = np.nan_to_num(np.nanstd(stack, 0), nan=1.0)
+            std[std < 1e-3] = 1.0
+            out[k] = (mean.astype(np.float32), std.astype(np.float32))
+        return out
+
+
+def _yaw_matrix(theta: float) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=np.float32)  # about +Y
+
+
+def _rotate_grf(g: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Rotate each foot's horizontal force and CoP (GRF_CHANNELS layout) by yaw matrix R."""
+    g = g.copy()
+    for base in (0, 5):
+        f = g[:, base:base + 3] @ R.T
+        g[:, base:base + 3] = f
+        cop = np.stack([g[:, base + 3], np.zeros(len(g)), g[:, base + 4]], -1) @ R.T
+        g[:, base + 3], g[:, base + 4] = cop[:, 0], cop[:, 2]
+    return g
+
+
+def _rotate_smpl_root(pose: np.ndarray, R: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    pose = pose.copy()
+    pose[:, 0:3] = pose[:, 0:3] @ R.T
+    root = pose[:, 3:6]
+    ok = np.isfinite(root).all(1)
+    if ok.any():
+        r = Rotation.from_matrix(R.astype(np.float64)) * Rotation.from_rotvec(root[ok])
+        pose[ok, 3:6] = r.as_rotvec()
+    return pose
+
+
+class WindowSampler:
+    """Balanced window batches: each window picks a domain uniformly, then a sequence with
+    probability proportional to its usable windows, then a start; random yaw per window."""
+
+    def __init__(self, data: CorpusData, window: int, seed: int, yaw: bool = True,
+                 rank: int = 0):
+        self.data, self.W, self.yaw = data, window, yaw
+        self.rng = np.random.default_rng([seed, rank])
+        self._weights = {}
+        for d, items in data.seqs.items():
+            w = np.array([max(s.frames - window + 1, 1) for s in items], dtype=np.float64)
+            self._weights[d] = w / w.sum()
+
+    def sample_windows(self, n: int) -> list[tuple[SeqArrays, int, float]]:
+        out = []
+        doms = self.data.domains
+        for _ in range(n):
+            d = doms[self.rng.integers(len(doms))]
+            items = self.data.seqs[d]
+            s = items[self.rng.choice(len(items), p=self._weights[d])]
+            start = int(self.rng.integers(max(s.frames - self.W + 1, 1)))
+            yaw = float(self.rng.uniform(-np.pi, np.pi)) if self.yaw else 0.0
+            out.append((s, start, yaw))
+        return out
+
+    def batch(self, n: int, keys: tuple[str, ...]) -> dict:
+        return collate(self.sample_windows(n), self.W, keys)
+
+
+def collate(windows: list[tuple[SeqArrays, int, float]], W: int, keys: tuple[str, ...]) -> dict:
+    """Assemble windows (sequence, start, yaw) of W frames into padded tensors and masks."""
+    B = len(windows)
+    out: dict = {"domain": [s.domain for s, _, _ in windows]}
+    for k in keys:
+        rep = reps.get(k)
+        have = [k in s.data for s, _, _ in windows]
+        if not any(have):
+            continue
+        if rep.point_set:
+            P = max(s.data[k].shape[1] for (s, _, _), h in zip(windows, have) if h)
+            vals = np.zeros((B, W, P, 3), np.float32)
+        else:
+            vals = np.zeros((B, W, rep.size), np.float32)
+        mask = np.zeros(vals.shape[:-1] if rep.point_set else vals.shape, bool)
+        for i, ((s, start, yaw), h) in enumerate(zip(windows, have)):
+            if not h:
+                continue
+            seg = s.data[k][start:start + W]
+            n = seg.shape[0]
+            R = _yaw_matrix(yaw)
+            if rep.point_set:
+                seg = seg @ R.T
+                ok = np.isfinite(seg).all(-1)
+                vals[i, :n, :seg.shape[1]] = np.where(ok[..., None], seg, 0.0)
+                mask[i, :n, :seg.shape[1]] = ok
+            else:
+                if k == "grf":
+                    seg = _rotate_grf(seg, R)
+                elif k == "smpl_pose":
+                    seg = _rotate_smpl_root(seg, R)
+                ok = np.isfinite(seg)
+                vals[i, :n] = np.where(ok, seg, 0.0)
+                mask[i, :n] = ok
+        out[k] = (torch.from_numpy(vals), torch.from_numpy(mask), torch.tensor(have))
+    return out
