@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,7 +137,8 @@ class CorpusData:
                 continue
             stack = np.concatenate([s.data[k] for items in self.seqs.values() for s in items
                                     if k in s.data])
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nan_to_num(np.nanmean(stack, 0))
                 std = np.nan_to_num(np.nanstd(stack, 0), nan=1.0)
             std[std < 1e-3] = 1.0

@@ -1,0 +1,325 @@
+"""The HDyS model: representations, masking, shapes, causal streaming == offline, training step,
+checkpoint/resume, safetensors I/O, and evaluation figures on a known case."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hdys_rt import representations as reps
+from hdys_rt.data.corpus import Sequence, Subject, read_sequence, write_domain_info, write_sequence
+from hdys_rt.errors import HdysError
+from hdys_rt.evaluation import evaluate
+from hdys_rt.model.config import ModelConfig
+from hdys_rt.model.hdys import HDyS, canonical_points
+from hdys_rt.model.io import load_model, save_model
+from hdys_rt.model.streaming import StreamingEstimator
+from hdys_rt.training.data import CorpusData, WindowSampler
+from hdys_rt.training.loop import preset
+from hdys_rt.training.losses import compute_losses
+
+SMALL = ModelConfig(latent=32, point_dim=16, point_layers=2, point_heads=2, vec_hidden=32,
+                    dec_layers=2, dec_heads=2, dec_ff=32, window=8, max_points=64)
+
+
+def _model(cfg=SMALL, seed=0):
+    torch.manual_seed(seed)
+    m = HDyS(cfg).eval()
+    with torch.no_grad():
+        m.decoder.rel_bias.normal_()  # non-trivial position bias for the equivalence tests
+    return m
+
+
+def _meta(m):
+    return {"rate": 100.0, "outputs": {k: list(reps.get(k).channels) for k in m.cfg.dyn_outputs},
+            "units": {k: reps.get(k).unit for k in m.cfg.dyn_outputs}}
+
+
+# --- representations --------------------------------------------------------------------------
+
+def test_every_representation_has_units_and_shapes():
+    assert set(reps.KINEMATIC) == {"markers", "keypoints", "joint_angles", "smpl_pose"}
+    assert set(reps.DYNAMIC) == {"torques_rajagopal", "torques_smpl", "activations", "semg",
+                                 "grf"}
+    assert len(reps.RAJAGOPAL_COORDINATES) == 23 and len(reps.RAJAGOPAL_TORQUE_JOINTS) == 17
+    assert reps.get("smpl_pose").size == 3 + 24 * 3
+    assert reps.get("torques_smpl").size == 23 * 3
+    assert reps.get("activations").size == 80 and len(set(reps.MUSCLES)) == 80
+    assert reps.get("grf").size == 10
+    for r in reps.REPRESENTATIONS.values():
+        assert r.unit and r.description
+        assert r.point_set == (r.size == 0)
+    assert len(reps.KEYPOINT_LAYOUTS["coco17"]) == 17 and len(reps.KEYPOINT_LAYOUTS["h36m17"]) == 17
+
+
+def test_unknown_representation_is_refused():
+    with pytest.raises(ValueError, match="unknown representation 'torque'"):
+        reps.get("torque")
+
+
+def test_sequence_round_trip_and_canonical_channels(tmp_path):
+    T = 5
+    seq = Sequence("s", "d", 100.0, Subject("a", 70.0, 1.7), "test",
+                   data={"markers": np.arange(T * 2 * 3, dtype=np.float32).reshape(T, 2, 3),
+                         "torques_rajagopal": np.ones((T, 2), np.float32)},
+                   names={"markers": ("A", "B"), "torques_rajagopal": ("knee_angle_r",
+                                                                        "hip_flexion_r")})
+    write_sequence(tmp_path, seq)
+    back = read_sequence(tmp_path / "s.json")
+    np.testing.assert_array_equal(back.data["markers"], seq.data["markers"])
+    can = back.canonical("torques_rajagopal")
+    assert can.shape == (T, 17)
+    j = reps.RAJAGOPAL_TORQUE_JOINTS
+    assert np.all(can[:, j.index("knee_angle_r")] == 1) and np.all(can[:, j.index("hip_flexion_r")] == 1)
+    assert np.isnan(can[:, j.index("ankle_angle_r")]).all()
+
+
+def test_bad_sequence_files_fail_with_a_message(tmp_path):
+    with pytest.raises(HdysError, match="unknown channels"):
+        Sequence("s", "d", 100.0, Subject("a", 70.0, 1.7), "t",
+                 data={"grf": np.zeros((3, 1), np.float32)}, names={"grf": ("r_zz",)})
+    with pytest.raises(HdysError, match="mass_kg"):
+        Subject("a", 2.0, 1.7)
+    (tmp_path / "x.json").write_text(json.dumps({"format": "hdys-seq", "version": 1,
+                                                 "frames": 3, "columns": 2}))
+    with pytest.raises(HdysError, match="expected 24 bytes"):
+        read_sequence(tmp_path / "x.json")
+
+
+# --- model shapes and masking ------------------------------------------------------------------
+
+@pytest.mark.parametrize("P", [1, 7, 41, 64])
+def test_point_encoder_takes_any_number_of_points(P):
+    m = _model()
+    x = torch.randn(2, 5, P, 3)
+    mask = torch.ones(2, 5, P, dtype=torch.bool)
+    z, feats = m.encode_kin("markers", x, mask)
+    assert z.shape == (2, 5, 32) and feats.shape == (2, 5, P, 16)
+    out = m.predict("markers", x, mask)
+    assert out["torques_rajagopal"].shape == (2, 5, 17)
+    assert out["activations"].shape == (2, 5, 80)
+    assert out["grf"].shape == (2, 5, 10)
+
+
+def test_point_order_does_not_matter_and_masked_points_are_ignored():
+    m = _model()
+    x = torch.randn(1, 3, 10, 3)
+    mask = torch.ones(1, 3, 10, dtype=torch.bool)
+    perm = torch.randperm(10)
+    a = m.predict("markers", x, mask)["torques_rajagopal"]
+    b = m.predict("markers", x[:, :, perm], mask[:, :, perm])["torques_rajagopal"]
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # masked points: any garbage values there change nothing
+    x2, mask2 = x.clone(), mask.clone()
+    x2[:, :, 3] = 1e6
+    mask2[:, :, 3] = False
+    c = m.predict("markers", x2, mask2)["torques_rajagopal"]
+    d = m.predict("markers", torch.cat([x[:, :, :3], x[:, :, 4:]], 2),
+                  torch.ones(1, 3, 9, dtype=torch.bool))["torques_rajagopal"]
+    torch.testing.assert_close(c, d, rtol=1e-5, atol=1e-5)
+
+
+def test_frames_with_no_valid_point_give_finite_output():
+    m = _model()
+    x = torch.randn(1, 4, 6, 3)
+    mask = torch.zeros(1, 4, 6, dtype=torch.bool)
+    out = m.predict("markers", x, mask)
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_canonical_points_removes_horizontal_position_only():
+    pts = torch.tensor([[[1.0, 0.5, 2.0], [3.0, 1.5, 4.0]]])
+    out = canonical_points(pts, torch.ones(1, 2, dtype=torch.bool))
+    torch.testing.assert_close(out, torch.tensor([[[-1.0, 0.5, -1.0], [1.0, 1.5, 1.0]]]))
+
+
+def test_vector_encoder_masks_missing_channels():
+    m = _model()
+    x = torch.randn(1, 3, 23)
+    mask = torch.ones(1, 3, 23, dtype=torch.bool)
+    mask[..., 10] = False
+    x2 = x.clone()
+    x2[..., 10] = 99.0
+    a = m.predict("joint_angles", x, mask)["torques_rajagopal"]
+    b = m.predict("joint_angles", x2, mask)["torques_rajagopal"]
+    torch.testing.assert_close(a, b)
+    # the absolute horizontal pelvis position and heading are not used
+    x3 = x.clone()
+    x3[..., reps.RAJAGOPAL_COORDINATES.index("pelvis_tx")] += 5.0
+    c = m.predict("joint_angles", x3, torch.ones_like(mask))["torques_rajagopal"]
+    d = m.predict("joint_angles", x, torch.ones_like(mask))["torques_rajagopal"]
+    torch.testing.assert_close(c, d)
+
+
+# --- causal streaming == offline --------------------------------------------------------------
+
+@pytest.mark.parametrize("stream_T", [5, 30])
+def test_streaming_equals_offline_causal(stream_T):
+    m = _model()
+    T, P = stream_T, 12
+    x = torch.randn(1, T, P, 3)
+    mask = torch.rand(1, T, P) > 0.25
+    offline = m.predict("markers", x, mask)
+    est = StreamingEstimator(m, _meta(m))
+    for t in range(T):
+        pts = x[0, t].numpy().copy()
+        pts[~mask[0, t].numpy()] = np.nan
+        out = est.step(pts)
+        for k in m.cfg.dyn_outputs:
+            np.testing.assert_allclose(out[k], offline[k][0, t].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_stream_rate_multiple_uses_interleaved_states():
+    m = _model()
+    T, P = 24, 8
+    x = torch.randn(1, T, P, 3)
+    mask = torch.ones(1, T, P, dtype=torch.bool)
+    est = StreamingEstimator(m, _meta(m), stream_rate=200.0)
+    assert est.stride == 2
+    outs = np.stack([est.step(x[0, t].numpy())["grf"] for t in range(T)])
+    # frames 1, 3, 5, ... form a 100 Hz stream of their own
+    odd = m.predict("markers", x[:, 1::2], mask[:, 1::2])["grf"][0].numpy()
+    np.testing.assert_allclose(outs[1::2], odd, rtol=1e-4, atol=1e-5)
+
+
+def test_bidirectional_model_differs_and_refuses_streaming():
+    cfg = ModelConfig(**{**SMALL.to_dict(), "causal": False})
+    m = _model(cfg)
+    x = torch.randn(1, 10, 5, 3)
+    mask = torch.ones(1, 10, 5, dtype=torch.bool)
+    full = m.predict("markers", x, mask)["torques_rajagopal"]
+    head = m.predict("markers", x[:, :6], mask[:, :6])["torques_rajagopal"]
+    assert not torch.allclose(full[:, :6], head)  # the future changes the past: not causal
+    with pytest.raises(HdysError, match="bidirectional"):
+        StreamingEstimator(m, _meta(m))
+
+
+def test_streaming_input_checks():
+    m = _model()
+    est = StreamingEstimator(m, _meta(m))
+    with pytest.raises(HdysError, match=r"points must be \(P, 3\)"):
+        est.step(np.zeros((4, 2), np.float32))
+    with pytest.raises(HdysError, match="exceed the model's bound of 64"):
+        est.step(np.zeros((65, 3), np.float32))
+
+
+# --- weights I/O ------------------------------------------------------------------------------
+
+def test_save_load_safetensors_round_trip(tmp_path):
+    m = _model()
+    stem = save_model(m, tmp_path / "m", rate=100.0, extra={"eval": {"x": 1}})
+    m2, meta = load_model(stem)
+    assert meta["eval"] == {"x": 1} and meta["rate"] == 100.0
+    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert torch.equal(a, b), k
+    # a tampered weights file is refused by its hash
+    w = stem.with_suffix(".safetensors")
+    raw = bytearray(w.read_bytes())
+    raw[-1] ^= 0xFF
+    w.write_bytes(bytes(raw))
+    with pytest.raises(HdysError, match="do not match the hash"):
+        load_model(stem)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+def _tiny_corpus(root, n=6, T=60):
+    rng = np.random.default_rng(0)
+    write_domain_info(root / "sim", "sim", "sim", "test domain")
+    t = np.arange(T) / 100.0
+    for i in range(n):
+        ph = rng.uniform(0, 6)
+        walk = np.sin(2 * np.pi * t + ph)
+        pts = rng.normal(size=(1, 10, 3)) * 0.2 + walk[:, None, None] * np.array([0.1, 0.0, 0.0])
+        tq = np.stack([walk, 0.5 * walk ** 2], 1)
+        write_sequence(root / "sim", Sequence(
+            f"s{i}", "sim", 100.0, Subject(f"subj{i}", 70.0, 1.75), "test",
+            data={"markers": pts.astype(np.float32) + np.array([0, 1, 0], np.float32),
+                  "torques_rajagopal": tq.astype(np.float32)},
+            names={"markers": tuple(f"m{j}" for j in range(10)),
+                   "torques_rajagopal": ("hip_flexion_r", "knee_angle_r")},
+            meta={"split": "train"}))
+
+
+def test_one_training_step_decreases_the_loss(tmp_path):
+    _tiny_corpus(tmp_path)
+    data = CorpusData(tmp_path, split="train")
+    m = HDyS(SMALL)
+    m.set_normalisation(data.normalisation())
+    batch = WindowSampler(data, SMALL.window, seed=0).batch(8, ("markers", "torques_rajagopal"))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    torch.manual_seed(0)
+    before, parts = compute_losses(m, batch, generator=torch.Generator().manual_seed(0))
+    assert parts["id"] > 0 and parts["align"] > 0 and parts["fd"] > 0
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after, _ = compute_losses(m, batch, generator=torch.Generator().manual_seed(0))
+    assert float(after.detach()) < float(before.detach())
+
+
+def test_train_resume_and_eval_commands(tmp_path):
+    from hdys_rt.cli import main
+
+    _tiny_corpus(tmp_path / "corpus")
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus"), "--out",
+                 str(out), "--epochs", "1", "--no-progress"]) == 0
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus"), "--out",
+                 str(out), "--epochs", "2", "--resume", "--no-progress"]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["training"]["epochs"] == 2 and meta["training"]["steps"] == 2  # 1 domain x 8 windows / 8 per batch = 1 step per epoch
+    assert main(["eval", "--model", str(out / "model.safetensors"), "--data",
+                 str(tmp_path / "corpus"), "--split", "all", "--json", str(tmp_path / "e.json")]) == 0
+    rep = json.loads((tmp_path / "e.json").read_text())
+    assert rep["sim"]["markers"]["torques_rajagopal"]["metric"] == "mPJE"
+
+
+def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):
+    from hdys_rt.cli import main
+
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--epochs", "0"]) == 1
+    assert "--epochs must be > 0" in capsys.readouterr().err
+
+
+def test_preset_paper_is_the_papers_settings():
+    p = preset("paper")
+    assert p.window_batch * p.model.window >= 9600 and p.epochs == 1000
+    assert p.windows_per_domain == 3000 and p.lr == 1e-3
+    assert (p.w_recon, p.w_align) == (0.01, 0.05) and p.model.latent == 128
+    assert p.model.point_layers == 3
+
+
+# --- evaluation on a known case ---------------------------------------------------------------
+
+def test_eval_exact_figures_on_a_known_case(tmp_path):
+    """A model whose heads output exactly zero predicts the normalisation mean: the errors
+    are then known in closed form."""
+    T = 40
+    write_domain_info(tmp_path / "lab", "lab", "real", "known")
+    write_sequence(tmp_path / "lab", Sequence(
+        "k", "lab", 100.0, Subject("s", 70.0, 1.7), "known",
+        data={"markers": np.tile(np.array([[0, 1, 0], [0.2, 0.5, 0.1]], np.float32), (T, 1, 1)),
+              "torques_rajagopal": np.tile(np.array([0.0, 1.5], np.float32), (T, 1)),
+              "grf": np.tile(np.array([1.0], np.float32), (T, 1))},
+        names={"markers": ("a", "b"), "torques_rajagopal": ("hip_flexion_r", "knee_angle_r"),
+               "grf": ("r_fy",)},
+        meta={"split": "test"}))
+    m = _model()
+    with torch.no_grad():
+        for head in m.heads.values():
+            head[-1].weight.zero_()
+            head[-1].bias.zero_()
+    m.mean_torques_rajagopal.fill_(0.5)
+    m.mean_grf.fill_(0.5)
+    rep = evaluate(m, tmp_path, split="test", inputs=["markers"])
+    tq = rep["lab"]["markers"]["torques_rajagopal"]
+    assert tq["value"] == pytest.approx(0.75, abs=1e-6)  # (|0 - 0.5| + |1.5 - 0.5|) / 2
+    assert tq["per_channel"] == {"hip_flexion_r": 0.5, "knee_angle_r": 1.0}
+    assert tq["values"] == 2 * T
+    assert rep["lab"]["markers"]["grf"]["value"] == pytest.approx(50.0, abs=1e-4)  # %BW
