@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 
@@ -25,6 +24,8 @@ def add_arguments(p):
                    help="stop after this wall time (0 = no limit)")
     p.add_argument("--latent", type=int, default=None, help="latent size (default 128)")
     p.add_argument("--domains", nargs="+", default=None, help="train on these domains only")
+    p.add_argument("--fraction", nargs="+", default=None, metavar="DOMAIN=F",
+                   help="keep only fraction F (0..1] of a domain's training frames")
     p.add_argument("--no-align", action="store_true", help="ablation: no InfoNCE alignment")
     p.add_argument("--no-fdae", action="store_true", help="ablation: no forward-dynamics AE")
     p.add_argument("--bidirectional", action="store_true",
@@ -55,9 +56,19 @@ def run(args) -> int:
         over["model_latent"] = args.latent
     if args.bidirectional:
         over["model_causal"] = False
+    fraction = {}
+    for item in args.fraction or []:
+        dom, _, val = item.partition("=")
+        try:
+            f = float(val)
+        except ValueError:
+            f = -1.0
+        if not dom or not (0.0 < f <= 1.0):
+            raise HdysError(f"--fraction {item!r}: expected DOMAIN=F with 0 < F <= 1")
+        fraction[dom] = f
     cfg = preset(args.preset, **over)
     stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
-                 progress=not args.no_progress, device=device,
+                 progress=not args.no_progress, device=device, fraction=fraction or None,
                  command="hdys-rt " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     print(f"model written to {stem}.safetensors (+ .json)")
     return 0
