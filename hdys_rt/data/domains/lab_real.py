@@ -1,0 +1,961 @@
+"""Real lab domain: gait recordings from the opensim-models pipelines, processed with OpenSim.
+
+Two subjects (see :data:`SUBJECTS`):
+
+* ``rajagopal_s1`` (Pipelines/Rajagopal, 100 Hz, split "train"): Scale (manual scale set of the
+  pipeline + marker placement on the static trial) -> IK -> ID, static optimisation for muscle
+  activations (full plan, cached), real processed sEMG envelopes (scripts/emg_walk.mat, right leg).
+* ``gait2354_s01`` (Pipelines/Gait2354_Simbody, 60 Hz, split "test"): the pipeline's own scaled
+  model and IK/ID setups; never augmented.
+
+Every sequence carries markers (real, m), joint_angles (rad | m), torques_rajagopal (N·m/kg),
+grf (N/BW | m, CoP relative to the pelvis), keypoints (joint centres of the IK'd model) and, where
+available, semg and activations. All arrays are sampled at the marker frames that lie inside the
+subject's ID window (frames where every foot contact is measured by a force plate).
+
+Augmentations of ``rajagopal_s1`` stay physically consistent: the *inputs* (real markers and real
+GRF) are transformed, and IK + ID are re-run on them, so torques always follow from the motion and
+the forces through the model:
+
+* time warp (speed factor s): marker and GRF time axes stretched by 1/s;
+* mirror: z -> -z, left/right marker names and force plates swapped (sEMG moves to the left leg);
+* re-scaled subject (factor k): model scaled uniformly by k with mass k^3 (Froude similarity:
+  markers and CoP x k, time x sqrt(k), forces x k^3, free moments x k^4).
+
+The OpenSim tools write intermediate files: each job works in its own temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hdys_rt import representations as reps
+from hdys_rt.data.corpus import Sequence, Subject, write_sequence
+from hdys_rt.errors import HdysError
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "lab_real"
+KIND = "real"
+DESCRIPTION = (
+    "Real lab gait (opensim-models pipelines: Rajagopal subject, Gait2354 subject01) processed "
+    "with OpenSim Scale/IK/ID/StaticOptimization; physically consistent augmentations (time "
+    "warp, mirror, re-scaled subject) of the training subject; gait2354_s01 is the held-out test "
+    "subject."
+)
+
+ENV_DATA = "HDYS_SHARED_DATA"  # overrides the shared data folder (holding opensim-models/)
+ENV_CACHE = "HDYS_CACHE_DIR"  # overrides the cache folder (static optimisation results)
+
+LOWPASS_HZ = 6.0  # ID low-pass on coordinates, as in the pipelines' setups
+COP_MIN_FZ_N = 20.0  # CoP is NaN below this vertical force
+G = 9.80665
+N_AUGMENT = 64  # augmented copies of rajagopal_s1 in the full plan
+SO_VERSION = 1  # bump to invalidate cached static optimisation results
+
+#: sEMG channel of emg_walk.mat -> Rajagopal muscle (the recorded leg is the right one: soleus
+#: peaks in late right stance). One muscle per electrode; MH is taken as semitendinosus and the
+#: gluteal electrodes as the middle compartments.
+EMG_TO_MUSCLE = {
+    "SOL": "soleus", "GAS": "gasmed", "TA": "tibant", "MH": "semiten", "BF": "bflh",
+    "VL": "vaslat", "VM": "vasmed", "RF": "recfem", "GMAX": "glmax2", "GMED": "glmed2",
+}
+EMG_SIDE = "r"
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """Where one subject's recording lies in the shared data and how to process it.
+
+    Paths are relative to ``opensim-models/``. ``window`` is the ID window (s, source time):
+    the frames where every foot contact is on a force plate.
+    """
+
+    id: str
+    split: str
+    mass_kg: float
+    height_m: float
+    height_note: str
+    pipeline: str
+    trc: str
+    grf: str
+    loads_xml: str
+    ik_setup: str
+    window: tuple[float, float]
+    window_note: str
+    scaled_model: str | None = None  # use this model as is (else run the Scale step below)
+    generic_model: str | None = None
+    scale_setup: str | None = None
+    scale_markerset: str | None = None
+    scale_set: str | None = None
+    static_trc: str | None = None
+    emg_mat: str | None = None
+    reference_id: str | None = None
+    #: coordinates whose sign convention is opposite to Rajagopal's (angle and moment negated)
+    flip_sign: tuple[str, ...] = ()
+
+
+SUBJECTS: dict[str, SubjectSpec] = {
+    "rajagopal_s1": SubjectSpec(
+        id="rajagopal_s1",
+        split="train",
+        mass_kg=72.6,
+        height_m=1.80,
+        height_note="not recorded: estimated from the static trial's shoulder height / 0.818",
+        pipeline="Pipelines/Rajagopal",
+        trc="Pipelines/Rajagopal/ExpData/motion_capture_walk.trc",
+        grf="Pipelines/Rajagopal/ExpData/grf_walk.mot",
+        loads_xml="Pipelines/Rajagopal/ID/grf_walk.xml",
+        ik_setup="Pipelines/Rajagopal/IK/ik_setup_walk.xml",
+        window=(0.40, 2.00),
+        window_note="both feet on force plates (outside it the pelvis residual is ~1 BW)",
+        generic_model="Models/Rajagopal/Rajagopal2016.osim",
+        scale_setup="Pipelines/Rajagopal/Scale/scale_setup_walk.xml",
+        scale_markerset="Pipelines/Rajagopal/Scale/markerset_walk_preScale.xml",
+        scale_set="Pipelines/Rajagopal/Scale/scaleSet_applied_walk.xml",
+        static_trc="Pipelines/Rajagopal/ExpData/static_walk_2.trc",
+        emg_mat="Pipelines/Rajagopal/scripts/emg_walk.mat",
+    ),
+    "gait2354_s01": SubjectSpec(
+        id="gait2354_s01",
+        split="test",
+        mass_kg=72.6,  # subject01_Setup_Scale.xml <mass>
+        height_m=1.8034,  # subject01_Setup_Scale.xml <height> 1803.4 mm
+        height_note="subject01_Setup_Scale.xml",
+        pipeline="Pipelines/Gait2354_Simbody",
+        trc="Pipelines/Gait2354_Simbody/subject01_walk1.trc",
+        grf="Pipelines/Gait2354_Simbody/subject01_walk1_grf.mot",
+        loads_xml="Pipelines/Gait2354_Simbody/subject01_walk1_grf.xml",
+        ik_setup="Pipelines/Gait2354_Simbody/subject01_Setup_IK.xml",
+        window=(0.05, 2.45),
+        window_note="whole trial (both feet on force plates throughout) less the filter edges",
+        scaled_model="Pipelines/Gait2354_Simbody/OutputReference/subject01_simbody.osim",
+        reference_id="Pipelines/Gait2354_Simbody/OutputReference/ResultsInverseDynamics/"
+        "inverse_dynamics.sto",
+        flip_sign=("knee_angle_r", "knee_angle_l"),  # gait2354: flexion < 0; Rajagopal: > 0
+    ),
+}
+
+#: Keypoint (layout "opensim") -> the coordinate whose joint's child frame is that joint centre;
+#: "pelvis" is the pelvis body origin.
+KEYPOINT_COORDINATE = {
+    "hip_r": "hip_flexion_r", "knee_r": "knee_angle_r", "ankle_r": "ankle_angle_r",
+    "subtalar_r": "subtalar_angle_r", "mtp_r": "mtp_angle_r",
+    "hip_l": "hip_flexion_l", "knee_l": "knee_angle_l", "ankle_l": "ankle_angle_l",
+    "subtalar_l": "subtalar_angle_l", "mtp_l": "mtp_angle_l", "lumbar": "lumbar_extension",
+}
+
+
+# --- locating inputs ---------------------------------------------------------------------------
+
+
+def shared_data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The shared data folder (holding ``opensim-models/``).
+
+    Order: ``explicit`` (a job's ``data_root``), then ``$HDYS_SHARED_DATA``, then
+    ``../shared/data`` next to the repository. Raises :class:`HdysError` if none has the models.
+    """
+    candidates = []
+    if explicit:
+        candidates.append(("job data_root", Path(explicit)))
+    if os.environ.get(ENV_DATA):
+        candidates.append((f"${ENV_DATA}", Path(os.environ[ENV_DATA])))
+    candidates.append(("default", _default_data_root()))
+    for _, path in candidates:
+        if (path / "opensim-models" / "Pipelines").is_dir():
+            return path
+    tried = ", ".join(f"{src}={p}" for src, p in candidates)
+    raise HdysError(
+        f"lab_real: no shared data folder with opensim-models/Pipelines found (tried {tried}); "
+        f"set {ENV_DATA} to the folder that holds opensim-models/"
+    )
+
+
+def _default_data_root() -> Path:
+    """``../shared/data`` relative to the repository root."""
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def cache_root(explicit: str | os.PathLike | None = None) -> Path:
+    """Cache folder for slow results: ``explicit``, ``$HDYS_CACHE_DIR``, else ``<repo>/.cache``."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE])
+    return Path(__file__).resolve().parents[3] / ".cache"
+
+
+def _osim():
+    """Import opensim lazily (heavy) with its logging silenced."""
+    try:
+        import opensim
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise HdysError(f"lab_real needs the `opensim` package (pip install opensim): {exc}")
+    opensim.Logger.setLevelString("critical")  # tool failures raise; the rest is noise
+    return opensim
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence C++ writes to stdout (OpenSim prints model summaries with std::cout)."""
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        yield
+        return
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+# --- plan ----------------------------------------------------------------------------------------
+
+
+def plan(seed: int, quick: bool) -> list[dict]:
+    """Jobs of this domain: the two real trials, and in the full plan augmented copies.
+
+    Quick: both trials without static optimisation. Full: rajagopal_s1 with static optimisation,
+    gait2354_s01, and ``N_AUGMENT`` augmentations of rajagopal_s1 (speed 0.8..1.2 for two thirds of
+    them, scale 0.9..1.1, mirrored every other one), drawn from ``seed``.
+    """
+    jobs = [
+        _job("rajagopal_s1", "rajagopal_s1_walk", seed, static_optimization=not quick),
+        _job("gait2354_s01", "gait2354_s01_walk1", seed),
+    ]
+    if quick:
+        return jobs
+    rng = np.random.default_rng([seed, 1302])
+    for i in range(N_AUGMENT):
+        speed = 1.0 if i % 3 == 2 else float(np.round(rng.uniform(0.8, 1.2), 3))
+        scale = float(np.round(rng.uniform(0.9, 1.1), 3))
+        jobs.append(_job("rajagopal_s1", f"rajagopal_s1_walk_aug{i:03d}", seed + 1 + i,
+                         speed=speed, scale=scale, mirror=bool(i % 2)))
+    return jobs
+
+
+def _job(subject, name, seed, speed=1.0, scale=1.0, mirror=False, static_optimization=False):
+    return {"domain": DOMAIN, "subject": subject, "name": name, "seed": int(seed),
+            "speed": float(speed), "scale": float(scale), "mirror": bool(mirror),
+            "static_optimization": bool(static_optimization), "data_root": None,
+            "cache_dir": None}
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+def run(job: dict, out_dir: Path) -> list[str]:
+    """Build one job's sequence and write it into ``out_dir``; returns its name."""
+    spec = SUBJECTS.get(job.get("subject"))
+    if spec is None:
+        raise HdysError(f"lab_real job: unknown subject {job.get('subject')!r}; "
+                        f"expected one of {sorted(SUBJECTS)}")
+    speed, k = float(job.get("speed", 1.0)), float(job.get("scale", 1.0))
+    mirror = bool(job.get("mirror", False))
+    if not (0.5 <= speed <= 2.0) or not (0.5 <= k <= 1.5):
+        raise HdysError(f"lab_real job {job.get('name')!r}: speed={speed} must be in 0.5..2 and "
+                        f"scale={k} in 0.5..1.5")
+    if spec.split == "test" and (speed != 1.0 or k != 1.0 or mirror):
+        raise HdysError(f"lab_real: {spec.id} is held-out test data and must not be augmented")
+    root = shared_data_root(job.get("data_root")) / "opensim-models"
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hdys_lab_real_") as tmp:
+        seq = _process(spec, root, Path(tmp), job, speed, k, mirror)
+    seq.meta["build_seconds"] = round(time.perf_counter() - t_start, 2)
+    write_sequence(out_dir, seq)
+    log.info("lab_real %s: %d frames in %.1f s", seq.name, seq.frames, seq.meta["build_seconds"])
+    return [seq.name]
+
+
+def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, k: float,
+             mirror: bool) -> Sequence:
+    osim = _osim()
+    tfac = math.sqrt(k) / speed  # new time = source time x tfac
+    mass = spec.mass_kg * k**3
+
+    # 1. model
+    model_path = _subject_model(osim, spec, root, tmp, mirror)
+    if k != 1.0:
+        model_path = _rescale_model(osim, model_path, k, mass, tmp)
+
+    # 2. markers and GRF, transformed like the motion
+    times, names, xyz, rate = read_trc(root / spec.trc)
+    times, xyz = _resample_markers(times, xyz, rate, tfac)
+    xyz = xyz * k
+    if mirror:
+        xyz, names = _mirror_points(xyz, names)
+    trc_path = tmp / "markers.trc"
+    write_trc(trc_path, times, names, xyz, rate)
+
+    grf_t, grf_labels, grf = read_mot(root / spec.grf)
+    forces = _external_forces(osim, root / spec.loads_xml)
+    grf = _transform_grf(grf, grf_labels, forces, k, mirror)
+    grf_t = grf_t * tfac
+    grf_path = tmp / "grf.mot"
+    write_mot(grf_path, grf_t, grf_labels, grf)
+    loads_path = _write_loads(osim, root / spec.loads_xml, grf_path, tmp)
+
+    # 3. IK over the window plus a margin, then ID
+    w0, w1 = spec.window[0] * tfac, spec.window[1] * tfac
+    margin = 0.1 * tfac
+    t_ik0 = max(times[0], grf_t[0], w0 - margin)
+    t_ik1 = min(times[-1], grf_t[-1], w1 + margin)
+    ik_path = _run_ik(osim, root / spec.ik_setup, model_path, trc_path, (t_ik0, t_ik1), tmp)
+    id_t, id_labels, id_gen = _run_id(osim, model_path, ik_path, loads_path, (t_ik0, t_ik1), tmp)
+    rms_t, rms = _ik_errors(tmp)
+
+    # 4. frames: marker frames inside the window that have ID results
+    q_t, q_labels, q = _filtered_coordinates(osim, model_path, ik_path)
+    keep = (id_t >= w0 - 0.25 / rate) & (id_t <= w1 + 0.25 / rate)
+    ft = id_t[keep]
+    if ft.size < 10:
+        raise HdysError(f"lab_real {job['name']}: only {ft.size} frames with ID results in "
+                        f"{w0:.2f}..{w1:.2f} s; check the TRC/GRF time ranges")
+    marker_idx = _match_times(times, ft, 0.25 / rate)
+    q_idx = _match_times(q_t, ft, 0.25 / rate)
+    ft = times[marker_idx]  # the exact marker frame times (IK may round them slightly)
+    q = q[q_idx]
+    id_gen = id_gen[keep]
+
+    data, chan = {}, {}
+    data["markers"], chan["markers"] = xyz[marker_idx], tuple(names)
+
+    coord_names = [c for c in reps.RAJAGOPAL_COORDINATES if c in q_labels]
+    data["joint_angles"] = q[:, [q_labels.index(c) for c in coord_names]]
+    chan["joint_angles"] = tuple(coord_names)
+
+    tq_names = [j for j in reps.RAJAGOPAL_TORQUE_JOINTS if f"{j}_moment" in id_labels]
+    data["torques_rajagopal"] = id_gen[:, [id_labels.index(f"{j}_moment") for j in tq_names]] / mass
+    chan["torques_rajagopal"] = tuple(tq_names)
+    for c in spec.flip_sign:  # to Rajagopal's sign conventions
+        if c in coord_names:
+            data["joint_angles"][:, coord_names.index(c)] *= -1.0
+        if c in tq_names:
+            data["torques_rajagopal"][:, tq_names.index(c)] *= -1.0
+
+    pelvis_xz = np.stack([q[:, q_labels.index("pelvis_tx")], q[:, q_labels.index("pelvis_tz")]], 1)
+    data["grf"], chan["grf"] = _grf_channels(grf_t, grf_labels, grf, forces, ft, mass, pelvis_xz)
+
+    data["keypoints"] = _keypoints(osim, model_path, q_labels, q)
+    chan["keypoints"] = reps.KEYPOINT_LAYOUTS["opensim"]
+
+    meta = {
+        "split": spec.split,
+        "keypoint_layout": "opensim",
+        "t0_s": float(ft[0]),
+        "source_t0_s": float(ft[0] / tfac),
+        "augmentation": {"speed": speed, "scale": k, "mirror": mirror, "time_factor": tfac},
+        "markers_source": _markers_note(speed, k, mirror),
+        "processing": _processing_note(spec, k),
+        "window_s": [float(w0), float(w1)],
+        "window_note": spec.window_note,
+        "height_note": spec.height_note,
+        "joint_angles_note": f"IK coordinates low-pass filtered at {LOWPASS_HZ} Hz (the ID input)"
+                             + (f"; sign flipped to Rajagopal's convention: {list(spec.flip_sign)}"
+                                if spec.flip_sign else ""),
+        "grf_note": "force plates mapped to feet as the ID ExternalLoads apply them "
+                    "(calcn_r / calcn_l); CoP minus (pelvis_tx, pelvis_tz); NaN below "
+                    f"{COP_MIN_FZ_N} N",
+    }
+    meta.update(_quality(rms_t, rms, id_labels, id_gen, mass, grf_t, grf_labels, grf, forces, ft))
+
+    if spec.emg_mat and speed == 1.0:
+        semg = _semg(root / spec.emg_mat, ft / tfac, mirror)
+        if semg is not None:
+            data["semg"], chan["semg"] = semg
+            meta["semg_note"] = (
+                "real processed envelopes of scripts/emg_walk.mat (right leg"
+                + (", moved to the left leg by the mirror" if mirror else "")
+                + "), clipped at 0, normalised to each channel's peak over the trial, sampled "
+                  "at the marker frames; electrode -> muscle: "
+                + ", ".join(f"{e}->{m}" for e, m in EMG_TO_MUSCLE.items())
+            )
+    if job.get("static_optimization"):
+        act_names, act = _static_optimization(osim, model_path, ik_path, loads_path, (w0, w1),
+                                              ft, tmp, cache_root(job.get("cache_dir")))
+        data["activations"], chan["activations"] = act, act_names
+        meta["activations_note"] = (
+            "OpenSim StaticOptimization (AnalyzeTool, activation exponent 2, coordinate "
+            "reserves: optimal force 1 N·m, pelvis 1000), on the same filtered IK and GRF"
+        )
+
+    return Sequence(
+        name=job["name"], domain=DOMAIN, rate=float(rate),
+        subject=Subject(spec.id, round(mass, 3), round(spec.height_m * k, 4)),
+        source=f"opensim-models {spec.pipeline} (public opensim-models repository, OpenSim "
+               f"Apache-2.0); OpenSim {getattr(osim, '__version__', '4.x')} Scale/IK/ID",
+        data=data, names=chan, meta=meta,
+    )
+
+
+def _markers_note(speed, k, mirror) -> str:
+    if speed == 1.0 and k == 1.0 and not mirror:
+        return "real markers from the TRC (mm -> m), NaN where missing"
+    parts = ["real markers from the TRC (mm -> m)"]
+    if speed != 1.0 or k != 1.0:
+        parts.append("time-resampled (linear) to the warped time axis")
+    if k != 1.0:
+        parts.append(f"scaled by {k} about the lab origin")
+    if mirror:
+        parts.append("mirrored (z -> -z) with left/right names swapped (the subject model is "
+                     "rebuilt from the mirrored static trial)")
+    return ", ".join(parts) + "; IK re-run on them"
+
+
+def _processing_note(spec: SubjectSpec, k: float) -> str:
+    if spec.scaled_model:
+        model = f"pipeline's scaled model {Path(spec.scaled_model).name}"
+    else:
+        model = (f"ScaleTool({Path(spec.scale_setup).name}) on {Path(spec.generic_model).name} "
+                 f"with manual scale set {Path(spec.scale_set).name}, marker set "
+                 f"{Path(spec.scale_markerset).name}, markers placed on "
+                 f"{Path(spec.static_trc).name}")
+    if k != 1.0:
+        model += f", then scaled uniformly by {k} (mass x {k}^3)"
+    return (f"{model}; InverseKinematicsTool({Path(spec.ik_setup).name}); InverseDynamicsTool "
+            f"(muscles excluded, coordinates low-pass {LOWPASS_HZ} Hz, ExternalLoads "
+            f"{Path(spec.loads_xml).name})")
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def read_trc(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
+    """Read a TRC file: times (T,), marker names, positions (T, P, 3) in metres, rate (Hz)."""
+    osim = _osim()
+    try:
+        table = osim.TimeSeriesTableVec3(str(path))
+    except RuntimeError as exc:
+        raise HdysError(f"{path}: not a readable TRC file ({exc})") from None
+    units = table.getTableMetaDataAsString("Units").strip().lower()
+    factor = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}.get(units)
+    if factor is None:
+        raise HdysError(f"{path}: unknown TRC Units {units!r}; expected mm, cm or m")
+    rate = float(table.getTableMetaDataAsString("DataRate"))
+    flat_table = table.flatten()  # keep a reference: getMatrix() views its memory
+    flat = flat_table.getMatrix().to_numpy().copy()  # (T, 3P)
+    xyz = flat.reshape(flat.shape[0], -1, 3) * factor
+    times = np.asarray(table.getIndependentColumn(), dtype=float)
+    uniform = times[0] + np.arange(times.size) / rate
+    if np.max(np.abs(times - uniform)) > 0.25 / rate:
+        raise HdysError(f"{path}: frame times are not uniform at DataRate {rate} Hz")
+    # some TRC files round times to the ms (1/60 s -> 0.017): use the exact uniform grid
+    return uniform, list(table.getColumnLabels()), xyz, rate
+
+
+def write_trc(path: Path, times: np.ndarray, names: list[str], xyz: np.ndarray, rate: float):
+    """Write a TRC file in metres; NaN positions are written as empty fields (missing)."""
+    n, p = xyz.shape[:2]
+    lines = [
+        f"PathFileType\t4\t(X/Y/Z)\t{Path(path).name}",
+        "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame"
+        "\tOrigNumFrames",
+        f"{rate:g}\t{rate:g}\t{n}\t{p}\tm\t{rate:g}\t1\t{n}",
+        "Frame#\tTime\t" + "\t".join(f"{m}\t\t" for m in names),
+        "\t\t" + "\t".join(f"X{i + 1}\tY{i + 1}\tZ{i + 1}" for i in range(p)),
+        "",
+    ]
+    for i in range(n):
+        vals = "\t".join("" if not np.isfinite(v) else f"{v:.6f}" for v in xyz[i].ravel())
+        lines.append(f"{i + 1}\t{times[i]:.6f}\t{vals}")
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def read_mot(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Read a .mot/.sto table: times (T,), column labels, values (T, C)."""
+    osim = _osim()
+    try:
+        table = osim.TimeSeriesTable(str(path))
+    except RuntimeError as exc:
+        raise HdysError(f"{path}: not a readable .mot/.sto table ({exc})") from None
+    return (np.asarray(table.getIndependentColumn(), dtype=float),
+            list(table.getColumnLabels()), table.getMatrix().to_numpy().copy())
+
+
+def write_mot(path: Path, times: np.ndarray, labels: list[str], values: np.ndarray):
+    head = (f"{Path(path).stem}\nversion=1\nnRows={len(times)}\nnColumns={len(labels) + 1}\n"
+            "inDegrees=no\nendheader\n" + "\t".join(["time"] + list(labels)) + "\n")
+    body = np.column_stack([times, values])
+    buf = io.StringIO()
+    np.savetxt(buf, body, fmt="%.8f", delimiter="\t")
+    Path(path).write_text(head + buf.getvalue())
+
+
+def _match_times(times: np.ndarray, want: np.ndarray, tol: float) -> np.ndarray:
+    """Indices of ``want`` in ``times`` (nearest; they must agree to ``tol`` s)."""
+    idx = np.clip(np.searchsorted(times, want), 1, len(times) - 1)
+    idx = np.where(np.abs(times[idx - 1] - want) <= np.abs(times[idx] - want), idx - 1, idx)
+    if np.max(np.abs(times[idx] - want)) > tol:
+        raise HdysError("lab_real: IK/ID frame times do not match the marker frames")
+    return idx
+
+
+# --- transforms ----------------------------------------------------------------------------------
+
+
+def _resample_markers(times, xyz, rate, tfac):
+    """Markers on the warped time axis ``t' = t * tfac`` at the original rate (linear; NaN stays
+    NaN across a gap)."""
+    if tfac == 1.0:
+        return times, xyz
+    t_new = np.arange(times[0] * tfac, times[-1] * tfac + 1e-9, 1.0 / rate)
+    src = t_new / tfac
+    j = np.clip(np.searchsorted(times, src, side="right") - 1, 0, len(times) - 2)
+    w = ((src - times[j]) / (times[j + 1] - times[j]))[:, None, None]
+    return t_new, (1.0 - w) * xyz[j] + w * xyz[j + 1]
+
+
+def _swap_side(name: str) -> str:
+    for a, b in (("R.", "L."), ("L.", "R."), ("R_", "L_"), ("L_", "R_")):
+        if name.startswith(a):
+            return b + name[len(a):]
+    for a, b in (("_r", "_l"), ("_l", "_r")):
+        if name.endswith(a):
+            return name[: -len(a)] + b
+    return name
+
+
+def _mirror_points(xyz: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Reflect z -> -z; each point takes its mirror name (R.X <-> L.X, x_r <-> x_l)."""
+    out = xyz.copy()
+    out[..., 2] *= -1.0
+    return out, [_swap_side(n) for n in names]
+
+
+@dataclass(frozen=True)
+class _Force:
+    body: str
+    force: str  # identifier prefix, e.g. "ground_force_r_v"
+    point: str
+    torque: str
+
+    def columns(self, labels, which):
+        prefix = {"force": self.force, "point": self.point, "torque": self.torque}[which]
+        cols = [labels.index(prefix + a) if prefix + a in labels else -1 for a in "xyz"]
+        return cols
+
+
+def _external_forces(osim, loads_xml: Path) -> dict[str, _Force]:
+    """The ExternalLoads file's forces, keyed by side ("r"/"l") from the body they apply to."""
+    loads = osim.ExternalLoads(str(loads_xml), True)
+    out = {}
+    for i in range(loads.getSize()):
+        f = loads.get(i)
+        body = f.get_applied_to_body().strip()
+        side = {"calcn_r": "r", "calcn_l": "l"}.get(body)
+        if side is None:
+            raise HdysError(f"{loads_xml}: force {f.getName()!r} applies to {body!r}; expected "
+                            "calcn_r or calcn_l")
+        out[side] = _Force(body, f.get_force_identifier().strip(),
+                           f.get_point_identifier().strip(), f.get_torque_identifier().strip())
+    if set(out) != {"r", "l"}:
+        raise HdysError(f"{loads_xml}: expected one force on calcn_r and one on calcn_l")
+    return out
+
+
+def _transform_grf(grf, labels, forces, k, mirror):
+    """Scale (forces k^3, points k, torques k^4) and optionally mirror the GRF table."""
+    grf = grf.copy()
+    blocks = {}
+    for side, f in forces.items():
+        for which, factor in (("force", k**3), ("point", k), ("torque", k**4)):
+            cols = f.columns(labels, which)
+            for c in cols:
+                if c >= 0:
+                    grf[:, c] *= factor
+            blocks[(side, which)] = cols
+    if mirror:
+        src = grf.copy()
+        for which in ("force", "point", "torque"):
+            for side, other in (("r", "l"), ("l", "r")):
+                dst_cols, src_cols = blocks[(side, which)], blocks[(other, which)]
+                for axis in range(3):
+                    d, s = dst_cols[axis], src_cols[axis]
+                    if d < 0 or s < 0:
+                        continue
+                    # vectors: z flips; moments are pseudovectors: x and y flip
+                    sign = (-1.0 if axis == 2 else 1.0) if which != "torque" else (
+                        1.0 if axis == 2 else -1.0)
+                    grf[:, d] = sign * src[:, s]
+    return grf
+
+
+def _write_loads(osim, loads_xml: Path, grf_path: Path, tmp: Path) -> Path:
+    loads = osim.ExternalLoads(str(loads_xml), True)
+    loads.setDataFileName(str(grf_path))
+    out = tmp / "loads.xml"
+    loads.printToXML(str(out))
+    return out
+
+
+# --- OpenSim steps -------------------------------------------------------------------------------
+
+
+def _subject_model(osim, spec: SubjectSpec, root: Path, tmp: Path, mirror: bool) -> Path:
+    """The subject's scaled model with markers placed on the static trial.
+
+    For a mirrored sequence the static trial is mirrored too, so the marker placer builds the
+    mirror image of the subject (the scale set is left/right symmetric), on which the mirrored
+    motion's real markers fit as well as the original ones do on the original model.
+    """
+    if spec.scaled_model:
+        if mirror:
+            raise HdysError(f"lab_real {spec.id}: mirroring needs a Scale step (static trial)")
+        return root / spec.scaled_model
+    static = root / spec.static_trc
+    if mirror:
+        st_t, st_names, st_xyz, st_rate = read_trc(static)
+        st_xyz, st_names = _mirror_points(st_xyz, st_names)
+        static = tmp / "static_mirrored.trc"
+        write_trc(static, st_t, st_names, st_xyz, st_rate)
+    tool = osim.ScaleTool(str(root / spec.scale_setup))
+    tool.setPathToSubject("")  # else relative-to-setup prefixes break absolute paths
+    tool.setSubjectMass(spec.mass_kg)
+    maker = tool.getGenericModelMaker()
+    maker.setModelFileName(str(root / spec.generic_model))
+    maker.setMarkerSetFileName(str(root / spec.scale_markerset))
+    scaler = tool.getModelScaler()
+    scaler.setScaleSetFile(str(root / spec.scale_set))
+    order = osim.ArrayStr()
+    order.append("manualScale")
+    scaler.setScalingOrder(order)
+    scaler.setMarkerFileName(str(static))
+    scaler.setOutputModelFileName("")
+    scaler.setOutputScaleFileName("")
+    placer = tool.getMarkerPlacer()
+    placer.setMarkerFileName(str(static))
+    out = tmp / "scaled.osim"
+    placer.setOutputModelFileName(str(out))
+    placer.setOutputMotionFileName(str(tmp / "static.mot"))
+    placer.setOutputMarkerFileName("")
+    with _quiet_stdout():
+        ok = tool.run()
+    if not ok or not out.exists():
+        raise HdysError(f"lab_real {spec.id}: OpenSim ScaleTool failed; check {spec.scale_setup}")
+    return out
+
+
+def _rescale_model(osim, model_path: Path, k: float, mass: float, tmp: Path) -> Path:
+    """Scale every body (and so joints, markers, inertias) by ``k``; total mass ``mass``."""
+    model = osim.Model(str(model_path))
+    state = model.initSystem()
+    scale_set = osim.ScaleSet()
+    for i in range(model.getBodySet().getSize()):
+        sc = osim.Scale()
+        sc.setSegmentName(model.getBodySet().get(i).getName())
+        sc.setScaleFactors(osim.Vec3(k, k, k))
+        sc.setApply(True)
+        scale_set.cloneAndAppend(sc)
+    if not model.scale(state, scale_set, True, mass):
+        raise HdysError(f"lab_real: scaling {model_path.name} by {k} failed")
+    out = tmp / f"scaled_x{k:g}.osim"
+    model.printToXML(str(out))
+    return out
+
+
+def _run_ik(osim, setup: Path, model_path: Path, trc: Path, t_range, tmp: Path) -> Path:
+    tool = osim.InverseKinematicsTool(str(setup))
+    tool.set_model_file(str(model_path))
+    tool.setMarkerDataFileName(str(trc))
+    tool.setCoordinateFileName("")
+    tool.setStartTime(float(t_range[0]))
+    tool.setEndTime(float(t_range[1]))
+    out = tmp / "ik.mot"
+    tool.setOutputMotionFileName(str(out))
+    tool.setResultsDir(str(tmp))
+    tool.set_report_errors(True)
+    tool.set_report_marker_locations(False)
+    with _quiet_stdout():
+        ok = tool.run()
+    if not ok or not out.exists():
+        raise HdysError(f"lab_real: OpenSim IK failed on {trc}; check {setup}")
+    return out
+
+
+def _run_id(osim, model_path: Path, ik_path: Path, loads_path: Path, t_range, tmp: Path):
+    tool = osim.InverseDynamicsTool()
+    tool.setName("id")
+    tool.setModelFileName(str(model_path))
+    tool.setCoordinatesFileName(str(ik_path))
+    tool.setLowpassCutoffFrequency(LOWPASS_HZ)
+    tool.setExternalLoadsFileName(str(loads_path))
+    tool.setStartTime(float(t_range[0]))
+    tool.setEndTime(float(t_range[1]))
+    excluded = osim.ArrayStr()
+    excluded.append("Muscles")
+    excluded.append("Actuators")
+    tool.setExcludedForces(excluded)
+    tool.setResultsDir(str(tmp))
+    tool.setOutputGenForceFileName("id.sto")
+    with _quiet_stdout():
+        ok = tool.run()
+    out = tmp / "id.sto"
+    if not ok or not out.exists():
+        raise HdysError(f"lab_real: OpenSim ID failed on {ik_path.name}")
+    return read_mot(out)
+
+
+def _ik_errors(tmp: Path):
+    files = sorted(tmp.glob("*_ik_marker_errors.sto"))
+    if not files:
+        return np.zeros(0), np.zeros(0)
+    t, labels, v = read_mot(files[0])
+    return t, v[:, labels.index("marker_error_RMS")]
+
+
+def _filtered_coordinates(osim, model_path: Path, ik_path: Path):
+    """IK coordinates as ID sees them: radians/metres, padded and low-pass filtered (IIR)."""
+    model = osim.Model(str(model_path))
+    model.initSystem()
+    sto = osim.Storage(str(ik_path))
+    if sto.isInDegrees():
+        model.getSimbodyEngine().convertDegreesToRadians(sto)
+    n = sto.getSize()
+    sto.pad(n // 2)
+    sto.lowpassIIR(LOWPASS_HZ)
+    labels = [sto.getColumnLabels().get(i) for i in range(sto.getColumnLabels().getSize())]
+    labels = labels[1:]  # drop "time"
+    t = np.empty(sto.getSize())
+    values = np.empty((sto.getSize(), len(labels)))
+    for i in range(sto.getSize()):
+        row = sto.getStateVector(i)
+        t[i] = row.getTime()
+        data = row.getData()
+        values[i] = [data.get(j) for j in range(len(labels))]
+    return t, labels, values
+
+
+def _keypoints(osim, model_path: Path, q_labels: list[str], q: np.ndarray) -> np.ndarray:
+    """Joint centres (T, 12, 3) in ground for the "opensim" layout from coordinates ``q``."""
+    model = osim.Model(str(model_path))
+    state = model.initSystem()
+    coords = model.getCoordinateSet()
+    setters = [(coords.get(n), j) for j, n in enumerate(q_labels) if coords.contains(n)]
+    frames = []
+    for kp in reps.KEYPOINT_LAYOUTS["opensim"]:
+        if kp == "pelvis":
+            frames.append(model.getBodySet().get("pelvis"))
+        elif coords.contains(KEYPOINT_COORDINATE[kp]):
+            frames.append(coords.get(KEYPOINT_COORDINATE[kp]).getJoint().getChildFrame())
+        else:
+            frames.append(None)
+    out = np.full((q.shape[0], len(frames), 3), np.nan)
+    for i in range(q.shape[0]):
+        for coord, j in setters:
+            coord.setValue(state, float(q[i, j]), False)
+        model.realizePosition(state)
+        for p, frame in enumerate(frames):
+            if frame is not None:
+                out[i, p] = frame.getPositionInGround(state).to_numpy()
+    return out
+
+
+def _grf_channels(grf_t, labels, grf, forces, ft, mass, pelvis_xz):
+    """GRF representation at frame times ``ft``: (T, 10) and the channel names."""
+    bw = mass * G
+    cols, names = [], []
+    for side in ("r", "l"):
+        f = forces[side]
+        fc, pc = f.columns(labels, "force"), f.columns(labels, "point")
+        fxyz = np.stack([np.interp(ft, grf_t, grf[:, c]) for c in fc], 1)
+        pxyz = np.stack([np.interp(ft, grf_t, grf[:, c]) for c in pc], 1)
+        cop = pxyz[:, [0, 2]] - pelvis_xz
+        cop[fxyz[:, 1] < COP_MIN_FZ_N] = np.nan
+        cols += [fxyz[:, 0] / bw, fxyz[:, 1] / bw, fxyz[:, 2] / bw, cop[:, 0], cop[:, 1]]
+        names += [f"{side}_fx", f"{side}_fy", f"{side}_fz", f"{side}_copx", f"{side}_copz"]
+    return np.stack(cols, 1), tuple(names)
+
+
+def _quality(rms_t, rms, id_labels, id_gen, mass, grf_t, grf_labels, grf, forces, ft) -> dict:
+    q = {}
+    if rms.size:
+        sel = (rms_t >= ft[0] - 1e-6) & (rms_t <= ft[-1] + 1e-6)
+        q["ik_marker_rms_m"] = {"mean": round(float(np.mean(rms[sel])), 4),
+                                "max": round(float(np.max(rms[sel])), 4)}
+    bw = mass * G
+    res = {}
+    for c in ("pelvis_tx_force", "pelvis_ty_force", "pelvis_tz_force"):
+        if c in id_labels:
+            res[c.replace("_force", "_rms_bw")] = round(
+                float(np.sqrt(np.mean((id_gen[:, id_labels.index(c)] / bw) ** 2))), 4)
+    for c in ("pelvis_tilt_moment", "pelvis_list_moment", "pelvis_rotation_moment"):
+        if c in id_labels:
+            res[c.replace("_moment", "_rms_nm_per_kg")] = round(
+                float(np.sqrt(np.mean((id_gen[:, id_labels.index(c)] / mass) ** 2))), 4)
+    q["id_pelvis_residuals"] = res
+    # the mass the GRF implies over the window (mean vertical force / g): a consistency check
+    sel = (grf_t >= ft[0]) & (grf_t <= ft[-1])
+    fy = sum(grf[sel, forces[s].columns(grf_labels, "force")[1]] for s in ("r", "l"))
+    q["grf_implied_mass_kg"] = round(float(np.mean(fy) / G), 2)
+    return q
+
+
+# --- sEMG ----------------------------------------------------------------------------------------
+
+
+def read_emg_mat(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Read the processed sEMG of ``emg_walk.mat`` (a MATLAB ``dataset`` object).
+
+    scipy cannot open MATLAB objects directly; their data sits in the file's
+    ``__function_workspace__``, itself a MAT-file stream. Returns times (T,), channel names and
+    envelopes (T, C) (the ``time`` column removed).
+    """
+    import scipy.io
+    from scipy.io.matlab._mio5 import MatFile5Reader
+
+    try:
+        raw = scipy.io.loadmat(str(path))["__function_workspace__"].tobytes()
+        header = b"MATLAB 5.0 MAT-file".ljust(116, b" ") + b"\x00" * 8 + raw[:4]
+        stream = io.BytesIO(header + raw[8:])
+        reader = MatFile5Reader(stream, struct_as_record=False, squeeze_me=True,
+                                chars_as_strings=True)
+        reader.initialize_read()
+        stream.seek(128)
+        var, _ = reader.read_var_header()
+        cells = list(reader.read_var_array(var, process=True).MCOS[0][3])
+    except Exception as exc:  # noqa: BLE001 - any decoding failure means the same to the user
+        raise HdysError(f"{path}: cannot decode the MATLAB dataset object ({exc})") from None
+
+    def is_names(c):
+        return (isinstance(c, np.ndarray) and c.dtype == object and c.size > 1
+                and all(isinstance(x, str) for x in c) and "time" in list(c))
+
+    names = next((list(c) for c in cells if is_names(c)), None)
+    cols = next((c for c in cells if isinstance(c, np.ndarray) and c.dtype == object
+                 and names is not None and c.size == len(names)
+                 and all(isinstance(x, np.ndarray) for x in c)), None)
+    if names is None or cols is None:
+        raise HdysError(f"{path}: no (time, channels...) table found in the dataset object")
+    values = np.stack([np.asarray(c, dtype=float) for c in cols], 1)
+    it = names.index("time")
+    keep = [j for j in range(len(names)) if j != it]
+    return values[:, it], [names[j] for j in keep], values[:, keep]
+
+
+def _semg(path: Path, src_times: np.ndarray, mirror: bool):
+    """sEMG envelopes at source times ``src_times``, mapped to muscle channels, peak-normalised."""
+    t, names, env = read_emg_mat(path)
+    side = ("l" if EMG_SIDE == "r" else "r") if mirror else EMG_SIDE
+    cols, chans = [], []
+    for j, n in enumerate(names):
+        muscle = EMG_TO_MUSCLE.get(n)
+        if muscle is None:
+            continue
+        x = np.clip(env[:, j], 0.0, None)
+        peak = float(np.max(x))
+        if peak <= 0:
+            continue
+        cols.append(np.interp(src_times, t, x / peak))
+        chans.append(f"{muscle}_{side}")
+    if not cols:
+        return None
+    unknown = set(chans) - set(reps.MUSCLES)
+    if unknown:
+        raise HdysError(f"lab_real: EMG_TO_MUSCLE maps to unknown muscles {sorted(unknown)}")
+    return np.stack(cols, 1), tuple(chans)
+
+
+# --- static optimisation -------------------------------------------------------------------------
+
+
+def _file_digest(*paths: Path, extra: str = "") -> str:
+    h = hashlib.sha1(extra.encode())
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _static_optimization(osim, model_path, ik_path, loads_path, window, ft, tmp, cache_dir):
+    """Muscle activations (T, M) at frame times ``ft`` by OpenSim static optimisation, cached.
+
+    The cache key hashes the model, the IK motion, the GRF data and the settings, so a rebuild
+    with identical inputs loads ``<cache>/lab_real/so_<key>.npz`` instead of solving again.
+    """
+    grf_path = tmp / "grf.mot"
+    key = _file_digest(model_path, ik_path, grf_path,
+                       extra=f"v{SO_VERSION}|{window[0]:.4f}|{window[1]:.4f}|{LOWPASS_HZ}")
+    cache = Path(cache_dir) / DOMAIN / f"so_{key}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            names, t, act = [str(n) for n in z["names"]], z["times"], z["act"]
+        log.info("lab_real: static optimisation loaded from %s", cache)
+    else:
+        t0 = time.perf_counter()
+        names, t, act = _run_static_optimization(osim, model_path, ik_path, loads_path, window,
+                                                 tmp)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        part = cache.with_suffix(".part.npz")
+        np.savez(part, names=np.array(names), times=t, act=act)
+        os.replace(part, cache)
+        log.info("lab_real: static optimisation of %d frames in %.1f s (cached in %s)",
+                 len(t), time.perf_counter() - t0, cache)
+    muscles = [m for m in reps.MUSCLES if m in names]
+    if not muscles:
+        raise HdysError("lab_real: static optimisation returned no known muscle")
+    cols = [names.index(m) for m in muscles]
+    out = np.stack([np.interp(ft, t, act[:, c]) for c in cols], 1)
+    return tuple(muscles), out
+
+
+def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp):
+    model = osim.Model(str(model_path))
+    model.initSystem()
+    coords = model.getCoordinateSet()
+    for i in range(coords.getSize()):
+        c = coords.get(i)
+        reserve = osim.CoordinateActuator(c.getName())
+        reserve.setName(f"{c.getName()}_reserve")
+        reserve.setOptimalForce(1000.0 if c.getName().startswith("pelvis") else 1.0)
+        reserve.setMinControl(-math.inf)
+        reserve.setMaxControl(math.inf)
+        model.addForce(reserve)
+    # the filtered coordinates (radians), as ID used them
+    q_t, q_labels, q = _filtered_coordinates(osim, model_path, ik_path)
+    q_mot = tmp / "ik_filtered.mot"
+    write_mot(q_mot, q_t, q_labels, q)
+
+    so = osim.StaticOptimization()
+    so.setName("so")
+    so.setStartTime(float(window[0]))
+    so.setEndTime(float(window[1]))
+    so.setUseModelForceSet(True)
+    so.setActivationExponent(2.0)
+    so.setUseMusclePhysiology(True)
+    so.setConvergenceCriterion(1e-4)
+    so.setMaxIterations(100)
+    model.addAnalysis(so)
+
+    tool = osim.AnalyzeTool(model)
+    tool.setName("so")
+    tool.setModel(model)
+    tool.setInitialTime(float(window[0]))
+    tool.setFinalTime(float(window[1]))
+    tool.setExternalLoadsFileName(str(loads_path))
+    tool.setResultsDir(str(tmp / "so"))
+    state = model.initSystem()
+    tool.setStatesFromMotion(state, osim.Storage(str(q_mot)), False)
+    with _quiet_stdout():
+        ok = tool.run()
+    files = sorted((tmp / "so").glob("*_activation.sto"))
+    if not ok or not files:
+        raise HdysError(f"lab_real: OpenSim static optimisation failed on {ik_path.name}")
+    t, labels, act = read_mot(files[0])
+    return labels, t, act
