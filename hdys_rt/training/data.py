@@ -180,8 +180,9 @@ class WindowSampler:
     probability proportional to its usable windows, then a start; random yaw per window."""
 
     def __init__(self, data: CorpusData, window: int, seed: int, yaw: bool = True,
-                 rank: int = 0):
+                 rank: int = 0, point_dropout: float = 0.3, occlusion: float = 0.02):
         self.data, self.W, self.yaw = data, window, yaw
+        self.point_dropout, self.occlusion = point_dropout, occlusion
         self.rng = np.random.default_rng([seed, rank])
         self._weights = {}
         for d, items in data.seqs.items():
@@ -201,7 +202,27 @@ class WindowSampler:
         return out
 
     def batch(self, n: int, keys: tuple[str, ...]) -> dict:
-        return collate(self.sample_windows(n), self.W, keys)
+        out = collate(self.sample_windows(n), self.W, keys)
+        for k in keys:
+            if k in out and reps.get(k).point_set:
+                self._drop_points(out[k][1])
+        return out
+
+    def _drop_points(self, mask: torch.Tensor) -> None:
+        """Marker-set variation and occlusion: in half of the windows drop a random 0-30% of
+        the points for the whole window; then hide each point in each frame with a small
+        probability. Edits the (B, W, P) mask in place; never hides every point of a frame."""
+        B, W, P = mask.shape
+        keep = np.ones((B, W, P), bool)
+        for i in range(B):
+            if self.rng.random() < 0.5:
+                keep[i, :, self.rng.random(P) < self.rng.uniform(0, self.point_dropout)] = False
+        keep &= self.rng.random((B, W, P)) >= self.occlusion
+        m = mask.numpy()
+        new = m & keep
+        empty = ~new.any(-1) & m.any(-1)  # frames that would lose every point: keep them whole
+        new[empty] = m[empty]
+        mask.copy_(torch.from_numpy(new))
 
 
 def collate(windows: list[tuple[SeqArrays, int, float]], W: int, keys: tuple[str, ...]) -> dict:
