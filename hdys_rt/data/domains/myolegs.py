@@ -900,7 +900,7 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
             b = tau[t, hi] - arm[t][np.ix_(mi, hi)].T @ bias[t, mi]
             sol = lsq_linear(np.vstack([A / RESERVE_NM, reg]), np.r_[b / RESERVE_NM, zeros],
                              bounds=(0.0, 1.0), method="bvls")
-            act[t, mi] = sol.x
+            act[t, mi] = np.clip(sol.x, 0.0, 1.0)
             reserve[t, hi] = b - A @ sol.x
     t_so = time.perf_counter() - t1
 
