@@ -122,6 +122,14 @@ class StreamPipeline:
         src = self.source
         names, rate = src.names, src.rate
         self.names, self.rate = names, rate
+        warm = np.zeros((len(names), 3), np.float32)
+        warm[:, 1] = np.linspace(0.0, 1.7, len(names))  # a vertical line of points, metres
+        for _ in range(3):  # first steps at a new shape are slow: pay for them now
+            try:
+                self.est.step(warm)
+            except Exception as exc:  # reported per frame later, if it persists
+                log.debug("warm-up step failed: %s", exc)
+                break
         if hasattr(self.est, "set_stream_rate"):
             self.est.set_stream_rate(rate)  # also resets the state
         else:

@@ -122,7 +122,7 @@ class Source(ABC):
         with self._cond:
             self._cond.notify_all()
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -22,6 +22,11 @@ from hdys_rt.wire import MAX_NAME_LEN, WireError, check_names
 
 log = logging.getLogger(__name__)
 
+try:
+    from pylsl.util import LostError as _LostError
+except ImportError:  # older pylsl
+    from pylsl import LostError as _LostError
+
 _AXIS = re.compile(r"^(.+?)[\s_.:\-/]?([xyzXYZ])$")
 _UNITS = {"": 1.0, "m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
           "cm": 0.01, "centimeters": 0.01, "mm": 0.001, "millimeter": 0.001,
@@ -115,17 +120,18 @@ class LslSource(Source):
         inlet = pylsl.StreamInlet(found[0], max_buflen=1, recover=False,
                                   processing_flags=pylsl.proc_clocksync, as_numpy=True)
         try:
-            inlet.open_stream(2.0)
-            info = inlet.info(2.0)
+            info = inlet.info(1.0)
             if info.channel_format() not in (pylsl.cf_float32, pylsl.cf_double64):
                 raise HdysError(f"LSL stream {info.name()!r} carries channel format "
                                 f"{info.channel_format()}; markers must be float32 or double")
             n = info.channel_count()
             names, self._scale = parse_marker_channels(
                 _channel_fields(info, "label"), _channel_fields(info, "unit"), n, info.name())
-            inlet.time_correction(2.0)  # prime clock sync now, not on the first sample
             rate = info.nominal_srate() or self.default_rate
             self._set_layout(names, rate)
+            # prime clock sync (~0.6 s) before the data connection opens, so no samples wait
+            inlet.time_correction(1.0)
+            inlet.open_stream(1.0)
         except Exception:
             inlet.close_stream()
             raise
@@ -141,7 +147,7 @@ class LslSource(Source):
         try:
             data, ts = self._inlet.pull_chunk(timeout=0.1, max_samples=self._buf.shape[0],
                                               dest_obj=self._buf, min_samples=1)
-        except pylsl.LostError as exc:
+        except _LostError as exc:
             raise SourceLost(str(exc)) from None
         if len(ts) == 0:
             return

@@ -123,6 +123,8 @@ class ZmqSource(Source):
             self.counters[key] += 1
             self._rlog.warning(key, "%s: %s message dropped: %s", self.describe(), key, exc)
             return
+        if frame.src and frame.src != self.name and self.counters["received"] == 0:
+            self.name = frame.src  # before the layout: the estimator loop reads it then
         if frame.names is not self.names or (frame.rate and frame.rate != self.rate):
             try:
                 self._set_layout(frame.names, frame.rate or self.rate or self.default_rate)
@@ -130,8 +132,6 @@ class ZmqSource(Source):
                 self.counters["rejected"] += 1
                 self._rlog.warning("rejected", "%s: frame rejected: %s", self.describe(), exc)
                 return
-        if frame.src and frame.src != self.name and self.counters["received"] == 0:
-            self.name = frame.src
         self._push(frame.xyz, frame.t, frame.seq, t_recv)
 
     def _close(self) -> None:

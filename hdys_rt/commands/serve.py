@@ -1,0 +1,116 @@
+"""``hdys-rt serve``: live markers in (LSL, ZeroMQ or a file replay), estimates out on ZeroMQ."""
+
+from __future__ import annotations
+
+import logging
+
+from hdys_rt.commands._live import endpoint, positive_float, positive_int
+from hdys_rt.errors import HdysError
+
+log = logging.getLogger(__name__)
+
+NAME = "serve"
+HELP = ("serve live estimates (torques, activations, sEMG, GRF): markers in from LSL, ZeroMQ "
+        "or a replayed file, one estimate per frame out on ZeroMQ (and LSL with --lsl-out)")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--source", choices=("lsl", "zmq", "replay"), default="lsl",
+                   help="where markers come from")
+    g = p.add_argument_group("LSL source")
+    g.add_argument("--name", action="append", metavar="NAME",
+                   help="LSL stream name; repeat to serve several streams (default: the first "
+                   "stream of --type)")
+    g.add_argument("--type", default="MoCap", help="LSL stream type")
+    g.add_argument("--up", choices=("y", "z"), default="y",
+                   help="vertical axis of the LSL stream's coordinates (z is rotated to y up)")
+    g = p.add_argument_group("ZeroMQ source")
+    g.add_argument("--endpoint", action="append", type=endpoint, metavar="ENDPOINT",
+                   help="endpoint of a marker sender (hdys_rt.wire MARKERS frames); repeat for "
+                   "several streams (default: tcp://127.0.0.1:5559)")
+    g.add_argument("--bind-source", action="store_true",
+                   help="bind the source endpoint instead of connecting to it")
+    g = p.add_argument_group("replay source")
+    g.add_argument("--file", action="append", metavar="FILE",
+                   help="recording (.trc, .c3d, corpus .json) played at its real rate; repeat "
+                   "for several streams (default: the bundled gait clip)")
+    g.add_argument("--replay-rate", type=positive_float, metavar="HZ",
+                   help="resample the recording to this rate")
+    g.add_argument("--loop", action="store_true", help="loop the recording")
+    g = p.add_argument_group("output")
+    g.add_argument("--publish", type=endpoint, default="tcp://127.0.0.1:5560",
+                   help="ZeroMQ endpoint the estimates are published on (bound)")
+    g.add_argument("--lsl-out", action="store_true",
+                   help="also publish each stream's estimates as an LSL outlet NAME-hdys")
+    g.add_argument("--stats-json", metavar="PATH", help="write counters and stage latencies here "
+                   "on exit")
+    g = p.add_argument_group("model and runtime")
+    g.add_argument("--model", metavar="PATH", help="model (NAME.safetensors + NAME.json); "
+                   "default: the bundled model")
+    g.add_argument("--device", default="cpu", help="torch device")
+    g.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
+    g.add_argument("--rate", type=positive_float, default=100.0, metavar="HZ",
+                   help="stream rate when the stream does not state one")
+    g.add_argument("--min-markers", type=positive_int, metavar="N",
+                   help="fewer valid markers in a frame flag it too_few (default: half)")
+    g.add_argument("--max-age-ms", type=positive_float, default=50.0,
+                   help="drop a frame this old when a newer one is waiting")
+    g.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="S",
+                   help="give up when a source is not found within this time")
+    g.add_argument("--seconds", type=positive_float, help="stop after this many seconds")
+
+
+def build_sources(args) -> list:
+    """The sources named by ``args`` (validated; nothing is connected yet)."""
+    if args.source == "lsl":
+        from hdys_rt.streams.lsl import LslSource
+
+        return [LslSource(name=n, stype=args.type, up=args.up, default_rate=args.rate)
+                for n in (args.name or [None])]
+    if args.name:
+        raise HdysError(f"--name is for --source lsl (got --source {args.source})")
+    if args.source == "zmq":
+        from hdys_rt.streams.zmq import ZmqSource
+
+        eps = args.endpoint or ["tcp://127.0.0.1:5559"]
+        return [ZmqSource(ep, bind=args.bind_source, default_rate=args.rate) for ep in eps]
+    from hdys_rt.streams.replay import ReplaySource, demo_clip_path
+
+    files = args.file or [demo_clip_path()]
+    srcs = [ReplaySource(f, rate=args.replay_rate, loop=args.loop) for f in files]
+    seen = set()
+    for i, s in enumerate(srcs):  # stream ids must be unique
+        if s.name in seen:
+            s.name = f"{s.name}-{i}"
+        seen.add(s.name)
+    return srcs
+
+
+def run(args) -> int:
+    from hdys_rt.runtime.pipeline import PipelineOptions
+    from hdys_rt.runtime.server import Server, load_estimators
+    from hdys_rt.streams.zmq import Publisher
+
+    if args.source != "zmq" and (args.endpoint or args.bind_source):
+        raise HdysError(f"--endpoint/--bind-source are for --source zmq (got {args.source})")
+    if args.source != "replay" and (args.file or args.loop or args.replay_rate):
+        raise HdysError(f"--file/--loop/--replay-rate are for --source replay "
+                        f"(got {args.source})")
+    options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
+                              lsl_out=args.lsl_out)
+    sources = build_sources(args)
+    estimators = load_estimators(len(sources), args.model, args.device, args.threads)
+    publisher = Publisher(args.publish)
+    server = Server(sources, estimators, publisher, options)
+    server.install_signal_handlers()
+    log.info("publishing on %s", args.publish)
+    try:
+        server.start()
+        server.run(seconds=args.seconds, connect_timeout=args.connect_timeout)
+    finally:
+        server.stop()
+        if args.stats_json:
+            server.write_json(args.stats_json)
+    why = f"stopped by {server.signal}" if server.signal else "done"
+    print(f"hdys-rt serve: {why}: {server.summary_line()}", flush=True)
+    return 0

@@ -1,0 +1,123 @@
+"""Fixtures of the live-runtime tests: a small real model, unique ports and LSL names, and an
+in-process server on real sockets.
+
+Tests assert on counts and values with generous timeouts, never on latency figures, so they hold
+on a loaded 2-core machine.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+import torch
+
+from hdys_rt.client import Subscriber
+from hdys_rt.model.config import ModelConfig
+from hdys_rt.model.hdys import HDyS
+from hdys_rt.model.io import save_model
+from hdys_rt.runtime.pipeline import PipelineOptions
+from hdys_rt.runtime.server import Server, load_estimators
+from hdys_rt.streams.replay import demo_clip_path, load_recording
+from hdys_rt.streams.zmq import Publisher
+
+#: A small HDyS (same architecture and streaming code as the default, fewer/narrower layers),
+#: saved and loaded through the real model I/O: every step is fast on a loaded CPU.
+TINY = ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2, vec_hidden=64,
+                   dec_layers=1, dec_heads=2, dec_ff=64, window=8, max_points=64)
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    stem = tmp_path_factory.mktemp("model") / "tiny"
+    save_model(HDyS(TINY), stem, rate=100.0)
+    return str(stem)
+
+
+@pytest.fixture(scope="session")
+def gait():
+    """The bundled real gait clip (41 markers, metres, Y up)."""
+    return load_recording(demo_clip_path())
+
+
+@pytest.fixture
+def port():
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def make_port():
+    def make():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    return make
+
+
+@pytest.fixture
+def lsl_name(request):
+    return f"hdys-test-{request.node.name[:30]}-{uuid.uuid4().hex[:8]}"
+
+
+class Running:
+    """An in-process server plus a subscriber collecting every estimate in a thread."""
+
+    def __init__(self, sources, model_path, port, options=PipelineOptions(), sndhwm=1000):
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.publisher = Publisher(self.endpoint, sndhwm=sndhwm)
+        self.server = Server(sources, load_estimators(len(sources), model_path), self.publisher,
+                             options)
+        self.sub = Subscriber(self.endpoint)
+        self.got = []
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self):
+        while not self._stop.is_set():
+            est = self.sub.recv(0.1)
+            if est is not None:
+                self.got.append(est)
+
+    def __enter__(self):
+        self._reader.start()
+        # wait until the subscription reached the publisher (no slow-joiner loss)
+        deadline = time.monotonic() + 10
+        while self.publisher.subscriptions == 0 and time.monotonic() < deadline:
+            self.publisher.service()
+            time.sleep(0.01)
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop()
+        self._stop.set()
+        self._reader.join(5)
+        self.sub.close()
+
+    def wait_for(self, predicate, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return predicate()
+
+    @property
+    def pipe(self):
+        return self.server.pipelines[0]
+
+
+@pytest.fixture
+def running(model_path, port):
+    def make(sources, **kw):
+        return Running(sources, model_path, port, **kw)
+    return make
+
