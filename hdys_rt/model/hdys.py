@@ -177,7 +177,7 @@ class HDyS(nn.Module):
             for k in cfg.kin_inputs:
                 rep = reps.get(k)
                 if rep.point_set:  # per-point acceleration from composer + point features
-                    self.acc_heads[k] = mlp(cfg.latent + cfg.point_dim, cfg.vec_hidden, 3)
+                    self.acc_heads[k] = mlp(cfg.latent + cfg.point_dim, 2 * cfg.point_dim, 3)
                 else:
                     self.acc_heads[k] = mlp(cfg.latent, cfg.vec_hidden, rep.size)
         # normalisation (channel mean/std of vector representations), saved with the weights

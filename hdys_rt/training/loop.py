@@ -56,7 +56,7 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     # a useful model on 2 CPU cores in <= 20 minutes
     "small": TrainConfig(
-        window_batch=48, epochs=50, windows_per_domain=96, max_minutes=19.0,
+        window_batch=48, epochs=100, windows_per_domain=96, max_minutes=19.0,
         model=ModelConfig(point_dim=48, point_layers=2, vec_hidden=192, dec_layers=2,
                           dec_ff=256, window=32, max_points=128)),
     # the paper's settings: batch 9600 frames (300 windows x 32), 1000 epochs,

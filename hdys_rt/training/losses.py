@@ -79,15 +79,18 @@ def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: flo
         if use_fdae and cfg.fdae:
             xin = xs if point else torch.where(ms, model.normalise(k, xs), torch.zeros_like(xs))
             acc, am = second_diff(xin, ms)
-            for d, (zd, dfm) in dyn_lat.items():
-                both = dfm[idx] & fm
-                if not both.any():
-                    continue
-                pred = model.fdae(z, zd[idx], k, feats)
-                amask = am & both.unsqueeze(-1) if not point else am & both.unsqueeze(-1)
-                l1 = masked_l1(pred, acc, amask.unsqueeze(-1).expand_as(acc) if point else amask)
-                if l1 is not None:
-                    terms_fd.append(l1)
+            if dyn_lat:  # the force latent: mean of the frame's available dynamics latents
+                zsum = sum(zd[idx] * dfm[idx].unsqueeze(-1) for zd, dfm in dyn_lat.values())
+                cnt = sum(dfm[idx].unsqueeze(-1).float() for _, dfm in dyn_lat.values())
+                both = (cnt[..., 0] > 0) & fm
+                if both.any():
+                    pred = model.fdae(z, zsum / cnt.clamp(min=1.0), k, feats)
+                    amask = am & both.unsqueeze(-1)
+                    if point:
+                        amask = amask.unsqueeze(-1).expand_as(acc)
+                    l1 = masked_l1(pred, acc, amask)
+                    if l1 is not None:
+                        terms_fd.append(l1)
 
     # alignment: every pair of encoders over frames they share
     if use_align:
