@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 
 
 def domain_modules(names: list[str] | None = None):
-    mods = [importlib.import_module(m) for m in DOMAINS]
-    if names:
-        known = {m.DOMAIN: m for m in mods}
-        bad = [n for n in names if n not in known]
-        if bad:
-            raise HdysError(f"unknown domain(s) {bad}; choose from {sorted(known)}")
-        mods = [known[n] for n in names]
+    """Import the domain modules (all, or those named); a module's last name is its DOMAIN."""
+    known = {m.rsplit(".", 1)[1]: m for m in DOMAINS}
+    names = list(names or known)
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise HdysError(f"unknown domain(s) {bad}; choose from {sorted(known)}")
+    mods = []
+    for n in names:
+        try:
+            mods.append(importlib.import_module(known[n]))
+        except ImportError as exc:
+            raise HdysError(f"domain {n} needs a package that is not installed ({exc.name}); "
+                            "install the data extra: pip install 'hdys-rt[data]'") from None
     return mods
 
 
