@@ -170,6 +170,12 @@ class Publisher:
         self.sent = 0
         self.closed = False
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def set_meta(self, stream: str, payload: bytes) -> None:
         with self._lock:
             self._meta[stream] = payload
