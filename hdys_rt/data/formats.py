@@ -55,6 +55,7 @@ __all__ = [
     "write_c3d",
     "read_amass",
     "write_amass",
+    "is_angle_column",
     "load_markers",
     "load_sequence_file",
     "MARKER_EXTENSIONS",
@@ -413,7 +414,9 @@ class Table:
                 f"{where}: values must be (T, {len(self.names)}), got shape {values.shape}"
             )
         if np.shape(self.time) != (values.shape[0],):
-            raise HdysError(f"{where}: time must be ({values.shape[0]},), got {np.shape(self.time)}")
+            raise HdysError(
+                f"{where}: time must be ({values.shape[0]},), got {np.shape(self.time)}"
+            )
         unknown = set(self.angular) - set(self.names)
         if unknown:
             raise HdysError(f"{where}: angular columns {sorted(unknown)[:5]} are not columns")
@@ -683,7 +686,9 @@ def read_c3d(
         raise HdysError(f"{path}: C3D point data has unexpected shape {pts.shape}")
     n_points, n_frames = pts.shape[1], pts.shape[2]
     if n_points == 0 or n_frames == 0:
-        raise HdysError(f"{path}: C3D file has no marker data ({n_points} points, {n_frames} frames)")
+        raise HdysError(
+            f"{path}: C3D file has no marker data ({n_points} points, {n_frames} frames)"
+        )
     _check_count(path, "markers", n_points, limits.max_markers, "max_markers")
     _check_count(path, "frames", n_frames, limits.max_frames, "max_frames")
 
@@ -1024,7 +1029,8 @@ def load_sequence_file(
     ext = _suffix(path, SEQUENCE_EXTENSIONS)
     if ext == ".json":
         return corpus.read_sequence(path)
-    meta = {"source_file": str(path), "format": ext.lstrip("."), "subject_known": subject is not None}
+    meta = {"source_file": str(path), "format": ext.lstrip("."),
+            "subject_known": subject is not None}
     subj = subject or UNKNOWN_SUBJECT
     if ext in MARKER_EXTENSIONS:
         m = load_markers(path, vertical=vertical, limits=limits)
