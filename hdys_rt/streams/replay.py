@@ -80,38 +80,10 @@ def load_recording(path: str | os.PathLike) -> Recording:
     if p.suffix.lower() not in (".trc", ".c3d"):
         raise HdysError(f"recording {p}: unsupported file type {p.suffix!r}; expected .trc, "
                         ".c3d or a corpus sequence .json")
-    try:
-        from hdys_rt.data.formats import load_markers
-    except ImportError:  # the data module is optional at this layer; read TRC directly
-        load_markers = None
-    if load_markers is not None:
-        md = load_markers(p)
-        return Recording(tuple(md.names), float(md.rate), np.asarray(md.xyz, np.float32), str(p))
-    if p.suffix.lower() != ".trc":
-        raise HdysError(f"{p}: reading .c3d needs hdys_rt.data.formats")
-    return _read_trc(p)
+    from hdys_rt.data.formats import load_markers
 
-
-def _read_trc(p: Path) -> Recording:
-    """Minimal TRC reader (OpenSim's tab-separated marker format; Y up; units in the header)."""
-    try:
-        lines = p.read_text(errors="replace").splitlines()
-        head = dict(zip(lines[1].split(), lines[2].split()))
-        rate = float(head["DataRate"])
-        unit = head.get("Units", "m").lower()
-        names = tuple(n.strip() for n in lines[3].split("\t") if n.strip())[2:]
-        rows = [ln.split("\t") for ln in lines[5:] if ln.strip()]
-        P = len(names)
-        data = np.full((len(rows), P * 3), np.nan, dtype=np.float32)
-        for i, r in enumerate(rows):
-            v = [float(x) if x.strip() else np.nan for x in r[2:2 + 3 * P]]
-            data[i, :len(v)] = v
-    except (OSError, IndexError, KeyError, ValueError) as exc:
-        raise HdysError(f"{p}: not a readable TRC file ({exc})") from None
-    scale = {"mm": 0.001, "cm": 0.01, "m": 1.0}.get(unit)
-    if scale is None:
-        raise HdysError(f"{p}: unknown TRC unit {unit!r}")
-    return Recording(names, rate, data.reshape(len(rows), P, 3) * scale, str(p))
+    md = load_markers(p)
+    return Recording(tuple(md.names), float(md.rate), np.asarray(md.xyz, np.float32), str(p))
 
 
 class Player:

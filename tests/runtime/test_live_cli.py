@@ -64,7 +64,7 @@ def test_bad_arguments_give_one_line_errors(model_path, tmp_path, port):
     _one_line_error(hdys("replay", tmp_path / "missing.trc"), "missing.trc does not exist")
     bad = tmp_path / "bad.trc"
     bad.write_text("not a trc\n")
-    _one_line_error(hdys("replay", bad), "not a readable TRC file")
+    _one_line_error(hdys("replay", bad), "bad.trc: not a TRC file")
     _one_line_error(hdys("serve", "--source", "zmq", "--file", "x.trc"),
                     "--file/--loop/--replay-rate are for --source replay")
     _one_line_error(hdys("serve", "--source", "replay", "--model", tmp_path / "nomodel"),

@@ -1,0 +1,242 @@
+"""End-to-end latency of the live chain, three processes on one machine.
+
+    source process : N real LSL outlets (or ZeroMQ senders) pushing the bundled real gait clip,
+                     resampled to --rate Hz, on a drift-compensated clock
+    serve process  : ``hdys-rt serve --source lsl|zmq`` with the model (bundled by default)
+    this process   : a ZeroMQ subscriber (hdys_rt.client.Subscriber) timing every estimate
+
+Reports per-stage latency p50/p99/max (receive, window, inference, encode, publish), the
+end-to-end latency (source sample time -> estimate decoded by the subscriber), dropped frames
+and CPU use of each process, for ``--streams`` 1, 4 and 16 concurrent streams or any list.
+Prints a table and writes JSON. The first ``--warmup`` seconds are not measured.
+
+    python benchmarks/latency.py --seconds 60 --streams 1,4,16 --json latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+STAGES = ("receive", "window", "inference", "encode", "publish")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(x) -> dict:
+    x = np.asarray(x, np.float64) * 1e3
+    if x.size == 0:
+        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    p50, p99 = np.percentile(x, [50, 99])
+    return {"n": int(x.size), "p50": float(p50), "p99": float(p99), "max": float(x.max())}
+
+
+# --- the source process ----------------------------------------------------------------------
+def run_source(args) -> None:
+    """N outlets/senders in one process, one loop, drift-compensated; prints a JSON line."""
+    from hdys_rt.streams.replay import Player, demo_clip_path, load_recording
+
+    rec = load_recording(demo_clip_path())
+    player = Player(rec, rate=args.rate, loop=True, seconds=args.seconds)
+    names = args.names.split(",")
+    stop = threading.Event()
+    if args.source == "lsl":
+        from hdys_rt.streams.lsl import marker_outlet
+
+        outs = [marker_outlet(n, rec.names, player.rate) for n in names]
+        for o in outs:
+            o.wait_for_consumers(60)
+        pushes = [lambda xyz, t, seq, o=o: o.push_sample(xyz.reshape(-1), t) for o in outs]
+    else:
+        from hdys_rt.client import MarkerSender
+
+        outs = [MarkerSender(rec.names, player.rate, ep, src=n)
+                for n, ep in zip(names, args.endpoints.split(","))]
+        for o in outs:
+            o.wait_for_subscriber(60)
+        pushes = [lambda xyz, t, seq, o=o: o.send(xyz, t, seq) for o in outs]
+    print("ready", flush=True)
+    t0, c0 = time.monotonic(), os.times()
+    for item in player.frames(stop):
+        if item is not None:
+            seq, xyz, t = item
+            for push in pushes:
+                push(xyz, t, seq)
+    c1, wall = os.times(), time.monotonic() - t0
+    cpu = 100.0 * (c1.user - c0.user + c1.system - c0.system) / wall
+    print(json.dumps({"frames": player.emitted, "cpu_percent": cpu}), flush=True)
+
+
+# --- one measurement -------------------------------------------------------------------------
+def measure(args, n_streams: int) -> dict:
+    from hdys_rt.client import Subscriber
+
+    tag = uuid.uuid4().hex[:6]
+    names = [f"bench-{tag}-{i}" for i in range(n_streams)]
+    pub = f"tcp://127.0.0.1:{_free_port()}"
+    total_s = args.warmup + args.seconds
+    stats_path = Path(tempfile.mkdtemp()) / "serve.json"
+    serve = [sys.executable, "-m", "hdys_rt.cli", "serve", "--source", args.source,
+             "--publish", pub, "--stats-json", str(stats_path), "--threads", str(args.threads),
+             "--device", args.device, "--seconds", str(total_s + 15), "--connect-timeout", "60"]
+    src_cmd = [sys.executable, __file__, "--_source", "--source", args.source, "--rate",
+               str(args.rate), "--seconds", str(total_s), "--names", ",".join(names)]
+    if args.source == "lsl":
+        for n in names:
+            serve += ["--name", n]
+    else:
+        eps = [f"tcp://127.0.0.1:{_free_port()}" for _ in names]
+        for ep in eps:
+            serve += ["--endpoint", ep]
+        src_cmd += ["--endpoints", ",".join(eps)]
+    if args.model:
+        serve += ["--model", args.model]
+    sub = Subscriber(pub, rcvhwm=100_000)
+    server = subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    source = subprocess.Popen(src_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    recs = []  # (stream, seq, t_src, t_pub, t_client, receive, window, inference, flags)
+    c0 = os.times()
+    t_first = None
+    try:
+        while source.poll() is None:
+            est = sub.recv(0.2)
+            if est is None:
+                continue
+            if t_first is None:
+                t_first = est.t_client
+            if est.t_client - t_first < args.warmup:
+                continue
+            lat = est.lat
+            recs.append((est.stream, est.seq, est.t_src, est.t_pub, est.t_client,
+                         lat.get("receive", np.nan), lat.get("window", np.nan),
+                         lat.get("inference", np.nan), est.flags, est.dropped))
+        # drain what is still in flight
+        while (est := sub.recv(1.0)) is not None:
+            lat = est.lat
+            recs.append((est.stream, est.seq, est.t_src, est.t_pub, est.t_client,
+                         lat.get("receive", np.nan), lat.get("window", np.nan),
+                         lat.get("inference", np.nan), est.flags, est.dropped))
+    finally:
+        c1 = os.times()
+        server.send_signal(2)
+        try:
+            s_out, s_err = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            s_out, s_err = server.communicate()
+        src_out, src_err = source.communicate(timeout=30)
+        sub.close()
+    if not stats_path.exists():
+        raise SystemExit(f"serve failed:\n{s_err[-3000:]}")
+    stats = json.loads(stats_path.read_text())
+    src_info = json.loads(src_out.strip().splitlines()[-1]) if src_out.strip() else {}
+    arr = np.array([r[2:] for r in recs], dtype=np.float64) if recs else np.zeros((0, 8))
+    e2e = arr[:, 2] - arr[:, 0]
+    out_hop = arr[:, 2] - arr[:, 1]
+    # expected frames in the measured window: per stream, seq span of what arrived
+    expected = 0
+    for name in {r[0] for r in recs}:
+        seqs = [r[1] for r in recs if r[0] == name]
+        expected += max(seqs) - min(seqs) + 1
+    srv_stages = {}
+    for k in ("encode", "publish", "total"):
+        vals = [s["stages_ms"][k] for s in stats["streams"]]
+        srv_stages[k] = {"p50": float(np.mean([v["p50"] for v in vals])),
+                         "p99": float(np.max([v["p99"] for v in vals])),
+                         "max": float(np.max([v["max"] for v in vals]))}
+    wall = max(1e-9, (arr[-1, 2] - arr[0, 2]) if len(arr) else 1e-9)
+    result = {
+        "streams": n_streams, "rate_hz": args.rate, "source": args.source,
+        "measured_s": args.seconds, "estimates": len(recs), "expected": expected,
+        "missing_in_window": expected - len(recs),
+        "server_dropped_total": stats["totals"]["dropped"],
+        "server_received_total": stats["totals"]["received"],
+        "stages_ms": {"receive": _pct(arr[:, 3]), "window": _pct(arr[:, 4]),
+                      "inference": _pct(arr[:, 5]),
+                      "encode": srv_stages["encode"], "publish": srv_stages["publish"],
+                      "out_hop": _pct(out_hop), "end_to_end": _pct(e2e)},
+        "cpu_percent": {"serve": stats["cpu"]["cpu_percent"],
+                        "source": src_info.get("cpu_percent", float("nan")),
+                        "subscriber": 100.0 * (c1.user - c0.user + c1.system - c0.system)
+                        / max(1e-9, wall + args.warmup)},
+        "serve_summary": s_out.strip().splitlines()[-1] if s_out.strip() else s_err[-500:],
+    }
+    return result
+
+
+def table(results: list[dict]) -> str:
+    rows = ["receive", "window", "inference", "encode", "publish", "out_hop", "end_to_end"]
+    head = f"{'stage (ms)':<12}" + "".join(
+        f"| {r['streams']:>2} stream{'s' if r['streams'] > 1 else ' '}: p50    p99    max "
+        for r in results)
+    lines = [head, "-" * len(head)]
+    for k in rows:
+        line = f"{k:<12}"
+        for r in results:
+            s = r["stages_ms"][k]
+            line += f"| {'':>11}{s['p50']:6.3f} {s['p99']:6.3f} {s['max']:7.2f} "
+        lines.append(line)
+    for label, fn in (("estimates", lambda r: f"{r['estimates']}/{r['expected']}"),
+                      ("dropped", lambda r: f"{r['missing_in_window']} (server total "
+                       f"{r['server_dropped_total']})"),
+                      ("cpu % serve", lambda r: f"{r['cpu_percent']['serve']:.0f}"),
+                      ("cpu % src/sub", lambda r: f"{r['cpu_percent']['source']:.0f} / "
+                       f"{r['cpu_percent']['subscriber']:.0f}")):
+        lines.append(f"{label:<12}" + "".join(f"| {fn(r):>33} " for r in results))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=60.0, help="measured duration per run")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds not measured")
+    p.add_argument("--rate", type=float, default=200.0, help="stream rate, Hz")
+    p.add_argument("--streams", default="1", help="comma list of concurrent stream counts")
+    p.add_argument("--source", choices=("lsl", "zmq"), default="lsl")
+    p.add_argument("--model", help="model path (default: bundled)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch threads in serve")
+    p.add_argument("--json", default="latency.json", help="write results here")
+    p.add_argument("--_source", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--names", help=argparse.SUPPRESS)
+    p.add_argument("--endpoints", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args._source:
+        run_source(args)
+        return 0
+    results = []
+    for n in [int(x) for x in args.streams.split(",")]:
+        print(f"measuring {n} stream(s) at {args.rate:g} Hz for {args.seconds:g} s ...",
+              file=sys.stderr, flush=True)
+        results.append(measure(args, n))
+    machine = {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
+               "cores": os.cpu_count(), "python": platform.python_version(),
+               "device": args.device}
+    print(f"hdys-rt latency: {args.source} in -> serve -> ZeroMQ subscriber, {args.rate:g} Hz, "
+          f"{args.seconds:g} s each, machine {machine}")
+    print(table(results))
+    Path(args.json).write_text(json.dumps({"machine": machine, "args": vars(args),
+                                           "results": results}, indent=1))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
