@@ -65,6 +65,7 @@ DT = 1.0 / RATE
 G = 9.81  # m/s^2
 PAD_S = 1.2  # s generated before and after every sequence, then cropped (BVP boundary effects)
 MU = 0.8  # friction coefficient of the contact pyramids
+ZMP_GAIN = 0.6  # damping of the multibody-ZMP feedback into the CoP reference
 
 MOTIONS: tuple[str, ...] = (
     "walk", "run", "turn", "side_step", "squat", "sit_stand", "jump", "reach", "perturbation",
@@ -413,6 +414,8 @@ class _Spec:
     anchor_w: np.ndarray | None = None  # (T,) 0..1 weight of the anchor
     seat: dict | None = None
     bc_path: np.ndarray | None = None  # (T, 2) COM boundary values (running)
+    body_path: np.ndarray | None = None  # (T, 2) locomotion path: swings blend body-relative
+    lift_skew: float = 1.0  # swing lift peaks at r = 0.5 ** (1 / lift_skew) of the swing
     params: dict = field(default_factory=dict)
 
 
@@ -486,7 +489,7 @@ def _locomotion(rng, sk, dur, style):
     k = math.sqrt(sk.leg_length / 0.88)  # dynamic similarity
     backward = style == "walk" and rng.random() < 0.15
     if style == "run":
-        v = rng.uniform(2.2, 4.0) * k
+        v = rng.uniform(2.2, 3.3) * k
         ts = rng.uniform(0.31, 0.38) * k
         stance = ts * rng.uniform(0.62, 0.8)
         width = rng.uniform(0.02, 0.09) * sk.height / 1.75
@@ -497,7 +500,7 @@ def _locomotion(rng, sk, dur, style):
         width = rng.uniform(0.16, 0.24) * sk.height / 1.75
     else:
         slow = style == "turn" and rng.random() < 0.3
-        v = (rng.uniform(0.4, 0.7) if slow else rng.uniform(0.8, 1.7)) * k
+        v = (rng.uniform(0.4, 0.7) if slow else rng.uniform(0.8, 1.45)) * k
         if backward:
             v = rng.uniform(0.5, 0.9) * k
         ts = rng.uniform(0.48, 0.6) * k
@@ -534,7 +537,7 @@ def _locomotion(rng, sk, dur, style):
         stances.append([_Stance(-np.inf, np.inf, p0[0], p0[1], psi[0] + s * toe_out)])
     if style == "run":
         b_on, b_off = np.deg2rad(rng.uniform(-6, 12)), -np.deg2rad(rng.uniform(30, 45))
-        clearance = rng.uniform(0.08, 0.16) * sk.height / 1.75
+        clearance = rng.uniform(0.15, 0.3) * sk.height / 1.75
         cop = (0.45, 0.95) if b_on < 0.05 else (0.15, 0.95)
     elif style == "side_step":
         b_on, b_off, clearance, cop = 0.0, -np.deg2rad(rng.uniform(4, 12)), 0.05, (0.35, 0.6)
@@ -590,29 +593,49 @@ def _locomotion(rng, sk, dur, style):
                  params={"speed_mps": round(float(v), 3), "step_time_s": round(float(ts), 3),
                          "stance_s": round(float(stance), 3), "backward": bool(backward),
                          "step_width_m": round(float(width), 3)})
-    # vertical centre of mass from a designed vertical force: half sines (running) or the
-    # double-humped walking profile sin(pi u) + a3 sin(3 pi u) per stance, mean 1 BW
-    a3 = 0.0 if style == "run" else rng.uniform(0.08, 0.3) * min(v / 1.3, 1.3)
-    if style == "side_step":
-        a3 *= 0.5
-    mean_f = 2 / np.pi + a3 * 2 / (3 * np.pi)
-    cscale = ts / (stance * mean_f)
+    # vertical centre of mass from a designed vertical force (mean 1 BW): half sines when
+    # running; walking: per foot a smooth ramp over the double support to a peak P, a valley V
+    # at mid-stance and back (the feet's ramps sum to P in double support)
     F = np.zeros(T)
+    dsf = max(stance - ts, 0.0) / stance  # double-support fraction of a stance
+    if style == "run":
+        P = V = 0.5 * np.pi * ts / stance
+    else:
+        V = rng.uniform(0.6, 0.85) if style != "side_step" else rng.uniform(0.8, 0.92)
+        V = 1.0 - (1.0 - V) * min(v / (1.3 * k), 1.2)
+        P = (1 - 0.5 * V * (2 * ts - stance) / ts) / ((stance - ts) / ts + 0.5 * (2 * ts - stance) / ts)
     for st in stances:
         for s_ in st:
             if np.isfinite(s_.on) and np.isfinite(s_.off):
                 m = (t >= s_.on) & (t <= s_.off)
                 u = (t[m] - s_.on) / (s_.off - s_.on)
-                F[m] += cscale * (np.sin(np.pi * u) + a3 * np.sin(3 * np.pi * u))
-    F = 1.0 + env * (F - 1.0)
+                if style == "run":
+                    F[m] += P * np.sin(np.pi * u)
+                else:
+                    mid = np.clip((u - dsf) / max(1 - 2 * dsf, 1e-3), 0, 1)
+                    F[m] += _ss(u / dsf) * _ss((1 - u) / dsf) * (P - (P - V) * np.sin(np.pi * mid) ** 2)
+    if style != "run":  # whole strides only: both feet's stances complete
+        ta = max(min(s_.on for s_ in st if np.isfinite(s_.on)) for st in stances if len(st) > 1) \
+            if all(len(st) > 1 for st in stances) else np.inf
+        tb = min(max(s_.off for s_ in st if np.isfinite(s_.off)) for st in stances) \
+            if all(len(st) > 1 for st in stances) else -np.inf
+        F = np.where((t >= ta) & (t <= tb), F, 1.0)
     y = np.cumsum(np.cumsum(G * (F - 1.0)) * DT) * DT
     for _ in range(2):  # high-pass: the design's mean force is 1 BW only over whole strides
         y -= _gauss(y, 0.8 * RATE)
+    if style != "run":  # fade the oscillation in/out over the first and last whole stances
+        if tb > ta:
+            fade = min(0.6, max(tb - ta, 0.1) / 2)
+            y *= _ss((t - ta) / fade) * (1 - _ss((t - tb + fade) / fade))
+        else:
+            y[:] = 0.0
     spec.vmode = "com"
     spec.com = y
-    spec.rho = 0.975
+    spec.rho = 0.985
     spec.params["designed_vertical_force_bw"] = [round(float(F.min()), 3), round(float(F.max()), 3)]
+    spec.body_path = path
     if style == "run":
+        spec.lift_skew = 0.7
         spec.tau_ff, spec.tau_hr = 0.05, 0.5
         spec.bc_path = path
         spec.rho = 0.985
@@ -957,9 +980,19 @@ def _feet(spec: _Spec, sk: Skeleton):
                 e = _ss(r)
                 x[m] = s.x + e * (n.x - s.x)
                 z[m] = s.z + e * (n.z - s.z)
+                if spec.body_path is not None:  # blend towards a body-relative swing
+                    bp = spec.body_path
+                    i_off = int(np.clip(np.searchsorted(t, s.off), 0, T - 1))
+                    i_on = int(np.clip(np.searchsorted(t, n.on), 0, T - 1))
+                    rel0 = np.array([s.x, s.z]) - bp[i_off]
+                    rel1 = np.array([n.x, n.z]) - bp[i_on]
+                    rel = bp[m] + rel0 + e[:, None] * (rel1 - rel0)
+                    beta = np.sin(np.pi * r) ** 2
+                    x[m] += beta * (rel[:, 0] - x[m])
+                    z[m] += beta * (rel[:, 1] - z[m])
                 yaw[m] = s.yaw + e * (n.yaw - s.yaw)
-                lift[m] = np.sin(np.pi * r) ** 2 * (spec.clearance if n.on - s.off > 0.2 else
-                                                    0.3 * spec.clearance)
+                lift[m] = np.sin(np.pi * r ** spec.lift_skew) ** 2 * (
+                    spec.clearance if n.on - s.off > 0.2 else 0.3 * spec.clearance)
                 sw = n.on - s.off
                 kt += [s.off + 0.45 * sw]
                 kv += [0.2 * s.b_off + 0.3 * n.b_on]
@@ -992,7 +1025,7 @@ def _leg_ik(sk, root, Rp, foot, side):
     d = foot["ankle"] - hip
     L = np.linalg.norm(d, axis=1)
     # soft saturation near full extension: the knee angle stays a smooth function of time
-    L0, L1 = 0.97 * (l1 + l2), 0.9995 * (l1 + l2)
+    L0, L1 = 0.98 * (l1 + l2), 0.9998 * (l1 + l2)
     Lc = np.where(L > L0, L0 + (L1 - L0) * np.tanh((L - L0) / (L1 - L0)), L)
     Lc = np.maximum(Lc, 0.25 * (l1 + l2))
     ck = np.clip((l1 * l1 + l2 * l2 - Lc * Lc) / (2 * l1 * l2), -1, 1)
@@ -1067,7 +1100,7 @@ def _assemble(sk, model, spec, root, Rp, feet):
 
 
 def make_motion(kind: str, seed: int, duration: float, sk: Skeleton, model: _Model | None = None,
-                iters: int = 3) -> Motion:
+                iters: int = 6) -> Motion:
     """Generate the kinematics of one ``kind`` motion (see :data:`MOTIONS`), seeded."""
     if kind not in _GENERATORS:
         raise HdysError(f"humanoid: unknown motion {kind!r}; expected one of {list(MOTIONS)}")
@@ -1093,6 +1126,7 @@ def make_motion(kind: str, seed: int, duration: float, sk: Skeleton, model: _Mod
     root[:, [0, 2]] = _gauss(p, 10)
     off = np.zeros((T, 3))
     off[:, 1] = 0.05 * sk.height
+    p_cmd = p.copy()
     for it in range(iters):
         xz = root[:, [0, 2]]
         reach = [np.where(feet[f]["stance"], _reach_height(sk, xz, Rp, feet[f], f, spec.rho), np.inf)
@@ -1115,7 +1149,16 @@ def make_motion(kind: str, seed: int, duration: float, sk: Skeleton, model: _Mod
             y = ys + spec.seat_s * (_gauss(yr_f, 2) - spec.drop - ys)
         else:  # "com": designed centre-of-mass programme, shifted to respect the stance reach
             base = spec.com - off[:, 1]
-            shift = np.min((yr - base)[fin & stance_any])
+            # slowly varying shift below the stance reach margin: running minimum over +-1 s,
+            # Gaussian-smoothed (sigma 0.3 s < window/3 keeps it below the margin)
+            from scipy.ndimage import minimum_filter1d
+
+            inner = (t >= -0.1) & (t <= t[-1] - PAD_S + 0.1)  # the padding may overreach
+            marg = np.where(fin & stance_any & inner, yr - base, np.inf)
+            env_ = minimum_filter1d(marg, size=int(2 * RATE) + 1, mode="nearest")
+            okm = np.isfinite(env_)
+            env_ = np.interp(t, t[okm], env_[okm])
+            shift = _gauss(env_, 0.3 * RATE)
             y = base + shift
         root[:, 1] = y
         comy = y + off[:, 1]
@@ -1129,10 +1172,22 @@ def make_motion(kind: str, seed: int, duration: float, sk: Skeleton, model: _Mod
             else:
                 c0, c1 = p[0, a], p[-1, a]
             anc = None if spec.anchor is None else spec.anchor[:, a] + off[:, [0, 2][a]]
-            c[:, a] = _zmp_bvp(p[:, a], comy, ydd, c0, c1, anc, spec.anchor_w)
+            c[:, a] = _zmp_bvp(p_cmd[:, a], comy, ydd, c0, c1, anc, spec.anchor_w)
         root[:, [0, 2]] = c - off[:, [0, 2]]
         local, P, W, com = _assemble(sk, model, spec, root, Rp, feet)
         off = com - root
+        # multibody ZMP (segment point masses): feed its error back into the BVP's CoP input,
+        # so swinging legs and arms are balanced too
+        seg = P + np.einsum("tjab,jb->tja", W, model.com_local)
+        acc = np.gradient(np.gradient(seg, DT, axis=0), DT, axis=0)
+        mw = model.body_mass[None, :]
+        den = np.sum(mw * (acc[..., 1] + G), axis=1)
+        ok_z = stance_any & (den > 0.3 * model.mass * G)
+        for a, ax in ((0, 0), (1, 2)):
+            num = np.sum(mw * ((acc[..., 1] + G) * seg[..., ax] - seg[..., 1] * acc[..., ax]), axis=1)
+            err = np.where(ok_z, num / np.where(ok_z, den, 1.0) - p[:, a], 0.0)
+            p_cmd[:, a] -= ZMP_GAIN * _gauss(np.clip(err, -0.2, 0.2), 1.0)
+            log.debug("iter %d axis %d zmp err rms %.4f max %.4f", it, a, np.sqrt(np.mean(err[ok_z] ** 2)), np.abs(err).max())
     # contact vertices
     vt = vertex_table(sk)
     verts = np.stack([P[:, j] + W[:, j] @ q for _, _, j, q in vt], axis=1)
@@ -1179,7 +1234,7 @@ def _contact_weights(mo: Motion, vt) -> np.ndarray:
     """(T, V) contact confidence 0..1 of each foot vertex from its height and speed."""
     h = mo.verts[..., 1]
     v = np.linalg.norm(np.gradient(mo.verts, DT, axis=0), axis=-1)
-    return (1 - _ss((h - 0.005) / 0.015)) * (1 - _ss((v - 0.3) / 0.7))
+    return (1 - _ss((h - 0.008) / 0.02)) * (1 - _ss((v - 0.5) / 1.5))
 
 
 @dataclass
