@@ -182,3 +182,28 @@ def test_bad_inputs_raise(monkeypatch, tmp_path):
     monkeypatch.setattr(lab_real, "_default_data_root", lambda: tmp_path / "also_missing")
     with pytest.raises(HdysError, match=lab_real.ENV_DATA):
         lab_real.shared_data_root()
+
+
+def test_static_optimization_is_cached(monkeypatch, tmp_path):
+    """Static optimisation on a 0.1 s window: activations in 0..1, a rebuild loads the cache."""
+    import dataclasses
+
+    spec = dataclasses.replace(lab_real.SUBJECTS["rajagopal_s1"], window=(0.50, 0.60))
+    monkeypatch.setitem(lab_real.SUBJECTS, "rajagopal_s1", spec)
+    job = lab_real._job("rajagopal_s1", "so_test", 0, static_optimization=True)
+    job["cache_dir"] = str(tmp_path / "cache")
+    lab_real.run(job, tmp_path / "a")
+    cached = list((tmp_path / "cache" / lab_real.DOMAIN).glob("so_*.npz"))
+    assert len(cached) == 1
+    first = read_sequence(tmp_path / "a" / "so_test.json")
+    lab_real.run(job, tmp_path / "b")
+    second = read_sequence(tmp_path / "b" / "so_test.json")
+    assert second.meta["build_seconds"] < first.meta["build_seconds"]
+    act = first.data["activations"]
+    assert first.names["activations"] == reps.MUSCLES
+    assert act.shape == (11, 80) and np.isfinite(act).all()
+    assert act.min() >= 0.0 and act.max() <= 1.0 + 1e-6
+    np.testing.assert_array_equal(act, second.data["activations"])
+    # mid-stance of the right leg: gluteus medius works, the swing-phase tibialis anterior rests
+    assert _chan(first, "activations", "glmed1_r").mean() > _chan(first, "activations",
+                                                                  "tibant_r").mean()

@@ -33,7 +33,6 @@ import io
 import logging
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -332,7 +331,9 @@ def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, 
     rms_t, rms = _ik_errors(tmp)
 
     # 4. frames: marker frames inside the window that have ID results
-    q_t, q_labels, q = _filtered_coordinates(osim, model_path, ik_path)
+    model = osim.Model(str(model_path))
+    state = model.initSystem()
+    q_t, q_labels, q = _filtered_coordinates(osim, model, ik_path)
     keep = (id_t >= w0 - 0.25 / rate) & (id_t <= w1 + 0.25 / rate)
     ft = id_t[keep]
     if ft.size < 10:
@@ -363,7 +364,7 @@ def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, 
     pelvis_xz = np.stack([q[:, q_labels.index("pelvis_tx")], q[:, q_labels.index("pelvis_tz")]], 1)
     data["grf"], chan["grf"] = _grf_channels(grf_t, grf_labels, grf, forces, ft, mass, pelvis_xz)
 
-    data["keypoints"] = _keypoints(osim, model_path, q_labels, q)
+    data["keypoints"] = _keypoints(model, state, q_labels, q)
     chan["keypoints"] = reps.KEYPOINT_LAYOUTS["opensim"]
 
     meta = {
@@ -731,10 +732,10 @@ def _ik_errors(tmp: Path):
     return t, v[:, labels.index("marker_error_RMS")]
 
 
-def _filtered_coordinates(osim, model_path: Path, ik_path: Path):
-    """IK coordinates as ID sees them: radians/metres, padded and low-pass filtered (IIR)."""
-    model = osim.Model(str(model_path))
-    model.initSystem()
+def _filtered_coordinates(osim, model, ik_path: Path):
+    """IK coordinates as ID sees them: radians/metres, padded and low-pass filtered (IIR).
+
+    ``model`` is an initialised ``opensim.Model`` (it tells rotational from translational)."""
     sto = osim.Storage(str(ik_path))
     if sto.isInDegrees():
         model.getSimbodyEngine().convertDegreesToRadians(sto)
@@ -753,10 +754,8 @@ def _filtered_coordinates(osim, model_path: Path, ik_path: Path):
     return t, labels, values
 
 
-def _keypoints(osim, model_path: Path, q_labels: list[str], q: np.ndarray) -> np.ndarray:
+def _keypoints(model, state, q_labels: list[str], q: np.ndarray) -> np.ndarray:
     """Joint centres (T, 12, 3) in ground for the "opensim" layout from coordinates ``q``."""
-    model = osim.Model(str(model_path))
-    state = model.initSystem()
     coords = model.getCoordinateSet()
     setters = [(coords.get(n), j) for j, n in enumerate(q_labels) if coords.contains(n)]
     frames = []
@@ -938,7 +937,7 @@ def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp)
         reserve.setMaxControl(math.inf)
         model.addForce(reserve)
     # the filtered coordinates (radians), as ID used them
-    q_t, q_labels, q = _filtered_coordinates(osim, model_path, ik_path)
+    q_t, q_labels, q = _filtered_coordinates(osim, model, ik_path)
     q_mot = tmp / "ik_filtered.mot"
     write_mot(q_mot, q_t, q_labels, q)
 
