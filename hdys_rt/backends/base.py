@@ -111,6 +111,10 @@ class Backend:
     # --- lifecycle ------------------------------------------------------------------------------
     def activate(self) -> "Backend":
         if not self.active:
+            self._precheck()
+            if self.device.type == "cuda" and not torch.cuda.is_available():
+                raise HdysError(f"{self.name} backend on {self.device}: torch reports no CUDA "
+                                "device here; use --device cpu")
             self.inputs = self.io.allocate(self.device, "inputs")
             self.outputs = self.io.allocate(self.device, "outputs")
             self._load()
@@ -156,6 +160,9 @@ class Backend:
         raise NotImplementedError
 
     # --- for subclasses -------------------------------------------------------------------------
+    def _precheck(self) -> None:
+        """Fail early (before allocating anything) when a dependency is missing."""
+
     def _load(self) -> None:
         raise NotImplementedError
 

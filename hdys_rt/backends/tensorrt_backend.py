@@ -100,6 +100,9 @@ class TensorRTBackend(Backend):
         self.plan_path = Path(plan_path)
         self.engine = self.context = self.stream = None
 
+    def _precheck(self) -> None:
+        import_tensorrt()
+
     def _load(self) -> None:
         trt = import_tensorrt()
         if not self.plan_path.exists():

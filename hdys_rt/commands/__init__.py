@@ -9,4 +9,5 @@ COMMANDS: tuple[str, ...] = (
     "hdys_rt.commands.replay",
     "hdys_rt.commands.listen",
     "hdys_rt.commands.demo",
+    "hdys_rt.commands.export",
 )

@@ -1,0 +1,44 @@
+"""``hdys-rt export``: compile the streaming step of a model into an engine folder."""
+
+from __future__ import annotations
+
+import logging
+
+from hdys_rt.commands._live import positive_int
+
+log = logging.getLogger(__name__)
+
+NAME = "export"
+HELP = ("compile a model's streaming step to an inference engine (ONNX, AOTInductor, TensorRT) "
+        "in a folder with its engine.json")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--engine", choices=("onnx", "aoti", "tensorrt", "auto"), required=True,
+                   help="engine to build; auto builds every available one and keeps the fastest")
+    p.add_argument("--model", metavar="PATH",
+                   help="model (NAME.safetensors + NAME.json); default: the bundled model")
+    p.add_argument("--out", required=True, metavar="DIR", help="engine folder, e.g. engines/NAME/")
+    p.add_argument("--device", default="cpu", help="device the engine runs on (cpu, cuda)")
+    p.add_argument("--batch", type=positive_int, default=1,
+                   help="streams per step (1 for the streaming estimator)")
+    p.add_argument("--max-points", type=positive_int, default=64, metavar="N",
+                   help="marker slots (frames are padded to this and masked)")
+    p.add_argument("--fp16", action="store_true", help="TensorRT: build in FP16")
+    p.add_argument("--input-kind", default="markers", choices=("markers", "keypoints"))
+
+
+def run(args) -> int:
+    from hdys_rt.backends.engine import export_engine
+
+    info = export_engine(args.engine, args.model, args.out, batch=args.batch,
+                         max_points=args.max_points, device=args.device, fp16=args.fp16,
+                         input_kind=args.input_kind)
+    extra = ""
+    if "auto" in info:
+        extra = " (auto: " + ", ".join(f"{k} {v:.3f} ms" for k, v in
+                                        info["auto"]["candidates_ms"].items()) + ")"
+    print(f"hdys-rt export: {info['engine']} engine in {args.out}: {info['artefact']}, batch "
+          f"{info['batch']}, {info['max_points']} points, {info['precision']}{extra}",
+          flush=True)
+    return 0
