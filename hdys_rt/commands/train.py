@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 
 from hdys_rt.errors import HdysError
 
@@ -69,6 +68,6 @@ def run(args) -> int:
     cfg = preset(args.preset, **over)
     stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
                  progress=not args.no_progress, device=device, fraction=fraction or None,
-                 command="hdys-rt " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                 command="hdys-rt " + " ".join(shlex.quote(a) for a in args._argv))
     print(f"model written to {stem}.safetensors (+ .json)")
     return 0
