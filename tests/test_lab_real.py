@@ -179,7 +179,6 @@ def test_bad_inputs_raise(monkeypatch, tmp_path):
     with pytest.raises(HdysError, match="speed"):
         lab_real.run(lab_real._job("rajagopal_s1", "x", 0, speed=3.0), tmp_path)
     monkeypatch.setenv(lab_real.ENV_DATA, str(tmp_path / "missing"))
-    monkeypatch.setattr(lab_real, "_default_data_root", lambda: tmp_path / "also_missing")
     with pytest.raises(HdysError, match=lab_real.ENV_DATA):
         lab_real.shared_data_root()
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject, write_sequence
+from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ DESCRIPTION = (
     "subject."
 )
 
-ENV_DATA = "HDYS_SHARED_DATA"  # overrides the shared data folder (holding opensim-models/)
+from hdys_rt.data.shared import ENV_VAR as ENV_DATA  # overrides the shared data folder
 ENV_CACHE = "HDYS_CACHE_DIR"  # overrides the cache folder (static optimisation results)
 
 LOWPASS_HZ = 6.0  # ID low-pass on coordinates, as in the pipelines' setups
@@ -171,30 +172,9 @@ KEYPOINT_COORDINATE = {
 
 
 def shared_data_root(explicit: str | os.PathLike | None = None) -> Path:
-    """The shared data folder (holding ``opensim-models/``).
-
-    Order: ``explicit`` (a job's ``data_root``), then ``$HDYS_SHARED_DATA``, then
-    ``../shared/data`` next to the repository. Raises :class:`HdysError` if none has the models.
-    """
-    candidates = []
-    if explicit:
-        candidates.append(("job data_root", Path(explicit)))
-    if os.environ.get(ENV_DATA):
-        candidates.append((f"${ENV_DATA}", Path(os.environ[ENV_DATA])))
-    candidates.append(("default", _default_data_root()))
-    for _, path in candidates:
-        if (path / "opensim-models" / "Pipelines").is_dir():
-            return path
-    tried = ", ".join(f"{src}={p}" for src, p in candidates)
-    raise HdysError(
-        f"lab_real: no shared data folder with opensim-models/Pipelines found (tried {tried}); "
-        f"set {ENV_DATA} to the folder that holds opensim-models/"
-    )
-
-
-def _default_data_root() -> Path:
-    """``../shared/data`` relative to the repository root."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    """The shared data folder holding ``opensim-models/`` (a job's ``data_root`` first; see
+    :mod:`hdys_rt.data.shared`)."""
+    return _shared_dir("opensim-models/Pipelines", explicit)
 
 
 def cache_root(explicit: str | os.PathLike | None = None) -> Path:

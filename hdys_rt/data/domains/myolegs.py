@@ -54,6 +54,7 @@ import numpy as np
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject, write_sequence
 from hdys_rt.data.frames import zup_to_yup
+from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ DESCRIPTION = (
 )
 
 RATE = 100.0  # Hz
-ENV_VAR = "HDYS_SHARED_DATA"
+from hdys_rt.data.shared import ENV_VAR  # overrides the shared data folder
 MODEL_REL = Path("myo_sim") / "leg" / "myolegs.xml"
 NOMINAL_HEIGHT_M = 1.70
 G = 9.81
@@ -110,18 +111,8 @@ Z_CUTOFF_HZ = 5.0  # low-pass of the root's height  # N·m: residual torque cost
 # --- data location ---------------------------------------------------------------------------
 
 def shared_data_dir() -> Path:
-    """The shared data folder: ``$HDYS_SHARED_DATA`` or ``../shared/data`` from the repo root."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        root = Path(env)
-    else:
-        root = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    if not (root / MODEL_REL).is_file():
-        raise HdysError(
-            f"MyoLegs model not found at {root / MODEL_REL}; set {ENV_VAR} to the shared data "
-            "folder (the one holding myo_sim/leg/myolegs.xml)"
-        )
-    return root
+    """The shared data folder holding myo_sim/ (see :mod:`hdys_rt.data.shared`)."""
+    return _shared_dir(MODEL_REL)
 
 
 # --- the model, loaded once per process ------------------------------------------------------
