@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
-from hdys_rt.model.hdys import HDyS, PointSetEncoder, canonical_points
+from hdys_rt.model.hdys import HDyS, PointSetEncoder
 
 INPUT_NAMES = ("points", "mask", "k_cache", "v_cache", "attn_bias")
 OUTPUT_NAMES = ("out", "k_new", "v_new")
@@ -86,6 +86,9 @@ class StreamingStep(nn.Module):
             self.dblocks = nn.ModuleList(_copy_block(b) for b in model.decoder.blocks)
             self.dln = _copy_ln(model.decoder.ln)
             # bias of the new frame to itself (age 0), per layer and head: (L, H)
+            # horizontal axes (x, z): the centroid removed from every frame (a buffer, so no
+            # host-to-device copy happens inside a captured CUDA graph)
+            self.register_buffer("xz", torch.tensor([[[1.0, 0.0, 1.0]]]))
             self.register_buffer("bias_new", f[dec + "rel_bias"][:, :, 0].contiguous())
             # heads: one batched 3-layer MLP; denormalisation folded into the last layer
             hid = cfg.vec_hidden
@@ -142,12 +145,14 @@ class StreamingStep(nn.Module):
         empty = ~valid.any(1, keepdim=True)  # (B, 1): no valid point -> attend to zeros
         keys = valid | empty
         key_bias = torch.where(keys, 0.0, float("-inf")).to(points.dtype)[:, None, None, :]
-        x = self.embed(canonical_points(points, valid))  # (B, P, dp)
+        m = valid.unsqueeze(-1).to(points.dtype)  # (B, P, 1)
+        pts = torch.where(valid.unsqueeze(-1), points, torch.zeros_like(points))
+        centroid = (pts * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0)
+        x = self.embed((pts - centroid * self.xz) * m)  # (B, P, dp), as canonical_points
         for blk in self.pblocks:
             q, k, v = blk.qkv_heads(x)  # (B, H, P, dh)
             x = blk.finish(x, _attend(q, k, v, key_bias))
         x = self.pln(x)
-        m = valid.unsqueeze(-1).to(x.dtype)  # (B, P, 1)
         mean = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, dp)
         mx = x.masked_fill(~valid.unsqueeze(-1), -1e4).amax(1)  # (B, dp)
         mx = torch.where(empty, torch.zeros_like(mx), mx)
