@@ -419,3 +419,14 @@ def test_estimator_engine_errors(model_path, tmp_path):
         with pytest.raises(HdysError, match="model changed"):
             StreamingEstimator.load(model_path, engine=str(tmp_path / "o"))
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@need_ort
+def test_export_auto_keeps_the_fastest(model_path, tmp_path):
+    out = tmp_path / "auto"
+    info = export_engine("auto", str(model_path), out, max_points=PMAX)
+    times = info["auto"]["candidates_ms"]
+    assert set(times) >= {"onnx"} and info["auto"]["picked"] == min(times, key=times.get)
+    assert info["engine"] == info["auto"]["picked"] and not (out / ".candidates").exists()
+    assert f"--out {out} " in info["rebuild"]
+    assert check_engine(json.loads((out / "engine.json").read_text()), out) == []

@@ -239,6 +239,7 @@ def _export_auto(model, out, batch, max_points, device, fp16, input_kind) -> dic
         shutil.move(str(f), Path(out) / f.name)
     shutil.rmtree(tmp)
     info = read_engine(out)
+    info["rebuild"] = info["rebuild"].replace(shlex.quote(str(tmp / best)), shlex.quote(str(out)))
     info["auto"] = {"candidates_ms": {k: round(v * 1e3, 4) for k, v in times.items()},
                     "picked": best}
     (Path(out) / "engine.json").write_text(json.dumps(info, indent=1, ensure_ascii=False))
