@@ -108,8 +108,11 @@ def measure(args, n_streams: int) -> dict:
     if args.model:
         serve += ["--model", args.model]
     sub = Subscriber(pub, rcvhwm=100_000)
-    server = subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    source = subprocess.Popen(src_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # logs go to files: a pipe nobody reads during the run would block the process when full
+    serve_log = open(stats_path.with_name("serve.log"), "w+")
+    source_log = open(stats_path.with_name("source.log"), "w+")
+    server = subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=serve_log, text=True)
+    source = subprocess.Popen(src_cmd, stdout=subprocess.PIPE, stderr=source_log, text=True)
     recs = []  # (stream, seq, t_src, t_pub, t_client, receive, window, inference, flags)
     c0 = os.times()
     t_first = None
@@ -136,14 +139,16 @@ def measure(args, n_streams: int) -> dict:
         c1 = os.times()
         server.send_signal(2)
         try:
-            s_out, s_err = server.communicate(timeout=30)
+            s_out, _ = server.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-            s_out, s_err = server.communicate()
-        src_out, src_err = source.communicate(timeout=30)
+            s_out, _ = server.communicate()
+        src_out, _ = source.communicate(timeout=30)
         sub.close()
+        serve_log.seek(0)
+        s_err = serve_log.read()
     if not stats_path.exists():
-        raise SystemExit(f"serve failed:\n{s_err[-3000:]}")
+        raise SystemExit(f"serve failed (logs in {stats_path.parent}):\n{s_err[-3000:]}")
     stats = json.loads(stats_path.read_text())
     src_info = json.loads(src_out.strip().splitlines()[-1]) if src_out.strip() else {}
     arr = np.array([r[2:] for r in recs], dtype=np.float64) if recs else np.zeros((0, 8))

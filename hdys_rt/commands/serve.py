@@ -48,12 +48,15 @@ def add_arguments(p) -> None:
     g.add_argument("--model", metavar="PATH", help="model (NAME.safetensors + NAME.json); "
                    "default: the bundled model")
     g.add_argument("--device", default="cpu", help="torch device")
+    g.add_argument("--engine", default="torch", metavar="NAME|DIR",
+                   help="inference engine: torch, eager, cudagraph, onnxruntime, auto (fastest "
+                   "here), or an engine folder from `hdys-rt export`")
     g.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
     g.add_argument("--rate", type=positive_float, default=100.0, metavar="HZ",
                    help="stream rate when the stream does not state one")
     g.add_argument("--min-markers", type=positive_int, metavar="N",
                    help="fewer valid markers in a frame flag it too_few (default: half)")
-    g.add_argument("--max-age-ms", type=positive_float, default=50.0,
+    g.add_argument("--max-age-ms", type=positive_float, default=25.0,
                    help="drop a frame this old when a newer one is waiting")
     g.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="S",
                    help="give up when a source is not found within this time")
@@ -99,7 +102,8 @@ def run(args) -> int:
     options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
                               lsl_out=args.lsl_out)
     sources = build_sources(args)
-    estimators = load_estimators(len(sources), args.model, args.device, args.threads)
+    estimators = load_estimators(len(sources), args.model, args.device, args.threads,
+                                 engine=args.engine)
     publisher = Publisher(args.publish)
     server = Server(sources, estimators, publisher, options)
     server.install_signal_handlers()

@@ -36,7 +36,7 @@ class PipelineOptions:
     """How one stream is served (times in seconds)."""
 
     min_markers: int | None = None  # fewer valid markers -> flagged too_few; None: half, >= 3
-    max_age_s: float = 0.05         # a frame older than this is dropped when a newer one waits
+    max_age_s: float = 0.025        # a frame older than this is dropped when a newer one waits
     gap_factor: float = 1.5         # a time step above gap_factor / rate is flagged as a gap
     reset_gap_s: float = 0.5        # a gap longer than this resets the model's temporal state
     lsl_out: bool = False           # also publish estimates as an LSL outlet
