@@ -430,3 +430,21 @@ def test_export_auto_keeps_the_fastest(model_path, tmp_path):
     assert info["engine"] == info["auto"]["picked"] and not (out / ".candidates").exists()
     assert f"--out {out} " in info["rebuild"]
     assert check_engine(json.loads((out / "engine.json").read_text()), out) == []
+
+
+@need_ort
+def test_serve_runs_with_an_engine_folder(tmp_path, capsys):
+    import socket
+
+    torch.manual_seed(0)  # room for the 41 markers of the bundled gait clip
+    model_path = save_model(HDyS(ModelConfig(**{**SMALL.to_dict(), "max_points": 64})).eval(),
+                            tmp_path / "m64", rate=100.0)
+    export_engine("onnx", str(model_path), tmp_path / "e", max_points=48)
+    with socket.socket() as s:  # a free port for the publisher
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["serve", "--source", "replay", "--model", str(model_path), "--engine",
+                 str(tmp_path / "e"), "--seconds", "1", "--publish",
+                 f"tcp://127.0.0.1:{port}"]) == 0
+    out = capsys.readouterr().out
+    assert "estimates out" in out and "errors 0" in out

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def load_estimators(n: int, model: str | None = None, device: str = "cpu",
-                    threads: int | None = 1) -> list:
+                    threads: int | None = 1, engine: str | None = None) -> list:
     """``n`` independent streaming estimators (one per stream: each holds its stream's state),
     warmed up so the first live frame does not pay for lazy initialisation."""
     from hdys_rt.model.streaming import StreamingEstimator
@@ -33,7 +33,7 @@ def load_estimators(n: int, model: str | None = None, device: str = "cpu",
         import torch
 
         torch.set_num_threads(int(threads))
-    first = StreamingEstimator.load(model, device=device)
+    first = StreamingEstimator.load(model, device=device, engine=engine)
     if getattr(first, "input_kind", "markers") != "markers":
         raise HdysError(f"model {model or '(bundled)'} takes {first.input_kind!r}, not markers")
     rng = np.random.default_rng(0)
