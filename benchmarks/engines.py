@@ -167,6 +167,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        print(f"engines benchmark: --device {args.device}: torch {torch.__version__} sees no CUDA "
+              "device", file=sys.stderr)
+        return 1
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # what a deployment would run
     if args.model:

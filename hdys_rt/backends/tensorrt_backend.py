@@ -60,7 +60,7 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, io: IOSpec, fp16: b
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if fp16:
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):  # deprecated in newer TRT
             log.warning("this GPU has no fast FP16; building FP16 anyway")
         config.set_flag(trt.BuilderFlag.FP16)
     cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).exists() \
