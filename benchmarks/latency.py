@@ -176,6 +176,7 @@ def measure(args, n_streams: int) -> dict:
                       "inference": _pct(arr[:, 5]),
                       "encode": srv_stages["encode"], "publish": srv_stages["publish"],
                       "out_hop": _pct(out_hop), "end_to_end": _pct(e2e)},
+        "source_frames_per_stream": src_info.get("frames"),
         "cpu_percent": {"serve": stats["cpu"]["cpu_percent"],
                         "source": src_info.get("cpu_percent", float("nan")),
                         "subscriber": 100.0 * (c1.user - c0.user + c1.system - c0.system)
