@@ -37,7 +37,8 @@ def _text(est) -> str:
         parts.append("flags " + ",".join(est.flag_names))
     for k, v in est.outputs.items():
         fin = v[np.isfinite(v)]
-        parts.append(f"{k}[{len(v)}] mean|x| {float(np.abs(fin).mean()) if fin.size else np.nan:.3f}")
+        mean = float(np.abs(fin).mean()) if fin.size else np.nan
+        parts.append(f"{k}[{len(v)}] mean|x| {mean:.3f}")
     return "  ".join(parts)
 
 

@@ -126,8 +126,8 @@ class Source(ABC):
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("%s: acquisition thread did not stop within %.1f s",
+            if self._thread.is_alive():  # inside a blocking transport call; it is a daemon
+                log.debug("%s: acquisition thread did not stop within %.1f s",
                             self.describe(), timeout)
         self._close()
 
