@@ -107,6 +107,8 @@ def measure(args, n_streams: int) -> dict:
         src_cmd += ["--endpoints", ",".join(eps)]
     if args.model:
         serve += ["--model", args.model]
+    if args.engine:
+        serve += ["--engine", args.engine]
     sub = Subscriber(pub, rcvhwm=100_000)
     # logs go to files: a pipe nobody reads during the run would block the process when full
     serve_log = open(stats_path.with_name("serve.log"), "w+")
@@ -218,6 +220,7 @@ def main(argv=None) -> int:
     p.add_argument("--source", choices=("lsl", "zmq"), default="lsl")
     p.add_argument("--model", help="model path (default: bundled)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--engine", help="serve --engine (default: serve's default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in serve")
     p.add_argument("--json", default="latency.json", help="write results here")
     p.add_argument("--_source", action="store_true", help=argparse.SUPPRESS)
