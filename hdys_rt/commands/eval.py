@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 NAME = "eval"
-HELP = "evaluate a model on a corpus split (mPJE N·m/kg, RMSE, GRF %BW)"
+HELP = "evaluate a model on a corpus split (mPJE N·m/kg, RMSE, GRF in percent of body weight)"
 
 
 def add_arguments(p):

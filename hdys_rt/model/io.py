@@ -104,7 +104,12 @@ def load_model(path: str | os.PathLike | None = None, device: str = "cpu",
     cfg = ModelConfig.from_dict(meta["config"])
     model = HDyS(cfg)
     state = load_file(str(weights), device="cpu")  # safetensors: no pickle involved
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise HdysError(f"{weights}: weights do not fit the config in "
+                        f"{stem.with_suffix('.json')} ({str(exc).splitlines()[-1].strip()})"
+                        ) from None
     if missing or unexpected:
         raise HdysError(f"{weights}: weights do not fit the config (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")
