@@ -26,6 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--publish", default="tcp://127.0.0.1:5560",
                    help="also publish estimates here for `hdys-rt listen` ('none': do not)")
     p.add_argument("--model", metavar="PATH", help="model to use (default: the bundled model)")
+    p.add_argument("--engine", default="auto", metavar="NAME|DIR",
+                   help="inference engine (see `hdys-rt serve --help`); auto = fastest here")
     p.add_argument("--plain", action="store_true",
                    help="print a status line per second instead of the live view")
 
@@ -43,7 +45,7 @@ def run(args) -> int:
         except HdysError as exc:
             log.warning("%s; the demo runs without publishing", exc)
     source = ReplaySource(demo_clip_path(), rate=args.rate, loop=True, name="demo-walk")
-    server = Server([source], load_estimators(1, args.model), publisher)
+    server = Server([source], load_estimators(1, args.model, engine=args.engine), publisher)
     server.install_signal_handlers()
     pipe = server.pipelines[0]
     live = sys.stdout.isatty() and not args.plain
