@@ -323,3 +323,26 @@ def test_eval_exact_figures_on_a_known_case(tmp_path):
     assert tq["per_channel"] == {"hip_flexion_r": 0.5, "knee_angle_r": 1.0}
     assert tq["values"] == 2 * T
     assert rep["lab"]["markers"]["grf"]["value"] == pytest.approx(50.0, abs=1e-4)  # %BW
+
+
+def test_torchrun_ddp_two_processes(tmp_path):
+    """Multi-process training through torchrun + PyTorch DDP (gloo on CPU)."""
+    import socket
+    import subprocess
+    import sys
+
+    _tiny_corpus(tmp_path / "corpus")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={port}", "--master_addr=127.0.0.1", "-m", "hdys_rt.cli", "train",
+         "--preset", "tiny", "--data", str(tmp_path / "corpus"), "--out", str(out),
+         "--epochs", "2", "--no-progress"],
+        capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["training"]["world_size"] == 2 and meta["training"]["epochs"] == 2
+    assert proc.stdout.count("model written") == 1  # rank 0 only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 
 from hdys_rt.errors import HdysError
@@ -69,5 +70,6 @@ def run(args) -> int:
     stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
                  progress=not args.no_progress, device=device, fraction=fraction or None,
                  command="hdys-rt " + " ".join(shlex.quote(a) for a in args._argv))
-    print(f"model written to {stem}.safetensors (+ .json)")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"model written to {stem}.safetensors (+ .json)")
     return 0

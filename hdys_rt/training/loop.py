@@ -255,7 +255,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
             "training": {
                 "command": command or " ".join(shlex.quote(a) for a in sys.argv),
                 "config": cfg.to_dict(), "steps": state["step"], "epochs": state["epoch"],
-                "stopped_early": stopped_early, "domains": data.domains,
+                "stopped_early": stopped_early, "domains": data.domains, "world_size": world,
                 "train_frames": data.frames(),
                 "minutes": round((time.monotonic() - t_start) / 60, 2),
                 "final_losses": state["history"][-1] if state["history"] else {},
