@@ -6,8 +6,8 @@ Gait2354 subject, and the hashed-out subjects of the simulated domains). Writes 
 table and JSON.
 
 Variants: aggregated (all domains) vs single-domain training; without alignment; without FDAE;
-without the kinematics-only domain; a 32-d latent; 50% of a target domain alone vs that 50% plus
-all other domains.
+without the kinematics-only domain; a 32-d latent; the bidirectional (offline) decoder instead of
+the causal one; 50% of a target domain alone vs that 50% plus all other domains.
 
     python benchmarks/accuracy.py --data corpus --out runs/accuracy --epochs 40 --jobs 4
 """
@@ -45,6 +45,7 @@ def variants(domains: list[str]) -> dict[str, list[str]]:
         out["without kinematics-only"] = ["--domains", *[d for d in domains
                                                          if d != "kinematics_only"]]
     out["32-d latent"] = ["--latent", "32"]
+    out["bidirectional decoder (offline)"] = ["--bidirectional"]
     for d in ("lab_real", "semg_synth"):
         if d in domains:
             out[f"50% {d}"] = ["--domains", d, "--fraction", f"{d}=0.5"]
