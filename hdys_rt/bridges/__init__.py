@@ -1,0 +1,12 @@
+"""Bridges: adapters between the outside world and hdys-rt streams (CLI: ``hdys-rt bridge``,
+``hdys-rt view``; thin runnable entry points in the repository's top-level ``bridges/``).
+
+* :mod:`.files`: C3D, TRC, MOT/STO, corpus and XDF files read for replay.
+* :mod:`.markersets`: lab marker names -> trained names, unknown/missing report, unit checks.
+* :mod:`.keypoints`: pose-estimator keypoints (JSON lines / ZeroMQ) -> a keypoint stream.
+* :mod:`.sinks`: LSL outlets with full metadata, the ZeroMQ marker sender.
+* :mod:`.subject`: mass / height, outputs in N·m besides N·m/kg.
+* :mod:`.xdf`: a minimal XDF writer (tests, small exports).
+* :mod:`.view`: the local web view of live estimates.
+* :mod:`.plots`: estimate-vs-reference PNGs for ``hdys-rt eval --plot``.
+"""

@@ -1,0 +1,228 @@
+"""File sources people hold, read into one shape ready to replay as a live stream.
+
+* ``.c3d`` (ezc3d, the ``data`` extra), ``.trc``: markers, converted to metres, Y up.
+* corpus sidecar ``.json``: markers, else keypoints (with the sequence's keypoint layout),
+  else joint angles; the subject's mass and height come along.
+* ``.mot`` / ``.sto``: a table (joint angles, forces...) replayed as a generic LSL stream
+  (one channel per column). ``serve`` takes point sets only, so a table cannot feed it: it is
+  for LabRecorder and other LSL consumers.
+* ``.xdf`` (LabRecorder; pyxdf, the ``xdf`` extra): a marker stream (type ``MoCap`` or
+  channels labelled ``NAME_X/_Y/_Z``; ``--stream NAME`` picks one), with its units and, when
+  its ``desc`` carries them, ``up`` and ``subject/mass_kg``, ``subject/height_m``.
+
+Every point recording passes the unit check (a body spans ~0.3..3 m; a file whose values
+look like millimetres while it says metres is rescaled, with a warning) and the vertical-axis
+check (a warning naming ``--up`` when the body's long axis is not Y).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hdys_rt.bridges.markersets import UNIT_FACTORS, detect_units, detect_vertical
+from hdys_rt.data.corpus import Subject
+from hdys_rt.data.frames import zup_to_yup
+from hdys_rt.errors import HdysError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FileRecording", "load_file", "FILE_TYPES"]
+
+FILE_TYPES = (".c3d", ".trc", ".json", ".mot", ".sto", ".xdf")
+
+
+@dataclass
+class FileRecording:
+    """A file's content as a uniform-rate stream.
+
+    Attributes:
+        kind: ``"markers"``, ``"keypoints"`` (point sets, ``data`` ``(T, P, 3)`` float32 metres
+            Y up, NaN = missing) or ``"table"`` (``data`` ``(T, C)`` float32, ``units`` per
+            column).
+        names: point or column names.
+        rate: Hz.
+        units: per column unit (tables); ``["m"]`` for point sets.
+        unit_in_file: the length unit the file used (after detection).
+        subject: mass / height when the file carries them, else None.
+        layout: keypoint layout name (``coco17``...), or None.
+        source: the file.
+        notes: warnings met while reading (also logged).
+    """
+
+    kind: str
+    names: tuple[str, ...]
+    rate: float
+    data: np.ndarray
+    units: list[str] = field(default_factory=lambda: ["m"])
+    unit_in_file: str = "m"
+    subject: Subject | None = None
+    layout: str | None = None
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.rate
+
+
+def _check_points(rec: FileRecording, up_given: bool) -> FileRecording:
+    """Unit and vertical-axis checks of a point recording (rescales mm/cm read as m)."""
+    unit = detect_units(rec.data, declared="m", what=f"{Path(rec.source).name} {rec.kind}")
+    if unit != "m":
+        rec.data = (rec.data * np.float32(UNIT_FACTORS[unit])).astype(np.float32)
+        rec.unit_in_file = unit
+        rec.notes.append(f"values looked like {unit} although read as metres: rescaled")
+    vert = detect_vertical(rec.data)
+    if vert not in (None, "y") and not up_given:
+        msg = (f"the body's long axis is {vert.upper()}, not Y: if the file is {vert.upper()} "
+               f"up, pass --up {vert}")
+        log.warning("%s: %s", rec.source, msg)
+        rec.notes.append(msg)
+    return rec
+
+
+def load_file(path: str | os.PathLike, up: str | None = None,
+              stream: str | None = None) -> FileRecording:
+    """Read ``path`` (see the module doc). ``up``: the file's vertical axis (``"y"`` / ``"z"``;
+    None = the format's usual one); ``stream``: the XDF stream name to take."""
+    p = Path(path)
+    if not p.exists():
+        raise HdysError(f"{p} does not exist")
+    ext = p.suffix.lower()
+    if up is not None and up not in ("y", "z"):
+        raise HdysError(f"up must be 'y' or 'z', got {up!r}")
+    if stream is not None and ext != ".xdf":
+        raise HdysError(f"--stream is for .xdf files, got {p.name}")
+    if ext in (".trc", ".c3d"):
+        from hdys_rt.data.formats import load_markers
+
+        md = load_markers(p, vertical=up)
+        rec = FileRecording("markers", md.names, float(md.rate), md.xyz,
+                            unit_in_file=md.units_in_file, source=str(p))
+        return _check_points(rec, up is not None)
+    if ext == ".json":
+        return _load_corpus(p, up)
+    if ext in (".mot", ".sto"):
+        return _load_table(p)
+    if ext == ".xdf":
+        return _load_xdf(p, up, stream)
+    raise HdysError(f"{p}: unsupported file type {ext or '(none)'!r}; expected one of "
+                    f"{', '.join(FILE_TYPES)}")
+
+
+def _load_corpus(p: Path, up: str | None) -> FileRecording:
+    from hdys_rt.data.corpus import read_sequence
+
+    seq = read_sequence(p)
+    for kind in ("markers", "keypoints"):
+        if kind in seq.data:
+            xyz = np.asarray(seq.data[kind], np.float32)
+            if up == "z":
+                xyz = zup_to_yup(xyz)
+            rec = FileRecording(kind, tuple(seq.names[kind]), float(seq.rate), xyz,
+                                subject=seq.subject, source=str(p),
+                                layout=seq.meta.get("keypoint_layout") if kind == "keypoints"
+                                else None)
+            return _check_points(rec, up is not None)
+    if "joint_angles" in seq.data:
+        names = tuple(seq.names["joint_angles"])
+        units = ["m" if n.endswith(("_tx", "_ty", "_tz")) else "rad" for n in names]
+        return FileRecording("table", names, float(seq.rate), seq.data["joint_angles"], units,
+                             subject=seq.subject, source=str(p))
+    raise HdysError(f"{p}: the sequence has neither markers, keypoints nor joint angles "
+                    f"(it has {sorted(seq.data)})")
+
+
+def _load_table(p: Path) -> FileRecording:
+    from hdys_rt.data.formats import _uniform_rate, read_storage
+
+    t = read_storage(p)
+    rate = _uniform_rate(p, t.time)
+    units = ["rad" if n in t.angular else "" for n in t.names]
+    return FileRecording("table", tuple(t.names), float(rate), t.values.astype(np.float32),
+                         units, source=str(p))
+
+
+def _xdf_text(d, *path, default=None):
+    """A value from pyxdf's nested-list XML dicts: ``_xdf_text(info, "desc", "up")``."""
+    cur = d
+    for key in path:
+        if not isinstance(cur, dict) or not cur.get(key):
+            return default
+        cur = cur[key][0]
+    return cur if cur not in (None, "") else default
+
+
+def _xdf_channels(info) -> tuple[list[str], list[str]]:
+    chans = _xdf_text(info, "desc", "channels")
+    if not isinstance(chans, dict) or not chans.get("channel"):
+        return [], []
+    labels = [(c.get("label") or [""])[0] or "" for c in chans["channel"]]
+    units = [(c.get("unit") or [""])[0] or "" for c in chans["channel"]]
+    return labels, units
+
+
+def _load_xdf(p: Path, up: str | None, stream: str | None) -> FileRecording:
+    try:
+        import pyxdf
+    except ImportError:
+        raise HdysError("reading .xdf needs pyxdf: pip install 'hdys-rt[xdf]'") from None
+    from hdys_rt.streams.lsl import parse_marker_channels
+
+    try:
+        streams, _ = pyxdf.load_xdf(str(p))
+    except Exception as exc:  # pyxdf raises assorted errors on a damaged file
+        raise HdysError(f"{p}: not a readable XDF file ({type(exc).__name__}: {exc})") from None
+    found = []
+    for s in streams:
+        info = s["info"]
+        name = _xdf_text(info, "name", default="")
+        stype = _xdf_text(info, "type", default="")
+        found.append(f"{name} ({stype})")
+        if stream is not None and name != stream:
+            continue
+        if stream is None and stype.lower() not in ("mocap", "markers", "keypoints"):
+            continue
+        break
+    else:
+        raise HdysError(f"{p}: no {'stream named ' + repr(stream) if stream else 'MoCap stream'}"
+                        f"; streams: {', '.join(found) or 'none'}")
+    n = int(_xdf_text(info, "channel_count", default="0"))
+    labels, units = _xdf_channels(info)
+    names, scale = parse_marker_channels(labels, units, n, name)
+    ts = np.asarray(s["time_stamps"], np.float64)
+    vals = np.asarray(s["time_series"], np.float64)
+    if vals.ndim != 2 or vals.shape[0] < 2:
+        raise HdysError(f"{p}: stream {name!r} holds {vals.shape[0] if vals.ndim else 0} "
+                        "samples; at least 2 are needed")
+    rate = float(_xdf_text(info, "nominal_srate", default="0") or 0)
+    if not rate > 0:
+        rate = 1.0 / float(np.median(np.diff(ts)))
+    xyz = (vals.reshape(len(vals), len(names), 3) * scale).astype(np.float32)  # (T, P, xyz)
+    file_up = up or str(_xdf_text(info, "desc", "up", default="y")).lower()
+    if file_up == "z":
+        xyz = zup_to_yup(xyz)
+    subject = None
+    mass = _xdf_text(info, "desc", "subject", "mass_kg")
+    if mass is not None:
+        height = _xdf_text(info, "desc", "subject", "height_m", default="1.70")
+        sid = _xdf_text(info, "desc", "subject", "id", default=name)
+        try:
+            subject = Subject(str(sid), float(mass), float(height))
+        except ValueError:
+            log.warning("%s: unreadable subject mass/height %r/%r ignored", p, mass, height)
+    unit = {1.0: "m", 0.01: "cm", 0.001: "mm"}.get(scale, "m")
+    kind = "keypoints" if str(_xdf_text(info, "type", default="")).lower() == "keypoints" \
+        else "markers"
+    rec = FileRecording(kind, names, rate, xyz, unit_in_file=unit, subject=subject,
+                        source=str(p), layout=_xdf_text(info, "desc", "layout"))
+    return _check_points(rec, up is not None or _xdf_text(info, "desc", "up") is not None)

@@ -1,0 +1,282 @@
+"""Marker-set handling: lab marker names mapped to the names the model was trained on, a report
+of what is unknown or missing, and unit / vertical-axis detection.
+
+The model's point encoder is order- and count-agnostic, so names do not change the numbers it
+sees; they matter for *which* points go in. The model saw the markers of the Rajagopal lab
+recordings (``motion_capture_walk.trc``: ``R.ASIS``, ``R.TH1``, ``R.Knee``, ``R.SH1``,
+``R.Ankle``, ``R.Heel``, ``R.MT5``, ``R.Toe``, upper-body ``R.Shoulder``...) and the MyoLegs
+virtual markers named after them (``R.MKnee``, ``R.MAnkle``). A lab's own names are mapped to
+those:
+
+* Plug-in Gait: ``RASI LASI RPSI LPSI SACR RTHI RKNE RTIB RANK RHEE RTOE RSHO RELB RWRA ...``
+* Rajagopal / OpenSim lab sets: ``RASI RPSI RTH1-3 RLFC RMFC RTB1-3 RLMAL RMMAL RCAL RTOE RMT5``
+* CAST / cluster sets: ``RTH1-4`` (thigh cluster), ``RSK1-4 RSH1-4 RSHK1-4`` (shank cluster),
+  ``RLE RME RLM RMM RCA RVM(H) R5MH``...
+
+Matching ignores case, separators (``. _ - space``) and a Vicon ``Subject:`` prefix, and takes the
+side from an ``R``/``L`` prefix or an ``_r``/``_l`` suffix. A mapping is *exact* (same
+landmark) or *approx* (a nearby landmark, e.g. Plug-in Gait's thigh wand ``RTHI`` for the thigh
+cluster's ``R.TH2``). Markers that match nothing are *unknown* (dropped unless kept); trained
+core markers that no input marker maps to are *missing*.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hdys_rt.errors import HdysError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TRAINED_MARKERS", "CORE_MARKERS", "MarkerMap", "map_markers", "detect_units",
+           "detect_vertical", "UNIT_FACTORS"]
+
+_SIDED = ("ASIS", "PSIS", "TH1", "TH2", "TH3", "TH4", "Knee", "MKnee", "SH1", "SH2", "SH3",
+          "SH4", "Ankle", "MAnkle", "Heel", "Toe", "MT5", "Shoulder", "Clavicle", "Biceps",
+          "Elbow", "Forearm", "Wrist")
+
+#: Marker names the bundled model was trained on (lab_real + myolegs domains).
+TRAINED_MARKERS: tuple[str, ...] = tuple(f"{s}.{m}" for s in "RL" for m in _SIDED) + ("S2",)
+
+#: Markers the lower-body dynamics depend on most; each missing one is reported.
+CORE_MARKERS: tuple[str, ...] = tuple(f"{s}.{m}" for s in "RL" for m in
+                                      ("ASIS", "PSIS", "Knee", "Ankle", "Heel", "Toe"))
+
+# token (upper case, separators removed, side removed) -> (trained suffix, exact?)
+_TOKENS: dict[str, tuple[str, bool]] = {}
+
+
+def _add(suffix: str, exact: bool, *tokens: str) -> None:
+    for t in tokens:
+        _TOKENS[t] = (suffix, exact)
+
+
+_add("ASIS", True, "ASIS", "ASI", "ASIS1")
+_add("PSIS", True, "PSIS", "PSI")
+for _i in "1234":
+    _add(f"TH{_i}", True, f"TH{_i}", f"THI{_i}", f"THIGH{_i}", f"T{_i}")
+    _add(f"SH{_i}", True, f"SH{_i}", f"SK{_i}", f"SHK{_i}", f"TB{_i}", f"TIB{_i}", f"SHANK{_i}")
+_add("TH2", False, "THI", "THIGH", "TH")
+_add("SH2", False, "TIB", "SHANK", "SHN", "SK")
+_add("Knee", True, "KNEE", "KNE", "LFC", "LE", "LEP", "LKNE", "LATKNEE", "KNEELAT", "FLE")
+_add("MKnee", True, "MKNEE", "MKNE", "MFC", "ME", "MEP", "KNM", "KNEEMED", "MEDKNEE", "FME")
+_add("Ankle", True, "ANKLE", "ANK", "LMAL", "LM", "LMA", "LANK", "ANKLELAT", "LATANKLE", "FAL")
+_add("MAnkle", True, "MANKLE", "MANK", "MMAL", "MM", "MMA", "MED", "ANKLEMED", "MEDANKLE",
+     "TAM")
+_add("Heel", True, "HEEL", "HEE", "CAL", "CA", "HL", "FCC")
+_add("Toe", True, "TOE", "HAL", "TOETIP")
+_add("MT5", True, "MT5", "5MT", "MT5H", "VMH", "VM", "5MH", "MH5", "FM5")
+_add("Toe", False, "MT1", "1MT", "FMH", "FM", "1MH", "MH1", "FM1", "MT2", "2MT", "SMH")
+_add("Shoulder", True, "SHOULDER", "SHO", "ACR", "SHLD", "SAE")
+_add("Clavicle", True, "CLAVICLE")
+_add("Biceps", True, "BICEPS", "UA2", "UPA")
+_add("Elbow", True, "ELBOW", "ELB", "LEL", "EL", "HLE")
+_add("Forearm", True, "FOREARM", "FRM", "FA")
+_add("Wrist", True, "WRIST", "WRA", "WRB", "WRS", "RSP", "USP", "WR")
+_SACRAL = {"S2": True, "SACR": True, "SACRUM": True, "SAC": True, "MPSIS": False}
+
+_SEP = re.compile(r"[\s._\-]+")
+
+
+def _parse(name: str) -> tuple[str | None, str]:
+    """(side 'R'/'L'/None, token) of a marker name, case and separators removed."""
+    base = name.rsplit(":", 1)[-1]  # Vicon Nexus labels markers "Subject:RASI"
+    parts = [p for p in _SEP.split(base) if p]
+    if not parts:
+        return None, ""
+    low = [p.lower() for p in parts]
+    if len(parts) > 1 and low[-1] in ("r", "l", "right", "left"):  # asis_r, ASIS.Left
+        return low[-1][0].upper(), "".join(parts[:-1]).upper()
+    if len(parts) > 1 and low[0] in ("r", "l", "right", "left"):   # R.ASIS, r_knee, Left-ASIS
+        return low[0][0].upper(), "".join(parts[1:]).upper()
+    word = parts[0] if len(parts) == 1 else "".join(parts)
+    up = word.upper()
+    for prefix, side in (("RIGHT", "R"), ("LEFT", "L")):
+        if up.startswith(prefix) and len(up) > len(prefix):
+            return side, up[len(prefix):]
+    if up[:1] in ("R", "L") and len(up) > 1 and up[1:] in _TOKENS:  # RASI, LKNE
+        return up[0], up[1:]
+    return None, up
+
+
+def _lookup(name: str) -> tuple[str | None, bool]:
+    """(trained name or None, exact?) for one input marker name."""
+    if name in TRAINED_MARKERS:
+        return name, True
+    side, tok = _parse(name)
+    if side is None:
+        if tok in _SACRAL:
+            return "S2", _SACRAL[tok]
+        return None, False
+    hit = _TOKENS.get(tok)
+    if hit is None:
+        return None, False
+    return f"{side}.{hit[0]}", hit[1]
+
+
+@dataclass
+class MarkerMap:
+    """How input markers map to trained names.
+
+    Attributes:
+        source: input names, in input order.
+        target: the name each input marker is sent as (its trained name; unknown ones keep
+            their own name), aligned with ``source``.
+        keep: indices into ``source`` that are sent (mapped ones, plus unknown ones when kept;
+            a second marker mapping onto an already used trained name is dropped).
+        exact / approx: ``{source: trained}`` of exact and approximate renames.
+        trained: input names that already are trained names (sent as they are).
+        unknown: input names matching no trained marker.
+        duplicates: input names dropped because another marker already took their trained name.
+        missing: core trained markers (:data:`CORE_MARKERS`) that nothing maps to.
+    """
+
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    keep: tuple[int, ...]
+    exact: dict[str, str] = field(default_factory=dict)
+    approx: dict[str, str] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    trained: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names sent downstream, ``len(keep)`` of them."""
+        return tuple(self.target[i] for i in self.keep)
+
+    def apply(self, xyz: np.ndarray) -> np.ndarray:
+        """``(..., P_in, 3)`` -> ``(..., len(keep), 3)`` (a copy, same dtype)."""
+        return np.ascontiguousarray(np.asarray(xyz)[..., list(self.keep), :])
+
+    def as_dict(self) -> dict:
+        return {"markers_in": len(self.source), "markers_out": len(self.keep),
+                "trained": list(self.trained), "exact": self.exact, "approx": self.approx, "unknown": list(self.unknown),
+                "duplicates": list(self.duplicates), "missing_core": list(self.missing)}
+
+    def report(self) -> str:
+        """A few lines for humans: counts, approximations, unknown and missing markers."""
+        lines = [f"markers: {len(self.source)} in, {len(self.keep)} sent "
+                 f"({len(self.trained)} trained names, {len(self.exact)} exact and "
+                 f"{len(self.approx)} approximate renames, {len(self.unknown)} unknown)"]
+        if self.exact:
+            lines.append("  renamed: " + ", ".join(f"{k}->{v}" for k, v in self.exact.items()))
+        if self.approx:
+            lines.append("  approximate: " + ", ".join(f"{k}->{v}" for k, v in self.approx.items()))
+        if self.unknown:
+            lines.append("  unknown (not trained on): " + ", ".join(self.unknown))
+        if self.duplicates:
+            lines.append("  dropped duplicates: " + ", ".join(self.duplicates))
+        if self.missing:
+            lines.append("  missing core markers: " + ", ".join(self.missing))
+        return "\n".join(lines)
+
+
+def map_markers(names, keep_unknown: bool = False, enabled: bool = True) -> MarkerMap:
+    """Map input marker names to trained names (see the module doc).
+
+    ``enabled=False`` sends every marker under its own name (the report still says which
+    ones the model knows). Raises :class:`HdysError` when nothing at all would be sent.
+    """
+    names = tuple(str(n) for n in names)
+    target, keep, exact, approx, unknown, dups, same = [], [], {}, {}, [], [], []
+    used: set[str] = set()
+    for i, n in enumerate(names):
+        t, is_exact = _lookup(n)
+        if t is None:
+            unknown.append(n)
+            target.append(n)
+            if keep_unknown or not enabled:
+                keep.append(i)
+            continue
+        if not enabled:
+            target.append(n)
+            keep.append(i)
+            if t == n:
+                same.append(n)
+            else:
+                (exact if is_exact else approx)[n] = t
+            used.add(t)
+            continue
+        if t in used:
+            dups.append(n)
+            target.append(n)
+            continue
+        used.add(t)
+        target.append(t)
+        keep.append(i)
+        if t != n:
+            (exact if is_exact else approx)[n] = t
+        else:
+            same.append(n)
+    if keep_unknown or not enabled:  # an unknown name equal to a trained one taken by another
+        sent = [target[i] for i in keep]
+        if len(set(sent)) != len(sent):
+            raise HdysError(f"marker names collide after mapping: {sorted(set(sent))[:5]}...; "
+                            "rename them or pass --no-markerset")
+    missing = tuple(m for m in CORE_MARKERS if m not in used)
+    if not keep:
+        raise HdysError(f"none of the {len(names)} markers is known to the model "
+                        f"(e.g. {list(names[:5])}); expected names like R.ASIS / RASI / RKNE; "
+                        "pass --keep-unknown to send them anyway")
+    mm = MarkerMap(names, tuple(target), tuple(keep), exact, approx, tuple(unknown),
+                   tuple(dups), missing, tuple(same))
+    if unknown:
+        log.warning("%d unknown marker(s) %s: %s", len(unknown),
+                    "kept" if keep_unknown or not enabled else "dropped",
+                    ", ".join(unknown[:12]) + (" ..." if len(unknown) > 12 else ""))
+    if missing:
+        log.warning("missing core markers: %s", ", ".join(missing))
+    return mm
+
+
+#: Length units and their factor to metres.
+UNIT_FACTORS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+
+
+def _extent(xyz: np.ndarray) -> np.ndarray:
+    """Median over frames of each axis' spread of the point cloud: (3,) in the data's unit."""
+    xyz = np.asarray(xyz, dtype=np.float64)
+    if xyz.ndim == 2:
+        xyz = xyz[None]
+    with np.errstate(all="ignore"):
+        span = np.nanmax(xyz, axis=1) - np.nanmin(xyz, axis=1)  # (frames, 3)
+    span = span[np.isfinite(span).all(1)]
+    if span.size == 0:
+        return np.full(3, np.nan)
+    return np.median(span, axis=0)
+
+
+def detect_units(xyz: np.ndarray, declared: str | None = None, what: str = "markers") -> str:
+    """Guess the length unit of ``xyz`` (``(T, P, 3)`` or ``(P, 3)``) from the body's size.
+
+    A human's point cloud spans ~0.3..3 m: a largest median spread below 10 means metres,
+    10..300 centimetres, above 300 millimetres. Returns ``"m"``, ``"cm"`` or ``"mm"`` (the
+    declared unit when the data is too small or odd to tell) and logs a warning when the guess
+    contradicts ``declared``.
+    """
+    e = float(np.nanmax(_extent(xyz))) if np.isfinite(_extent(xyz)).any() else float("nan")
+    if not np.isfinite(e) or e <= 0:
+        return declared or "m"
+    guess = "m" if e < 10 else "cm" if e < 300 else "mm"
+    if declared is not None and declared != guess:
+        log.warning("%s span %.3g %s, which looks like %s, not the declared %s: "
+                    "treating them as %s", what, e, declared, guess, declared, guess)
+    return guess
+
+
+def detect_vertical(xyz: np.ndarray) -> str | None:
+    """The axis (``"x"``, ``"y"`` or ``"z"``) along which a body's points spread most per frame
+    (the vertical for a standing or walking person), or None when it cannot be told."""
+    e = _extent(xyz)
+    if not np.isfinite(e).all():
+        return None
+    order = np.argsort(e)[::-1]
+    if e[order[0]] < 1.3 * e[order[1]]:
+        return None  # no clear long axis (lying down, a crouch, too few markers)
+    return "xyz"[order[0]]
