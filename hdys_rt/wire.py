@@ -24,7 +24,7 @@ MARKERS (input frame, one per mocap sample)::
 META (sent when a subscriber joins, when it changes, and every ``META_PERIOD_S``)::
 
     {"v": 1, "type": "meta", "stream": str, "meta": int,   # id, changes with the layout
-     "input": {"kind": "markers", "names": [str, ...], "rate": float},
+     "input": {"kind": "markers" | "keypoints", "names": [str, ...], "rate": float},
      "outputs": {name: {"names": [channel, ...], "unit": str}, ...},
      "model": {"rate": float, "window": int, "phases": int},
      "flags": {"missing": 1, "too_few": 2, ...}}          # the bits of ESTIMATE q.flags
@@ -199,11 +199,11 @@ def decode_markers(data: bytes, known_names: tuple[str, ...] | None = None) -> M
 
 def encode_meta(stream: str, meta_id: int, input_names, input_rate: float,
                 outputs: dict[str, tuple[str, ...]], units: dict[str, str],
-                model: dict) -> bytes:
+                model: dict, input_kind: str = "markers") -> bytes:
     """Pack the metadata message describing one stream's estimates (see the module doc)."""
     return msgpack.packb({
         "v": VERSION, "type": "meta", "stream": stream, "meta": int(meta_id),
-        "input": {"kind": "markers", "names": list(input_names), "rate": float(input_rate)},
+        "input": {"kind": input_kind, "names": list(input_names), "rate": float(input_rate)},
         "outputs": {k: {"names": list(v), "unit": units.get(k, "")} for k, v in outputs.items()},
         "model": model, "flags": dict(FLAGS),
     }, use_bin_type=True)

@@ -264,7 +264,7 @@ const cv=document.getElementById("c"), cx=cv.getContext("2d"), st=document.getEl
 function resize(){cv.width=window.innerWidth;cv.height=Math.max(200,window.innerHeight-34);}
 window.addEventListener("resize",resize); resize();
 const es=new EventSource("/events");
-es.addEventListener("meta",e=>{meta=JSON.parse(e.data);hist=meta.history||[];});
+es.addEventListener("meta",e=>{meta=JSON.parse(e.data);hist=meta.history||[];n=hist.length;if(hist.length)lastT=hist[hist.length-1].t;});
 es.onmessage=e=>{const s=JSON.parse(e.data);hist.push(s);n++;lastT=s.t;
   const w=meta?meta.window_s:10; while(hist.length&&hist[0].t<lastT-w-1)hist.shift();};
 es.onerror=()=>{st.textContent="disconnected, retrying...";};

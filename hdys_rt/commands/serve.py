@@ -52,6 +52,9 @@ def add_arguments(p) -> None:
                    help="inference engine: torch, eager, cudagraph, onnxruntime, auto (fastest "
                    "here), or an engine folder from `hdys-rt export`")
     g.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
+    g.add_argument("--input", choices=("markers", "keypoints"), default="markers",
+                   help="what the streams' points are: optical markers, or skeletal keypoints "
+                   "(COCO-17, H36M-17, ...; e.g. from `hdys-rt bridge keypoints`)")
     g.add_argument("--rate", type=positive_float, default=100.0, metavar="HZ",
                    help="stream rate when the stream does not state one")
     g.add_argument("--min-markers", type=positive_int, metavar="N",
@@ -103,7 +106,7 @@ def run(args) -> int:
                               lsl_out=args.lsl_out)
     sources = build_sources(args)
     estimators = load_estimators(len(sources), args.model, args.device, args.threads,
-                                 engine=args.engine)
+                                 engine=args.engine, input_kind=args.input)
     publisher = Publisher(args.publish)
     server = Server(sources, estimators, publisher, options)
     server.install_signal_handlers()

@@ -55,8 +55,8 @@ class PipelineOptions:
 def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> None:
     """Raise :class:`HdysError` when ``estimator`` cannot serve markers ``names`` at ``rate``."""
     kind = getattr(estimator, "input_kind", "markers")
-    if kind != "markers":
-        raise HdysError(f"the model takes {kind!r} input; this stream carries markers")
+    if kind not in ("markers", "keypoints"):  # keypoints: serve --input keypoints (bridges)
+        raise HdysError(f"the model takes {kind!r} input; this stream carries points")
     if not names:
         raise HdysError("the stream has no markers")
     if len(names) > estimator.max_points:
@@ -143,7 +143,8 @@ class StreamPipeline:
         model = {"rate": float(self.est.rate), "window": int(self.est.window),
                  "phases": self.phases}
         self.meta = wire.encode_meta(src.name, self.meta_id, names, rate, self.est.outputs,
-                                     self.est.units, model)
+                                     self.est.units, model,
+                                     getattr(self.est, "input_kind", "markers"))
         if self.publisher is not None:
             self.publisher.set_meta(src.name, self.meta)
         if self.opt.lsl_out:

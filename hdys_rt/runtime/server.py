@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def load_estimators(n: int, model: str | None = None, device: str = "cpu",
-                    threads: int | None = 1, engine: str | None = None) -> list:
+                    threads: int | None = 1, engine: str | None = None,
+                    input_kind: str = "markers") -> list:
     """``n`` independent streaming estimators (one per stream: each holds its stream's state),
     warmed up so the first live frame does not pay for lazy initialisation."""
     from hdys_rt.model.streaming import StreamingEstimator
@@ -33,9 +34,7 @@ def load_estimators(n: int, model: str | None = None, device: str = "cpu",
         import torch
 
         torch.set_num_threads(int(threads))
-    first = StreamingEstimator.load(model, device=device, engine=engine)
-    if getattr(first, "input_kind", "markers") != "markers":
-        raise HdysError(f"model {model or '(bundled)'} takes {first.input_kind!r}, not markers")
+    first = StreamingEstimator.load(model, device=device, engine=engine, input_kind=input_kind)
     rng = np.random.default_rng(0)
     pts = (rng.standard_normal((min(40, first.max_points), 3)) * 0.3
            + [0.0, 1.0, 0.0]).astype(np.float32)
