@@ -85,7 +85,8 @@ class StreamPipeline:
         self.times = StageTimes()
         self.counters = {"processed": 0, "published": 0, "dropped": 0, "too_few": 0,
                          "missing_frames": 0, "invalid_frames": 0, "gaps": 0, "resets": 0,
-                         "errors": 0}
+                         "errors": 0, "flagged": 0}
+        self._base, self._nxt = 0, 0  # current layout's first frame number; next frame to read
         self.meta_id = 0
         self.latest: dict | None = None    # last outputs (for live views)
         self._stop = threading.Event()
@@ -164,7 +165,10 @@ class StreamPipeline:
         while not self._stop.is_set():
             count, lid = src.wait(nxt, layout, 0.1)
             if lid != layout:
-                layout, nxt = lid, 0
+                lid, base, _ = src.layout_info()
+                # frames of the previous layout(s) never read are lost with their ring: count them
+                self.counters["dropped"] += max(0, base - (self._base + nxt))
+                layout, nxt, self._base, self._nxt = lid, 0, base, 0
                 self._configure(lid)
                 pending |= F["reset"]
                 continue
@@ -177,17 +181,20 @@ class StreamPipeline:
             oldest = count - src.capacity
             if nxt < oldest:  # the ring lapped us: those frames are gone
                 self.counters["dropped"] += oldest - nxt
-                nxt = oldest
+                nxt = self._nxt = oldest
                 pending |= F["dropped"]
             now = time.monotonic()
             while nxt < count - 1 and now - src.peek_t_recv(nxt) > self.opt.max_age_s:
                 self.counters["dropped"] += 1
                 nxt += 1
+                self._nxt = nxt
                 pending |= F["dropped"]
             info = src.read(nxt, layout, self.buf)
             nxt += 1
-            if info is None:
+            if info is None:  # overwritten meanwhile, or a new layout: counted on the next pass
+                nxt -= 1
                 continue
+            self._nxt = nxt
             self._process(info, pending)
             pending = 0
         log.debug("%s: estimator loop ended", src.describe())
@@ -245,6 +252,8 @@ class StreamPipeline:
             self._lsl.push(outputs, t_src)
         t_pub = time.monotonic()
         c["processed"] += 1
+        if flags & ~F["reset"]:
+            c["flagged"] += 1
         self.times.record(t_recv - t_src, t_inf0 - t_recv, t_inf1 - t_inf0, t_enc - t_inf1,
                           t_pub - t_enc, t_pub - t_recv)
         self.latest = {"seq": seq, "outputs": outputs, "flags": flags, "n_valid": n_valid,
@@ -252,7 +261,32 @@ class StreamPipeline:
         if self.on_estimate is not None:
             self.on_estimate(self, outputs, flags)
 
+    def pending(self) -> int:
+        """Frames received on the current layout and not yet processed or dropped."""
+        lid, base, count = self.source.layout_info()
+        if base != self._base:  # a layout change the loop has not seen yet
+            return self.source.counters["received"] - (self._base + self._nxt)
+        return max(0, count - self._nxt)
+
+    def accounting(self) -> dict:
+        """Where every frame that reached this stream went.
+
+        ``arrived`` (every message or sample) = ``received`` + ``out_of_order`` + ``malformed`` +
+        ``oversized`` + ``rejected``; ``received`` = ``processed`` + ``dropped`` + ``pending``
+        (``balanced`` says whether it holds). ``skipped``: frames the sender numbered but that
+        never arrived (lost before serve, e.g. by a full ZeroMQ queue).
+        """
+        s, c = self.source.counters, self.counters
+        pending = self.pending()
+        rejected = s["malformed"] + s["oversized"] + s["rejected"]
+        return {"arrived": s["received"] + s["out_of_order"] + rejected,
+                "received": s["received"], "processed": c["processed"],
+                "dropped": c["dropped"], "pending": pending, "out_of_order": s["out_of_order"],
+                "rejected": rejected, "skipped": s["skipped"], "flagged": c["flagged"],
+                "balanced": s["received"] == c["processed"] + c["dropped"] + pending}
+
     def summary(self) -> dict:
         """Counters of the source and the loop, and stage latencies (ms)."""
         return {"stream": self.source.name, "source": dict(self.source.counters),
-                "pipeline": dict(self.counters), "stages_ms": self.times.summary()}
+                "pipeline": dict(self.counters), "accounting": self.accounting(),
+                "stages_ms": self.times.summary()}

@@ -130,14 +130,25 @@ class Server:
     # --- reporting ---------------------------------------------------------------------------
     def totals(self) -> dict:
         keys_src = ("received", "out_of_order", "malformed", "oversized", "rejected",
-                    "reconnects", "lost")
-        keys_pipe = ("processed", "published", "dropped", "too_few", "gaps", "errors")
+                    "reconnects", "lost", "resyncs", "skipped")
+        keys_pipe = ("processed", "published", "dropped", "too_few", "gaps", "errors",
+                     "flagged")
         tot = {k: 0 for k in keys_src + keys_pipe}
         for p in self.pipelines:
             for k in keys_src:
                 tot[k] += p.source.counters[k]
             for k in keys_pipe:
                 tot[k] += p.counters[k]
+        return tot
+
+    def accounting(self) -> dict:
+        """The streams' :meth:`StreamPipeline.accounting` summed; ``unaccounted`` is
+        ``received - processed - dropped - pending`` (0 when every frame is accounted for)."""
+        acc = [p.accounting() for p in self.pipelines]
+        keys = ("arrived", "received", "processed", "dropped", "pending", "out_of_order",
+                "rejected", "skipped", "flagged")
+        tot = {k: sum(a[k] for a in acc) for k in keys}
+        tot["unaccounted"] = tot["received"] - tot["processed"] - tot["dropped"] - tot["pending"]
         return tot
 
     def cpu(self) -> dict:
@@ -151,18 +162,22 @@ class Server:
         total = np.concatenate([p.times.values("total") for p in self.pipelines]) \
             if self.pipelines else np.zeros(0)
         return {"streams": [p.summary() for p in self.pipelines], "totals": self.totals(),
+                "accounting": self.accounting(),
                 "server_latency_ms": percentiles_ms(total), "cpu": self.cpu(),
                 "signal": self.signal}
 
     def summary_line(self) -> str:
         t = self.totals()
-        lat = self.summary()["server_latency_ms"]
+        summary = self.summary()
+        lat, acc = summary["server_latency_ms"], summary["accounting"]
         return (f"{len(self.pipelines)} stream(s): {t['received']} frames in, "
                 f"{t['published'] or t['processed']} estimates out, dropped {t['dropped']}, "
                 f"out-of-order {t['out_of_order']}, malformed {t['malformed']}, oversized "
                 f"{t['oversized']}, rejected {t['rejected']}, too few markers {t['too_few']}, "
                 f"gaps {t['gaps']}, reconnects {t['reconnects']}, errors {t['errors']}; "
-                f"server latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms")
+                f"server latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms; "
+                + ("every frame accounted for" if acc["unaccounted"] == 0
+                   else f"{acc['unaccounted']} frames unaccounted"))
 
     def write_json(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.summary(), indent=1, default=float))

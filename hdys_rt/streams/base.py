@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: A run of this many out-of-order samples means the source clock jumped back: resynchronise.
 OOO_RESYNC = 50
+#: A timestamp this many seconds before the previous one is a clock jump, not a late sample:
+#: resynchronise at once (samples reordered in transport are late by milliseconds).
+JUMP_BACK_S = 1.0
 
 
 class SourceLost(Exception):
@@ -58,12 +61,16 @@ class Source(ABC):
         name: stream name, used as the estimate stream id.
         names / rate: the current channel layout (marker names, nominal Hz); ``layout_id``
             increases whenever they change (the ring is then reallocated).
-        counters: received, out_of_order, malformed, oversized, rejected, reconnects, lost.
+        counters: received, out_of_order, malformed, oversized, rejected, reconnects, lost,
+            resyncs, and skipped (frames the sender numbered but that never arrived: forward
+            jumps of the sender's ``seq``; ZeroMQ only, LSL has no sender counter).
         check_layout: optional callable ``(names, rate)`` raising :class:`HdysError` when the
             consumer cannot accept a layout (set by the pipeline before :meth:`start`).
     """
 
     kind = "abstract"
+    #: the transport carries the sender's frame counter (gaps in it are counted as skipped)
+    counts_seq = False
 
     def __init__(self, name: str, capacity: int = 256, stall_s: float = 1.0):
         if capacity < 2:
@@ -78,7 +85,8 @@ class Source(ABC):
         self.layout_id = 0
         self.ring: FrameRing | None = None
         self.counters = {"received": 0, "out_of_order": 0, "malformed": 0, "oversized": 0,
-                         "rejected": 0, "reconnects": 0, "lost": 0, "resyncs": 0}
+                         "rejected": 0, "reconnects": 0, "lost": 0, "resyncs": 0, "skipped": 0}
+        self.layout_base = 0  # frames received before the current layout began
         self.check_layout: Callable[[tuple[str, ...], float], None] | None = None
         self.error: HdysError | None = None       # a fatal error that stopped acquisition
         self.connected = threading.Event()
@@ -88,6 +96,7 @@ class Source(ABC):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_t = -math.inf
+        self._last_seq: int | None = None
         self._ooo_run = 0
         self._last_data = time.monotonic()
         self._silent = False
@@ -205,6 +214,7 @@ class Source(ABC):
                             self.describe(), len(self.names), len(names), self.rate, rate)
             self.names, self.rate, self.ring = names, float(rate), ring
             self.layout_id += 1
+            self.layout_base = self.counters["received"]
             self._last_t = -math.inf
             self._cond.notify_all()
 
@@ -213,7 +223,8 @@ class Source(ABC):
         now = time.monotonic() if t_recv is None else t_recv
         with self._cond:
             if t <= self._last_t:
-                if self._silent or self._ooo_run >= OOO_RESYNC:
+                if (self._silent or self._ooo_run >= OOO_RESYNC
+                        or self._last_t - t > JUMP_BACK_S):
                     self.counters["resyncs"] += 1
                     log.warning("%s: source clock jumped back by %.3f s; resynchronising",
                                 self.describe(), self._last_t - t)
@@ -225,6 +236,9 @@ class Source(ABC):
                     return False
             self._ooo_run = 0
             self._last_t = t
+            if self.counts_seq and self._last_seq is not None and seq > self._last_seq + 1:
+                self.counters["skipped"] += seq - self._last_seq - 1
+            self._last_seq = seq
             self.ring.push(xyz, t, now, seq)
             self.counters["received"] += 1
             self._cond.notify_all()
@@ -245,6 +259,12 @@ class Source(ABC):
                                                    and self.ring.count > after),
                 timeout)
             return (0 if self.ring is None else self.ring.count), self.layout_id
+
+    def layout_info(self) -> tuple[int, int, int]:
+        """``(layout_id, layout_base, ring count)`` read together: frame ``i`` of the current
+        layout is the ``layout_base + i``-th frame received."""
+        with self._cond:
+            return self.layout_id, self.layout_base, (0 if self.ring is None else self.ring.count)
 
     def peek_t_recv(self, index: int) -> float:
         """Receive time of frame ``index`` (``-inf`` if it is no longer in the ring)."""

@@ -64,6 +64,7 @@ class ZmqSource(Source):
     (or binds it with ``bind=True``). ZeroMQ reconnects by itself when the sender returns."""
 
     kind = "zmq"
+    counts_seq = True
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5559", bind: bool = False,
                  name: str | None = None, default_rate: float = 100.0,
