@@ -143,11 +143,12 @@ def _load_corpus(p: Path, up: str | None) -> FileRecording:
 
 
 def _load_table(p: Path) -> FileRecording:
-    from hdys_rt.data.formats import _uniform_rate, read_storage
+    from hdys_rt.data.formats import _uniform_rate, is_angle_column, read_storage
 
     t = read_storage(p)
     rate = _uniform_rate(p, t.time)
-    units = ["rad" if n in t.angular else "" for n in t.names]
+    units = ["rad" if n in t.angular or is_angle_column(n) else
+             "m" if n.endswith(("_tx", "_ty", "_tz")) else "" for n in t.names]
     return FileRecording("table", tuple(t.names), float(rate), t.values.astype(np.float32),
                          units, source=str(p))
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -244,7 +245,8 @@ def _extent(xyz: np.ndarray) -> np.ndarray:
     xyz = np.asarray(xyz, dtype=np.float64)
     if xyz.ndim == 2:
         xyz = xyz[None]
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # all-NaN frames are expected (occlusions)
+        warnings.simplefilter("ignore", RuntimeWarning)
         span = np.nanmax(xyz, axis=1) - np.nanmin(xyz, axis=1)  # (frames, 3)
     span = span[np.isfinite(span).all(1)]
     if span.size == 0:
