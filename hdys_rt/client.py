@@ -18,11 +18,12 @@ import zmq
 
 from hdys_rt import wire
 from hdys_rt.errors import HdysError
+from hdys_rt.security import ClientKeys, apply_client, client_keys
 from hdys_rt.streams.zmq import check_endpoint, warn_if_public
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Estimate", "Subscriber", "MarkerSender"]
+__all__ = ["Estimate", "Subscriber", "MarkerSender", "ClientKeys"]
 
 
 @dataclass
@@ -74,11 +75,13 @@ class Subscriber:
     """SUB socket on a serve's publish endpoint; yields :class:`Estimate` objects.
 
     ``streams``: only these stream names (None = all). Malformed messages are counted in
-    ``malformed`` and skipped.
+    ``malformed`` and skipped. ``curve``: a key folder (``NAME.key_secret`` + ``server.key``,
+    see :mod:`hdys_rt.security`) or :class:`~hdys_rt.security.ClientKeys`, for a serve run
+    with ``--curve-keys``.
     """
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5560", streams=None,
-                 rcvhwm: int = 1000, context: zmq.Context | None = None):
+                 rcvhwm: int = 1000, context: zmq.Context | None = None, curve=None):
         check_endpoint(endpoint, "endpoint")
         self.endpoint = endpoint
         self.streams = None if streams is None else set(streams)
@@ -91,6 +94,9 @@ class Subscriber:
         self._sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_OUTPUT_MESSAGE_BYTES)
         self._sock.setsockopt(zmq.SUBSCRIBE, wire.TOPIC_META)
         self._sock.setsockopt(zmq.SUBSCRIBE, wire.TOPIC_EST)
+        keys = client_keys(curve)
+        if keys is not None:
+            apply_client(self._sock, keys)
         self._sock.connect(endpoint)
 
     def __enter__(self):
@@ -161,10 +167,13 @@ class MarkerSender:
 
     ``send(xyz)`` takes (P, 3) metres, Y up, NaN rows for missing markers, in the order of
     ``names``; the timestamp defaults to now on the monotonic clock (= LSL local_clock).
+    ``curve``: client keys (a key folder or :class:`~hdys_rt.security.ClientKeys`) for a serve
+    run with ``--curve-keys``: the frames are encrypted and only that serve accepts them.
     """
 
     def __init__(self, names, rate: float | None = None, endpoint: str = "tcp://127.0.0.1:5559",
-                 bind: bool = True, src: str | None = None, context: zmq.Context | None = None):
+                 bind: bool = True, src: str | None = None, context: zmq.Context | None = None,
+                 curve=None):
         check_endpoint(endpoint, "endpoint")
         self.names = wire.check_names(list(names), "marker names")
         self.rate, self.src = rate, src
@@ -175,9 +184,12 @@ class MarkerSender:
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, 1000)
         self._sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        keys = client_keys(curve)
+        if keys is not None:
+            apply_client(self._sock, keys)
         try:
             if bind:
-                warn_if_public(endpoint, "marker endpoint")
+                warn_if_public(endpoint, "marker endpoint", keys is not None)
                 self._sock.bind(endpoint)
             else:
                 self._sock.connect(endpoint)

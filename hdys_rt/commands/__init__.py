@@ -10,6 +10,7 @@ COMMANDS: tuple[str, ...] = (
     "hdys_rt.commands.listen",
     "hdys_rt.commands.demo",
     "hdys_rt.commands.export",
+    "hdys_rt.commands.keys",
     "hdys_rt.commands.bridge",
     "hdys_rt.commands.view",
 )

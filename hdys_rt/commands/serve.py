@@ -38,12 +38,20 @@ def add_arguments(p) -> None:
                    help="resample the recording to this rate")
     g.add_argument("--loop", action="store_true", help="loop the recording")
     g = p.add_argument_group("output")
-    g.add_argument("--publish", type=endpoint, default="tcp://127.0.0.1:5560",
-                   help="ZeroMQ endpoint the estimates are published on (bound)")
+    g.add_argument("--publish", type=endpoint, metavar="ENDPOINT",
+                   help="ZeroMQ endpoint the estimates are published on (bound; default: "
+                   "tcp://BIND:5560)")
     g.add_argument("--lsl-out", action="store_true",
                    help="also publish each stream's estimates as an LSL outlet NAME-hdys")
     g.add_argument("--stats-json", metavar="PATH", help="write counters and stage latencies here "
                    "on exit")
+    g = p.add_argument_group("security")
+    g.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                   help="address the bound ZeroMQ endpoints may listen on; a non-loopback one "
+                   "(e.g. 0.0.0.0) must be given here, and warns unless --curve-keys is set")
+    g.add_argument("--curve-keys", metavar="DIR",
+                   help="ZeroMQ CURVE encryption and authentication: the server key pair and "
+                   "the allowed client keys in DIR/authorized/ (`hdys-rt keys generate DIR`)")
     g = p.add_argument_group("model and runtime")
     g.add_argument("--model", metavar="PATH", help="model (NAME.safetensors + NAME.json); "
                    "default: the bundled model")
@@ -79,7 +87,8 @@ def build_sources(args) -> list:
         from hdys_rt.streams.zmq import ZmqSource
 
         eps = args.endpoint or ["tcp://127.0.0.1:5559"]
-        return [ZmqSource(ep, bind=args.bind_source, default_rate=args.rate) for ep in eps]
+        return [ZmqSource(ep, bind=args.bind_source, default_rate=args.rate,
+                          curve=getattr(args, "_curve", None)) for ep in eps]
     from hdys_rt.streams.replay import ReplaySource, demo_clip_path
 
     files = args.file or [demo_clip_path()]
@@ -90,6 +99,27 @@ def build_sources(args) -> list:
             s.name = f"{s.name}-{i}"
         seen.add(s.name)
     return srcs
+
+
+def _host(ep: str) -> str | None:
+    return ep[6:].rsplit(":", 1)[0].strip("[]") if ep.startswith("tcp://") else None
+
+
+def check_bind(args) -> str:
+    """The publish endpoint; every endpoint serve binds must be loopback or on ``--bind``."""
+    from hdys_rt.streams.zmq import is_loopback
+
+    bind = args.bind.strip("[]")
+    publish = args.publish or (f"tcp://[{bind}]:5560" if ":" in bind else f"tcp://{bind}:5560")
+    bound = [("--publish", publish)]
+    if args.source == "zmq" and args.bind_source:
+        bound += [("--endpoint", ep) for ep in (args.endpoint or ["tcp://127.0.0.1:5559"])]
+    for opt, ep in bound:
+        host = _host(ep)
+        if host is not None and not is_loopback(ep) and host != bind:
+            raise HdysError(f"{opt} {ep} would listen on {host}, but --bind is {args.bind}: "
+                            f"pass --bind {host} to expose it to the network")
+    return publish
 
 
 def run(args) -> int:
@@ -104,20 +134,33 @@ def run(args) -> int:
                         f"(got {args.source})")
     options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
                               lsl_out=args.lsl_out)
-    sources = build_sources(args)
-    estimators = load_estimators(len(sources), args.model, args.device, args.threads,
-                                 engine=args.engine, input_kind=args.input)
-    publisher = Publisher(args.publish)
-    server = Server(sources, estimators, publisher, options)
-    server.install_signal_handlers()
-    log.info("publishing on %s", args.publish)
+    publish = check_bind(args)
+    if args.lsl_out:
+        log.warning("--lsl-out: LSL outlets listen on every network interface without "
+                    "authentication (liblsl has neither); keep this machine behind a firewall")
+    curve = None
+    if args.curve_keys:
+        from hdys_rt.security import CurveServer
+
+        curve = args._curve = CurveServer(args.curve_keys)
     try:
-        server.start()
-        server.run(seconds=args.seconds, connect_timeout=args.connect_timeout)
+        sources = build_sources(args)
+        estimators = load_estimators(len(sources), args.model, args.device, args.threads,
+                                     engine=args.engine, input_kind=args.input)
+        publisher = Publisher(publish, curve=curve)
+        server = Server(sources, estimators, publisher, options)
+        server.install_signal_handlers()
+        log.info("publishing on %s%s", publish, " (CURVE)" if curve else "")
+        try:
+            server.start()
+            server.run(seconds=args.seconds, connect_timeout=args.connect_timeout)
+        finally:
+            server.stop()
+            if args.stats_json:
+                server.write_json(args.stats_json)
     finally:
-        server.stop()
-        if args.stats_json:
-            server.write_json(args.stats_json)
+        if curve is not None:
+            curve.stop()
     why = f"stopped by {server.signal}" if server.signal else "done"
     print(f"hdys-rt serve: {why}: {server.summary_line()}", flush=True)
     return 0

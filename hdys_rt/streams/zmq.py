@@ -54,9 +54,11 @@ def is_loopback(endpoint: str) -> bool:
         return False  # an interface name or '*'
 
 
-def warn_if_public(endpoint: str, what: str) -> None:
-    if not is_loopback(endpoint):
-        log.warning("%s %s is reachable from the network and not authenticated", what, endpoint)
+def warn_if_public(endpoint: str, what: str, authenticated: bool = False) -> None:
+    """Warn when a bound endpoint is reachable from the network without CURVE."""
+    if not is_loopback(endpoint) and not authenticated:
+        log.warning("%s %s is reachable from the network and not authenticated (use CURVE: "
+                    "--curve-keys DIR)", what, endpoint)
 
 
 class ZmqSource(Source):
@@ -68,10 +70,11 @@ class ZmqSource(Source):
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5559", bind: bool = False,
                  name: str | None = None, default_rate: float = 100.0,
-                 context: zmq.Context | None = None, **kw):
+                 context: zmq.Context | None = None, curve=None, **kw):
         check_endpoint(endpoint, "source endpoint")
         super().__init__(name or endpoint, **kw)
         self.endpoint, self.bind = endpoint, bind
+        self.curve = curve  # a hdys_rt.security.CurveServer: senders must be authorised
         self.default_rate = float(default_rate)
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
@@ -85,9 +88,11 @@ class ZmqSource(Source):
         s.setsockopt(zmq.RCVHWM, 1000)
         s.setsockopt(zmq.MAXMSGSIZE, ZMQ_MAXMSGSIZE)
         s.setsockopt(zmq.SUBSCRIBE, b"")
+        if self.curve is not None:
+            self.curve.apply(s)
         try:
             if self.bind:
-                warn_if_public(self.endpoint, "source endpoint")
+                warn_if_public(self.endpoint, "source endpoint", self.curve is not None)
                 s.bind(self.endpoint)
             else:
                 s.connect(self.endpoint)
@@ -150,12 +155,14 @@ class Publisher:
     """
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5560", context: zmq.Context | None = None,
-                 sndhwm: int = 1000):
+                 sndhwm: int = 1000, curve=None):
         check_endpoint(endpoint, "publish endpoint")
-        warn_if_public(endpoint, "publish endpoint")
+        warn_if_public(endpoint, "publish endpoint", curve is not None)
         self.endpoint = endpoint
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.XPUB)
+        if curve is not None:  # a hdys_rt.security.CurveServer: only authorised subscribers
+            curve.apply(self._sock)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.XPUB_VERBOSE, 1)
