@@ -10,7 +10,7 @@ or JSON text; an optional leading topic part is ignored)::
      "t": 12.345}                        # optional sample time, s (files: sets the rate)
 
 msgpack frames may carry ``"keypoints"`` as raw little-endian float32 bytes (``bin``) with
-``"dims": 3``. Coordinates are 3D; ``--up`` tells the input's vertical: ``y``, ``-y`` (camera and
+``"dims": 3``. Coordinates are 3D; ``--up`` tells the input's vertical: ``y``, ``ydown`` (camera and
 image conventions, Y down: MediaPipe world landmarks, most 3D lifters) or ``z``; units are
 metres, mm or cm (``--units auto`` decides from the body's size on the first frame).
 
@@ -154,7 +154,7 @@ def parse_frame(msg, layout: str | None = None, min_score: float = 0.0) -> Keypo
 class KeypointConverter:
     """Input frames -> forwarded points ``(P_out, 3)`` float32 metres, Y up.
 
-    ``up``: the input's vertical (``y``, ``-y``, ``z``); ``units``: ``auto``, ``m``, ``cm``,
+    ``up``: the input's vertical (``y``, ``ydown``, ``z``); ``units``: ``auto``, ``m``, ``cm``,
     ``mm`` (auto: decided on the first frame with enough points, then kept).
     """
 
@@ -167,8 +167,8 @@ class KeypointConverter:
     scale: float | None = field(default=None, init=False)
 
     def __post_init__(self):
-        if self.up not in ("y", "-y", "z"):
-            raise HdysError(f"up must be y, -y or z, got {self.up!r}")
+        if self.up not in ("y", "ydown", "z"):
+            raise HdysError(f"up must be y, ydown or z, got {self.up!r}")
         if self.units not in ("auto", *UNIT_FACTORS):
             raise HdysError(f"units must be auto, m, cm or mm, got {self.units!r}")
         if self.layout is not None and self.layout not in LAYOUTS:
@@ -196,7 +196,7 @@ class KeypointConverter:
                             "(pass --units to set it)", unit)
             self.scale = UNIT_FACTORS[unit]
         xyz = xyz * self.scale
-        if self.up == "-y":
+        if self.up == "ydown":
             xyz = xyz * np.array([1.0, -1.0, -1.0])  # 180 deg about X: Y down -> Y up
         elif self.up == "z":
             xyz = zup_to_yup(xyz)
@@ -241,7 +241,7 @@ def rate_from_times(times: list[float | None], default: float) -> float:
         return default
     dt = np.diff(ts)
     dt = dt[dt > 0]
-    return float(1.0 / np.median(dt)) if dt.size else default
+    return round(float(1.0 / np.median(dt)), 3) if dt.size else default  # 99.99999 -> 100
 
 
 def zmq_frames(endpoint: str, bind: bool, stop, layout: str | None = None,

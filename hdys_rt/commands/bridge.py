@@ -78,8 +78,8 @@ def add_arguments(p) -> None:
     k.add_argument("--bind", action="store_true", help="bind --listen instead of connecting")
     k.add_argument("--layout", choices=("coco17", "h36m17", "mediapipe33"),
                    help="input layout when frames do not state it")
-    k.add_argument("--up", choices=("y", "-y", "z"), default="y",
-                   help="the input's vertical axis (-y: Y down, camera/MediaPipe convention)")
+    k.add_argument("--up", choices=("y", "ydown", "z"), default="y",
+                   help="the input's vertical axis (ydown: Y down, the camera / MediaPipe convention)")
     k.add_argument("--units", choices=("auto", "m", "cm", "mm"), default="auto",
                    help="input length unit (auto: from the body's size)")
     k.add_argument("--min-score", type=float, default=0.0,
