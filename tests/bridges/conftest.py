@@ -119,3 +119,9 @@ def read_png(path) -> np.ndarray:
         out[y] = cur
         prev = cur
     return out.reshape(h, w, c)
+
+
+@pytest.fixture
+def png():
+    """:func:`read_png` (tests import nothing from conftest)."""
+    return read_png
