@@ -14,7 +14,7 @@ Topics::
 MARKERS (input frame, one per mocap sample)::
 
     {"v": 1, "type": "markers",
-     "seq": int >= 0,            # the sender's frame counter
+     "seq": int 0..2**63-1,      # the sender's frame counter
      "t": float,                 # sample time, s, sender's monotonic clock
      "names": [str, ...],        # P unique marker names, 1..MAX_NAME_LEN chars, P <= MAX_MARKERS
      "xyz": bin,                 # P*3 float32: (P, 3) metres, Y up; a NaN row = missing marker
@@ -61,7 +61,8 @@ from hdys_rt.errors import HdysError
 
 __all__ = [
     "VERSION", "TOPIC_MARKERS", "TOPIC_META", "TOPIC_EST", "MAX_MESSAGE_BYTES",
-    "MAX_OUTPUT_MESSAGE_BYTES", "MAX_MARKERS", "MAX_NAME_LEN", "META_PERIOD_S", "FLAGS",
+    "MAX_OUTPUT_MESSAGE_BYTES", "MAX_MARKERS", "MAX_NAME_LEN", "MAX_SEQ", "META_PERIOD_S",
+    "FLAGS",
     "WireError", "MarkerFrame", "encode_markers", "decode_markers", "encode_estimate",
     "encode_meta", "decode_output", "flag_names", "check_names",
 ]
@@ -75,6 +76,7 @@ MAX_MESSAGE_BYTES = 64 * 1024         # one input frame (512 markers with names 
 MAX_OUTPUT_MESSAGE_BYTES = 1 << 20    # estimates and metadata, on the client side
 MAX_MARKERS = 512
 MAX_NAME_LEN = 64
+MAX_SEQ = (1 << 63) - 1               # frame counters are int64 on the server
 META_PERIOD_S = 2.0
 
 #: Quality bits of an estimate (``q.flags``).
@@ -173,8 +175,8 @@ def decode_markers(data: bytes, known_names: tuple[str, ...] | None = None) -> M
     if msg.get("type") != "markers":
         raise WireError(f"expected type 'markers', got {msg.get('type')!r}")
     seq, t, names, raw = msg.get("seq"), msg.get("t"), msg.get("names"), msg.get("xyz")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise WireError(f"seq must be an integer >= 0, got {seq!r}"[:120])
+    if not isinstance(seq, int) or isinstance(seq, bool) or not (0 <= seq <= MAX_SEQ):
+        raise WireError(f"seq must be an integer in 0..2**63-1, got {seq!r}"[:120])
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
         raise WireError(f"t must be a finite number of seconds, got {t!r}"[:120])
     if known_names is not None and isinstance(names, list) and len(names) == len(known_names) \

@@ -29,6 +29,8 @@ OOO_RESYNC = 50
 #: A timestamp this many seconds before the previous one is a clock jump, not a late sample:
 #: resynchronise at once (samples reordered in transport are late by milliseconds).
 JUMP_BACK_S = 1.0
+#: A forward jump of the sender's counter beyond this is a new counter, not lost frames.
+MAX_SEQ_GAP = 100_000
 
 
 class SourceLost(Exception):
@@ -236,7 +238,8 @@ class Source(ABC):
                     return False
             self._ooo_run = 0
             self._last_t = t
-            if self.counts_seq and self._last_seq is not None and seq > self._last_seq + 1:
+            if (self.counts_seq and self._last_seq is not None
+                    and self._last_seq + 1 < seq <= self._last_seq + MAX_SEQ_GAP):
                 self.counters["skipped"] += seq - self._last_seq - 1
             self._last_seq = seq
             self.ring.push(xyz, t, now, seq)

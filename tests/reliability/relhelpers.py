@@ -1,0 +1,48 @@
+"""Helpers of the reliability tests (a module with a unique name: test files import it)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from hdys_rt.model.config import ModelConfig
+from hdys_rt.runtime.pipeline import PipelineOptions
+from hdys_rt.runtime.server import Server
+
+#: the tiny architecture of tests/runtime (max 64 points: a 65-marker layout is refused)
+TINY = ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2, vec_hidden=64,
+                   dec_layers=1, dec_heads=2, dec_ff=64, window=8, max_points=64)
+
+#: nothing is dropped as stale however loaded the machine is (tests that count every frame)
+KEEP_ALL = PipelineOptions(max_age_s=60.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=20.0, step=0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+def assert_accounted(server: Server, arrived: int | None = None, timeout: float = 20.0) -> dict:
+    """Every frame that reached serve is processed, dropped or still pending (and, given
+    ``arrived``, every message sent reached serve's counters)."""
+    def settled():
+        a = server.accounting()
+        return a["pending"] == 0 and (arrived is None or a["arrived"] == arrived)
+    wait_for(settled, timeout)
+    acc = server.accounting()
+    assert acc["unaccounted"] == 0, acc
+    if arrived is not None:
+        assert acc["arrived"] == arrived, acc
+        assert acc["arrived"] == (acc["processed"] + acc["dropped"] + acc["pending"]
+                                  + acc["out_of_order"] + acc["rejected"]), acc
+    return acc
