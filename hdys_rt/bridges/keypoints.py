@@ -90,14 +90,14 @@ def _as_points(kp, n: int, layout: str) -> np.ndarray:
     if not isinstance(kp, list):
         raise HdysError(f"keypoints must be a list of points or a name -> point map, got "
                         f"{type(kp).__name__}")
-    if len(kp) != n:
-        raise HdysError(f"{len(kp)} keypoints do not fit layout {layout} ({n} points); set "
-                        f"--layout or the frame's \"layout\"")
     dims = {len(p) for p in kp if isinstance(p, (list, tuple))}
     if dims and max(dims) == 2:
         raise HdysError("2D keypoints (x, y) received: the model takes 3D keypoints in metres; "
                         "lift them to 3D first (e.g. MotionBERT, VideoPose3D, or MediaPipe's "
                         "world landmarks) and send [x, y, z]")
+    if len(kp) != n:
+        raise HdysError(f"{len(kp)} keypoints do not fit layout {layout} ({n} points); set "
+                        f"--layout or the frame's \"layout\"")
     out = np.full((n, 4), np.nan)
     out[:, 3] = 1.0
     for i, p in enumerate(kp):
