@@ -109,6 +109,23 @@ class Subscriber:
         if not self._sock.closed:
             self._sock.close(0)
 
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Wait until the connection to serve is up (handshake done, so the subscription is on
+        its way and no estimate published from now on is missed); True if it is."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        mon = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        try:
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                if mon.poll(int(1000 * min(left, 0.1))):
+                    if recv_monitor_message(mon)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                        return True
+            return False
+        finally:
+            self._sock.disable_monitor()
+            mon.close(0)
+
     def recv(self, timeout: float | None = None) -> Estimate | None:
         """The next estimate, or None after ``timeout`` seconds (None = wait forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
