@@ -176,7 +176,7 @@ def decode_markers(data: bytes, known_names: tuple[str, ...] | None = None) -> M
         raise WireError(f"expected type 'markers', got {msg.get('type')!r}")
     seq, t, names, raw = msg.get("seq"), msg.get("t"), msg.get("names"), msg.get("xyz")
     if not isinstance(seq, int) or isinstance(seq, bool) or not (0 <= seq <= MAX_SEQ):
-        raise WireError(f"seq must be an integer in 0..2**63-1, got {seq!r}"[:120])
+        raise WireError(f"seq must be an integer >= 0 and < 2**63, got {seq!r}"[:120])
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
         raise WireError(f"t must be a finite number of seconds, got {t!r}"[:120])
     if known_names is not None and isinstance(names, list) and len(names) == len(known_names) \

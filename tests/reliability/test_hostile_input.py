@@ -58,8 +58,8 @@ def test_marker_count_and_name_length_limits():
 BAD = [  # (message bytes, what the error says)
     (_pack(seq=1.0), "seq must be an integer"),
     (_pack(seq=True), "seq must be an integer"),
-    (_pack(seq=2 ** 63), "seq must be an integer in 0..2"),
-    (_pack(seq=-1), "seq must be an integer in 0..2"),
+    (_pack(seq=2 ** 63), "seq must be an integer >= 0 and < 2"),
+    (_pack(seq=-1), "seq must be an integer >= 0 and < 2"),
     (_pack(t=float("nan")), "t must be a finite number"),
     (_pack(t=float("inf")), "t must be a finite number"),
     (_pack(t=False), "t must be a finite number"),
