@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 
 import numpy as np
 
@@ -26,6 +27,23 @@ try:
     from pylsl.util import LostError as _LostError
 except ImportError:  # older pylsl
     from pylsl import LostError as _LostError
+
+#: One continuous resolver per process, shared by every LSL source. A one-shot
+#: ``resolve_bypred(pred, 1, 0.5)`` per source and retry could block forever in liblsl 1.18 once
+#: several inlets were open (seen with 16 sources in one serve: a resolve sat in ``epoll_wait``
+#: with no timeout long after its 0.5 s limit, serialised or not, so some streams never
+#: connected and their senders, waiting for consumers, never sent).
+_RESOLVER_LOCK = threading.Lock()
+_RESOLVER = None
+
+
+def _resolver():
+    """The process's ``pylsl.ContinuousResolver`` (every stream; sources filter its results)."""
+    global _RESOLVER
+    with _RESOLVER_LOCK:
+        if _RESOLVER is None:
+            _RESOLVER = pylsl_module().ContinuousResolver(forget_after=2.0)
+        return _RESOLVER
 
 _AXIS = re.compile(r"^(.+?)[\s_.:\-/]?([xyzXYZ])$")
 _UNITS = {"": 1.0, "m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
@@ -80,12 +98,6 @@ def _channel_fields(info, field: str) -> list[str]:
     return out
 
 
-def _quote(v: str) -> str:
-    if "'" in v:
-        raise HdysError(f"LSL names may not contain quotes: {v!r}")
-    return f"'{v}'"
-
-
 class LslSource(Source):
     """Resolve an LSL marker stream by name and/or type, pull it, reconnect when it vanishes."""
 
@@ -109,14 +121,12 @@ class LslSource(Source):
 
     def _connect(self) -> bool:
         pylsl = pylsl_module()
-        terms = []
-        if self.query_name:
-            terms.append(f"name={_quote(self.query_name)}")
-        if self.stype:
-            terms.append(f"type={_quote(self.stype)}")
-        found = pylsl.resolve_bypred(" and ".join(terms), 1, 0.5)
+        found = [i for i in _resolver().results()
+                 if (not self.query_name or i.name() == self.query_name)
+                 and (not self.stype or i.type() == self.stype)]
         if not found:
             return False
+        found.sort(key=lambda i: -i.created_at())  # a stream that returned: its newest outlet
         inlet = pylsl.StreamInlet(found[0], max_buflen=1, recover=False,
                                   processing_flags=pylsl.proc_clocksync, as_numpy=True)
         try:
