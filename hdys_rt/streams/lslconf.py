@@ -16,9 +16,14 @@ log = logging.getLogger(__name__)
 
 #: ResolveScope machine + KnownPeers 127.0.0.1: resolve works without a network and never
 #: announces streams to the LAN; liblsl's own log is silenced (our loggers report instead).
+#: Without multicast, discovery probes KnownPeers on ports BasePort..BasePort+PortRange only, and
+#: every outlet takes two of them (IPv4 + IPv6): liblsl's default range of 32 holds 16 outlets on
+#: the machine; the 17th gets a random port and is never found. 256 holds 128.
 LOCAL_CONFIG = (
     "[multicast]\n"
     "ResolveScope = machine\n"
+    "[ports]\n"
+    "PortRange = 256\n"
     "[lab]\n"
     "KnownPeers = {127.0.0.1}\n"
     "[log]\n"
