@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--seconds", type=positive_float, help="stop after this many seconds")
     p.add_argument("--timeout", type=positive_float,
                    help="stop when no estimate arrived for this many seconds")
+    p.add_argument("--curve-keys", metavar="DIR",
+                   help="CURVE client keys for a serve run with --curve-keys: DIR holds "
+                   "client.key_secret and server.key (`hdys-rt keys generate`)")
 
 
 def _text(est) -> str:
@@ -63,7 +66,7 @@ def run(args) -> int:
     end = None if args.seconds is None else time.monotonic() + args.seconds
     n, lats, last_draw, last_rx = 0, deque(maxlen=20_000), 0.0, time.monotonic()
     streams = set()
-    with Subscriber(args.endpoint, streams=args.stream) as sub:
+    with Subscriber(args.endpoint, streams=args.stream, curve=args.curve_keys) as sub:
         while not stop.is_set():
             now = time.monotonic()
             if end is not None and now >= end:

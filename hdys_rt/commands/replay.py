@@ -28,6 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("--type", default="MoCap", help="LSL stream type")
     p.add_argument("--endpoint", type=endpoint, default="tcp://127.0.0.1:5559",
                    help="ZeroMQ endpoint to bind (PUB)")
+    p.add_argument("--curve-keys", metavar="DIR",
+                   help="ZeroMQ: CURVE client keys for a serve run with --curve-keys (DIR "
+                   "holds client.key_secret and server.key)")
     p.add_argument("--wait", type=float, default=10.0, metavar="S",
                    help="wait up to S seconds for a consumer before playing (0: do not wait)")
 
@@ -54,7 +57,8 @@ def run(args) -> int:
     else:
         from hdys_rt.client import MarkerSender
 
-        sender = MarkerSender(rec.names, player.rate, args.endpoint, src=name)
+        sender = MarkerSender(rec.names, player.rate, args.endpoint, src=name,
+                              curve=args.curve_keys)
         if args.wait > 0 and not sender.wait_for_subscriber(args.wait):
             log.warning("no ZeroMQ subscriber after %.1f s; playing anyway", args.wait)
         push = lambda xyz, t, seq: sender.send(xyz, t, seq)  # noqa: E731

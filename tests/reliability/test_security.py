@@ -114,6 +114,10 @@ def test_curve_serve_only_authorised_subscribers_get_estimates(model_path, endpo
             assert _count(plain, 0.5) == 0
             assert _count(confused, 0.5) == 0
             assert len(list(good.frames(timeout=20, count=5))) == 5  # still serving
+        res = subprocess.run(CLI + ["listen", "--endpoint", ep, "--curve-keys", str(keys),
+                                    "--count", "3", "--format", "json"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and len(res.stdout.splitlines()) == 3, res.stderr
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
