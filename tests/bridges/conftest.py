@@ -12,29 +12,8 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
-
-from hdys_rt.model.config import ModelConfig
-from hdys_rt.model.hdys import HDyS
-from hdys_rt.model.io import save_model
-from hdys_rt.streams.replay import demo_clip_path, load_recording
-
-TINY = ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2, vec_hidden=64,
-                   dec_layers=1, dec_heads=2, dec_ff=64, window=8, max_points=64)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    stem = tmp_path_factory.mktemp("bridge-model") / "tiny"
-    save_model(HDyS(TINY), stem, rate=100.0)
-    return str(stem)
-
-
-@pytest.fixture(scope="session")
-def gait():
-    """The bundled real gait clip: 41 markers, 238 frames at 100 Hz, metres, Y up."""
-    return load_recording(demo_clip_path())
 
 
 @pytest.fixture(scope="session")

@@ -102,7 +102,7 @@ def _check(serve, n_min, names):
     assert not any(e.flags & 2 for e in with_meta)  # never too few points
 
 
-def test_jsonl_file_to_serve(coco_walk, tiny_model, tmp_path, make_endpoint, capsys):
+def test_jsonl_file_to_serve(coco_walk, model_path, tmp_path, make_endpoint, capsys):
     """Generated keypoints written in mm with Y down (a camera convention) as JSON lines."""
     from hdys_rt import representations as reps
 
@@ -110,7 +110,7 @@ def test_jsonl_file_to_serve(coco_walk, tiny_model, tmp_path, make_endpoint, cap
     path = tmp_path / "walk.jsonl"
     kp.frames_to_jsonl(path, xyz, "coco17", coco_walk.rate)
     src_ep, pub_ep = make_endpoint(), make_endpoint()
-    serve = _Serve(tiny_model, src_ep, pub_ep)
+    serve = _Serve(model_path, src_ep, pub_ep)
     try:
         rc = main(["bridge", "keypoints", str(path), "--up", "ydown", "--to", "zmq", "--endpoint",
                    src_ep, "--wait", "10", "--count", "80", "--json"])
@@ -123,7 +123,7 @@ def test_jsonl_file_to_serve(coco_walk, tiny_model, tmp_path, make_endpoint, cap
         serve.close()
 
 
-def test_zmq_msgpack_to_serve(coco_walk, tiny_model, make_endpoint, capsys):
+def test_zmq_msgpack_to_serve(coco_walk, model_path, make_endpoint, capsys):
     """A pose estimator publishing msgpack frames (MediaPipe-33 layout, metres, Y up) on
     ZeroMQ; the bridge binds --listen and forwards COCO-17."""
     from hdys_rt import representations as reps
@@ -133,7 +133,7 @@ def test_zmq_msgpack_to_serve(coco_walk, tiny_model, make_endpoint, capsys):
     for i, n in enumerate(reps.KEYPOINT_LAYOUTS["coco17"]):
         mp[:, kp.MEDIAPIPE33.index(n)] = coco[:, i]
     in_ep, src_ep, pub_ep = make_endpoint(), make_endpoint(), make_endpoint()
-    serve = _Serve(tiny_model, src_ep, pub_ep)
+    serve = _Serve(model_path, src_ep, pub_ep)
     stop = threading.Event()
 
     def estimator():  # the pose estimator: PUB connecting to the bridge, 100 Hz

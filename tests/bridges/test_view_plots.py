@@ -120,7 +120,7 @@ def test_subject_scaling():
         make_subject(500, None)
 
 
-def test_eval_plot_pngs(coco_walk, tiny_model, tmp_path, capsys, png):
+def test_eval_plot_pngs(coco_walk, model_path, tmp_path, capsys, png):
     pytest.importorskip("matplotlib")
     from hdys_rt.cli import main
     from hdys_rt.data.corpus import Sequence, write_domain_info, write_sequence
@@ -136,7 +136,7 @@ def test_eval_plot_pngs(coco_walk, tiny_model, tmp_path, capsys, png):
     corpus = tmp_path / "corpus"
     write_domain_info(corpus / "lab", "lab", "real", "test")
     write_sequence(corpus / "lab", seq)
-    rc = main(["eval", "--model", tiny_model, "--data", str(corpus), "--split", "all",
+    rc = main(["eval", "--model", model_path, "--data", str(corpus), "--split", "all",
                "--plot", str(tmp_path / "plots"), "--trial", "trial1",
                "--json", str(tmp_path / "eval.json")])
     assert rc == 0
@@ -147,5 +147,5 @@ def test_eval_plot_pngs(coco_walk, tiny_model, tmp_path, capsys, png):
     black = img.max(-1) < 60                          # the reference traces
     assert red.sum() > 200 and black.sum() > 200
     assert json.loads((tmp_path / "eval.json").read_text())["lab"]["keypoints"]["frames"] == T
-    assert main(["eval", "--model", tiny_model, "--data", str(corpus), "--split", "all",
+    assert main(["eval", "--model", model_path, "--data", str(corpus), "--split", "all",
                  "--plot", str(tmp_path / "p2"), "--trial", "nope"]) == 1

@@ -11,30 +11,12 @@ import threading
 import uuid
 
 import pytest
-import torch
 
-from relhelpers import KEEP_ALL, TINY, free_port, wait_for
+from relhelpers import KEEP_ALL, free_port, wait_for
 
 from hdys_rt.client import Subscriber
-from hdys_rt.model.hdys import HDyS
-from hdys_rt.model.io import save_model
 from hdys_rt.runtime.server import Server, load_estimators
-from hdys_rt.streams.replay import demo_clip_path, load_recording
 from hdys_rt.streams.zmq import Publisher
-
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    stem = tmp_path_factory.mktemp("model") / "tiny"
-    save_model(HDyS(TINY), stem, rate=100.0)
-    return str(stem)
-
-
-@pytest.fixture(scope="session")
-def gait():
-    """The bundled real gait clip (41 markers, metres, Y up)."""
-    return load_recording(demo_clip_path())
-
 
 @pytest.fixture
 def endpoint():

@@ -5,13 +5,10 @@ from __future__ import annotations
 import socket
 import time
 
-from hdys_rt.model.config import ModelConfig
 from hdys_rt.runtime.pipeline import PipelineOptions
 from hdys_rt.runtime.server import Server
 
 #: the tiny architecture of tests/runtime (max 64 points: a 65-marker layout is refused)
-TINY = ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2, vec_hidden=64,
-                   dec_layers=1, dec_heads=2, dec_ff=64, window=8, max_points=64)
 
 #: nothing is dropped as stale however loaded the machine is (tests that count every frame)
 KEEP_ALL = PipelineOptions(max_age_s=60.0)

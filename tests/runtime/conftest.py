@@ -12,37 +12,13 @@ import threading
 import time
 import uuid
 
-import numpy as np
 import pytest
-import torch
 
 from hdys_rt.client import Subscriber
-from hdys_rt.model.config import ModelConfig
-from hdys_rt.model.hdys import HDyS
-from hdys_rt.model.io import save_model
 from hdys_rt.runtime.pipeline import PipelineOptions
 from hdys_rt.runtime.server import Server, load_estimators
-from hdys_rt.streams.replay import demo_clip_path, load_recording
 from hdys_rt.streams.zmq import Publisher
 
-#: A small HDyS (same architecture and streaming code as the default, fewer/narrower layers),
-#: saved and loaded through the real model I/O: every step is fast on a loaded CPU.
-TINY = ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2, vec_hidden=64,
-                   dec_layers=1, dec_heads=2, dec_ff=64, window=8, max_points=64)
-
-
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    stem = tmp_path_factory.mktemp("model") / "tiny"
-    save_model(HDyS(TINY), stem, rate=100.0)
-    return str(stem)
-
-
-@pytest.fixture(scope="session")
-def gait():
-    """The bundled real gait clip (41 markers, metres, Y up)."""
-    return load_recording(demo_clip_path())
 
 
 @pytest.fixture
