@@ -65,6 +65,11 @@ def add_arguments(p) -> None:
                    "(COCO-17, H36M-17, ...; e.g. from `hdys-rt bridge keypoints`)")
     g.add_argument("--rate", type=positive_float, default=100.0, metavar="HZ",
                    help="stream rate when the stream does not state one")
+    g.add_argument("--mass", type=positive_float, metavar="KG",
+                   help="subject mass: also publish torques in N·m (torques_*_Nm) and GRF in N "
+                        "(grf_N) beside the per-kg outputs")
+    g.add_argument("--height", type=positive_float, metavar="M",
+                   help="subject height (with --mass): also publish torques in %%BW·Ht")
     g.add_argument("--min-markers", type=positive_int, metavar="N",
                    help="fewer valid markers in a frame flag it too_few (default: half)")
     g.add_argument("--max-age-ms", type=positive_float, default=25.0,
@@ -133,7 +138,7 @@ def run(args) -> int:
         raise HdysError(f"--file/--loop/--replay-rate are for --source replay "
                         f"(got {args.source})")
     options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
-                              lsl_out=args.lsl_out)
+                              lsl_out=args.lsl_out, mass_kg=args.mass, height_m=args.height)
     publish = check_bind(args)
     if args.lsl_out:
         log.warning("--lsl-out: LSL outlets listen on every network interface without "

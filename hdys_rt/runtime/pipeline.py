@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdys_rt import wire
+from hdys_rt.bridges.subject import absolute_outputs
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
@@ -40,6 +41,8 @@ class PipelineOptions:
     gap_factor: float = 1.5         # a time step above gap_factor / rate is flagged as a gap
     reset_gap_s: float = 0.5        # a gap longer than this resets the model's temporal state
     lsl_out: bool = False           # also publish estimates as an LSL outlet
+    mass_kg: float | None = None    # subject mass: also publish torques in N·m and GRF in N
+    height_m: float | None = None   # subject height: also publish torques in %BW·Ht
 
     def __post_init__(self):
         if self.min_markers is not None and self.min_markers < 1:
@@ -50,6 +53,11 @@ class PipelineOptions:
             raise HdysError(f"gap_factor must be > 1, got {self.gap_factor}")
         if not self.reset_gap_s > 0:
             raise HdysError(f"reset_gap_s must be > 0 s, got {self.reset_gap_s}")
+        if self.mass_kg is not None and not (20.0 <= self.mass_kg <= 250.0):
+            raise HdysError(f"--mass must be within 20..250 kg, got {self.mass_kg}")
+        if self.height_m is not None and (self.mass_kg is None or not 0.5 <= self.height_m <= 2.5):
+            raise HdysError(f"--height must be within 0.5..2.5 m and needs --mass, got "
+                            f"{self.height_m}")
 
 
 def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> None:
@@ -139,12 +147,20 @@ class StreamPipeline:
         n = len(names)
         self.min_markers = self.opt.min_markers or max(3, (n + 1) // 2)
         self.buf = np.full((n, 3), np.nan, dtype=np.float32)  # (points, xyz)
-        self.nan_out = {k: np.full(len(v), np.nan, np.float32) for k, v in self.est.outputs.items()}
+        # what is published: the model's outputs, plus absolute ones when the subject is known
+        self.out_names, self.out_units = dict(self.est.outputs), dict(self.est.units)
+        if self.opt.mass_kg is not None:
+            zero = {k: np.zeros(len(v), np.float32) for k, v in self.est.outputs.items()}
+            _, chans, units = absolute_outputs(zero, self.est.outputs, self.opt.mass_kg,
+                                               self.opt.height_m)
+            self.out_names.update(chans)
+            self.out_units.update(units)
+        self.nan_out = {k: np.full(len(v), np.nan, np.float32) for k, v in self.out_names.items()}
         self.meta_id += 1
         model = {"rate": float(self.est.rate), "window": int(self.est.window),
                  "phases": self.phases}
-        self.meta = wire.encode_meta(src.name, self.meta_id, names, rate, self.est.outputs,
-                                     self.est.units, model,
+        self.meta = wire.encode_meta(src.name, self.meta_id, names, rate, self.out_names,
+                                     self.out_units, model,
                                      getattr(self.est, "input_kind", "markers"))
         if self.publisher is not None:
             self.publisher.set_meta(src.name, self.meta)
@@ -152,7 +168,7 @@ class StreamPipeline:
             from hdys_rt.streams.lsl import LslEstimateOutlet
 
             if self._lsl is None or self._lsl_rate != rate:
-                self._lsl = LslEstimateOutlet(src.name, self.est.outputs, self.est.units, rate)
+                self._lsl = LslEstimateOutlet(src.name, self.out_names, self.out_units, rate)
                 self._lsl_rate = rate
         self._last_t: float | None = None
         log.info("%s: serving %d markers at %g Hz (model %g Hz, %d interleaved state%s, "
@@ -231,6 +247,9 @@ class StreamPipeline:
         else:
             try:
                 outputs = self.est.step(buf)
+                if self.opt.mass_kg is not None:
+                    outputs = {**outputs, **absolute_outputs(
+                        outputs, self.est.outputs, self.opt.mass_kg, self.opt.height_m)[0]}
             except Exception as exc:  # one bad frame must not stop the service
                 flags |= F["error"]
                 c["errors"] += 1

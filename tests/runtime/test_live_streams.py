@@ -16,6 +16,7 @@ import zmq
 from hdys_rt import representations as reps
 from hdys_rt import wire
 from hdys_rt.client import MarkerSender
+from hdys_rt.errors import HdysError
 from hdys_rt.model.streaming import StreamingEstimator
 from hdys_rt.runtime.pipeline import PipelineOptions
 from hdys_rt.streams.lsl import LslSource, marker_outlet
@@ -325,3 +326,25 @@ def test_several_streams(running, gait, make_port, n_streams):
             s.close()
     for i in range(n_streams):
         assert [e.seq for e in r.got if e.stream == f"s{i}"] == list(range(20))
+
+
+def test_subject_mass_adds_absolute_outputs(running, gait, model_path):
+    """serve --mass / --height: torques also in N·m and %BW·Ht, GRF forces also in N."""
+    src = ReplaySource(gait, rate=100.0, seconds=0.2, name="subject")
+    opts = PipelineOptions(max_age_s=60.0, mass_kg=80.0, height_m=1.8)
+    with running([src], options=opts) as r:
+        assert r.wait_for(lambda: len(r.got) >= 20 and r.pipe.done)
+    e = r.got[-1]
+    assert e.unit("torques_rajagopal_Nm") == "N·m" and e.unit("grf_N") == "N | m"
+    tq = np.asarray(e.outputs["torques_rajagopal"])
+    np.testing.assert_allclose(e.outputs["torques_rajagopal_Nm"], tq * 80.0, rtol=1e-6)
+    np.testing.assert_allclose(e.outputs["torques_rajagopal_pct_bwht"],
+                               tq * 100.0 / (9.81 * 1.8), rtol=1e-5)
+    names = e.channels("grf")
+    force = [i for i, c in enumerate(names) if "_f" in c]
+    cop = [i for i, c in enumerate(names) if "_cop" in c]
+    g, gn = np.asarray(e.outputs["grf"]), np.asarray(e.outputs["grf_N"])
+    np.testing.assert_allclose(gn[force], g[force] * 80.0 * 9.81, rtol=1e-6)
+    np.testing.assert_array_equal(gn[cop], g[cop])
+    with pytest.raises(HdysError, match="needs --mass"):
+        PipelineOptions(height_m=1.8)
