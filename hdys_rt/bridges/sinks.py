@@ -53,6 +53,7 @@ class LslSink(Sink):
     def __init__(self, name: str, names, rate: float, kind: str = "markers",
                  stype: str = "MoCap", units=None, subject: Subject | None = None,
                  layout: str | None = None, source: str = ""):
+        from hdys_rt.streams.lsl import describe_points
         from hdys_rt.streams.lslconf import pylsl_module
 
         pylsl = pylsl_module()
@@ -61,16 +62,10 @@ class LslSink(Sink):
         n = 3 * len(names) if points else len(names)
         info = pylsl.StreamInfo(name, stype, n, float(rate), pylsl.cf_float32, f"hdys-{name}")
         desc = info.desc()
-        chans = desc.append_child("channels")
         if points:
-            for nm in names:
-                for axis in "XYZ":
-                    c = chans.append_child("channel")
-                    c.append_child_value("label", f"{nm}_{axis}")
-                    c.append_child_value("unit", "m")
-                    c.append_child_value("type", f"Position{axis}")
-            desc.append_child_value("up", "y")
+            describe_points(desc, names)
         else:
+            chans = desc.append_child("channels")
             for nm, u in zip(names, units or [""] * len(names)):
                 c = chans.append_child("channel")
                 c.append_child_value("label", nm)

@@ -153,7 +153,6 @@ class LslSource(Source):
         return True
 
     def _acquire(self) -> None:
-        pylsl = pylsl_module()
         try:
             data, ts = self._inlet.pull_chunk(timeout=0.1, max_samples=self._buf.shape[0],
                                               dest_obj=self._buf, min_samples=1)
@@ -185,15 +184,21 @@ def marker_outlet(name: str, names, rate: float, stype: str = "MoCap",
     pylsl = pylsl_module()
     info = pylsl.StreamInfo(name, stype, 3 * len(names), float(rate), pylsl.cf_float32,
                             source_id or f"hdys-{name}")
-    chans = info.desc().append_child("channels")
+    describe_points(info.desc(), names)
+    return pylsl.StreamOutlet(info, chunk_size=1, max_buffered=2)
+
+
+def describe_points(desc, names) -> None:
+    """Write the channel description of a point stream into an LSL ``desc``: channels
+    NAME_X/_Y/_Z in metres (type PositionX/Y/Z) and ``up = y``."""
+    chans = desc.append_child("channels")
     for n in names:
         for axis in "XYZ":
             c = chans.append_child("channel")
             c.append_child_value("label", f"{n}_{axis}")
             c.append_child_value("unit", "m")
             c.append_child_value("type", f"Position{axis}")
-    info.desc().append_child_value("up", "y")
-    return pylsl.StreamOutlet(info, chunk_size=1, max_buffered=2)
+    desc.append_child_value("up", "y")
 
 
 class LslEstimateOutlet:
