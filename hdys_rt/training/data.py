@@ -69,8 +69,10 @@ class CorpusData:
 
     def __init__(self, corpus: str | Path, rate: float = 100.0, split: str | None = "train",
                  domains: list[str] | None = None, keys: tuple[str, ...] | None = None,
-                 min_frames: int = 8, max_points: int = 128, fraction: float = 1.0,
-                 fraction_seed: int = 0):
+                 min_frames: int = 8, max_points: int = 128,
+                 fraction: dict[str, float] | None = None, fraction_seed: int = 0):
+        """``fraction``: keep only this fraction (0..1] of a domain's frames (whole sequences,
+        drawn with ``fraction_seed``), per domain name; domains not named are kept whole."""
         self.rate = rate
         avail = list_domains(corpus)
         domains = avail if domains is None else list(domains)
@@ -100,9 +102,10 @@ class CorpusData:
                 if T >= min_frames:
                     items.append(SeqArrays(seq.name, d, seq.subject.id, seq.subject.mass_kg,
                                            data, T))
-            if fraction < 1.0 and items:
+            f = (fraction or {}).get(d, 1.0)
+            if f < 1.0 and items:
                 rng = np.random.default_rng(fraction_seed)
-                keep = max(1, int(round(fraction * sum(s.frames for s in items))))
+                keep = max(1, int(round(f * sum(s.frames for s in items))))
                 order = rng.permutation(len(items))
                 chosen, total = [], 0
                 for i in order:

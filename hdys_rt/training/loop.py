@@ -16,7 +16,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -165,16 +164,10 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
         torch.set_num_threads(max(1, cfg.threads))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # fraction: keep only part of chosen domains' frames (scale-vs-heterogeneity ablation)
     data = CorpusData(data_dir, rate=cfg.rate, split="train", domains=domains,
-                      max_points=cfg.model.max_points)
-    if fraction:
-        # keep only a fraction of chosen domains' frames (scale-vs-heterogeneity ablation)
-        for d, f in fraction.items():
-            if d in data.seqs and f < 1.0:
-                part = CorpusData(data_dir, rate=cfg.rate, split="train", domains=[d],
-                                  max_points=cfg.model.max_points, fraction=f,
-                                  fraction_seed=cfg.seed)
-                data.seqs[d] = part.seqs[d]
+                      max_points=cfg.model.max_points, fraction=fraction,
+                      fraction_seed=cfg.seed)
     keys = tuple(k for k in cfg.model.kin_inputs + cfg.model.dyn_outputs if k in data.keys())
     model = HDyS(cfg.model).to(device)
     model.set_normalisation(data.normalisation())
