@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 G = 9.81  # m/s², standard gravity used for body weight
 
-__all__ = ["G", "make_subject", "absolute_outputs", "lsl_subject"]
+__all__ = ["G", "make_subject", "absolute_channels", "absolute_outputs", "lsl_subject"]
 
 
 def make_subject(mass: float | None, height: float | None, sid: str = "subject") -> Subject | None:
@@ -38,26 +38,39 @@ def make_subject(mass: float | None, height: float | None, sid: str = "subject")
     return Subject(sid, float(mass), float(height) if height is not None else 1.70)
 
 
+def absolute_channels(channels: dict[str, tuple[str, ...]], height_m: float | None = None
+                      ) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Channel names and units of the derived absolute outputs (see the module doc) of a model
+    whose outputs are named ``channels``."""
+    chans, units = {}, {}
+    for k, names in channels.items():
+        if k.startswith("torques"):
+            chans[f"{k}_Nm"], units[f"{k}_Nm"] = names, "N·m"
+            if height_m:
+                chans[f"{k}_pct_bwht"], units[f"{k}_pct_bwht"] = names, "%BW·Ht"
+        elif k == "grf":
+            chans["grf_N"], units["grf_N"] = names, "N | m"
+    return chans, units
+
+
 def absolute_outputs(outputs: dict[str, np.ndarray], channels: dict[str, tuple[str, ...]],
                      mass_kg: float, height_m: float | None = None
                      ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, str]]:
     """Derived absolute outputs of one estimate: ``(values, channels, units)`` of the new keys
     (see the module doc). ``outputs[k]`` is ``(C,)``; ``channels[k]`` names its channels."""
-    vals, chans, units = {}, {}, {}
+    chans, units = absolute_channels({k: channels[k] for k in outputs}, height_m)
+    vals = {}
     for k, v in outputs.items():
         if k.startswith("torques"):
             vals[f"{k}_Nm"] = np.asarray(v, np.float32) * np.float32(mass_kg)
-            chans[f"{k}_Nm"], units[f"{k}_Nm"] = channels[k], "N·m"
             if height_m:
-                key = f"{k}_pct_bwht"
-                vals[key] = np.asarray(v, np.float32) * np.float32(100.0 / (G * height_m))
-                chans[key], units[key] = channels[k], "%BW·Ht"
+                vals[f"{k}_pct_bwht"] = np.asarray(v, np.float32) * np.float32(
+                    100.0 / (G * height_m))
         elif k == "grf":
-            names = channels[k]
-            force = np.array(["_f" in c for c in names])
+            force = np.array(["_f" in c for c in channels[k]])
             out = np.asarray(v, np.float32).copy()
             out[force] *= np.float32(mass_kg * G)
-            vals["grf_N"], chans["grf_N"], units["grf_N"] = out, names, "N | m"
+            vals["grf_N"] = out
     return vals, chans, units
 
 

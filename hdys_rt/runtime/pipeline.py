@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdys_rt import wire
-from hdys_rt.bridges.subject import absolute_outputs
+from hdys_rt.bridges.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
@@ -150,9 +150,7 @@ class StreamPipeline:
         # what is published: the model's outputs, plus absolute ones when the subject is known
         self.out_names, self.out_units = dict(self.est.outputs), dict(self.est.units)
         if self.opt.mass_kg is not None:
-            zero = {k: np.zeros(len(v), np.float32) for k, v in self.est.outputs.items()}
-            _, chans, units = absolute_outputs(zero, self.est.outputs, self.opt.mass_kg,
-                                               self.opt.height_m)
+            chans, units = absolute_channels(self.est.outputs, self.opt.height_m)
             self.out_names.update(chans)
             self.out_units.update(units)
         self.nan_out = {k: np.full(len(v), np.nan, np.float32) for k, v in self.out_names.items()}
