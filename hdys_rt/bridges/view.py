@@ -19,7 +19,6 @@ import json
 import logging
 import queue
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -17,7 +17,6 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from hdys_rt import representations as reps
@@ -116,4 +115,4 @@ def load_model(path: str | os.PathLike | None = None, device: str = "cpu",
     return model.to(device).eval(), meta
 
 
-__all__ = ["save_model", "load_model", "read_metadata", "bundled_model_path", "torch"]
+__all__ = ["save_model", "load_model", "read_metadata", "bundled_model_path"]

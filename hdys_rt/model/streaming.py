@@ -26,6 +26,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,6 +35,9 @@ import torch.nn.functional as F
 from hdys_rt.errors import HdysError
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model
+
+if TYPE_CHECKING:
+    from hdys_rt.model.step import BiasTable
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import zmq
-from relhelpers import assert_accounted, wait_for
+from relhelpers import assert_accounted
 
 from hdys_rt.client import MarkerSender, Subscriber
 from hdys_rt.streams.zmq import ZMQ_MAXMSGSIZE, ZmqSource

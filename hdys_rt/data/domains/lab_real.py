@@ -57,7 +57,7 @@ DESCRIPTION = (
     "subject."
 )
 
-from hdys_rt.data.shared import ENV_VAR as ENV_DATA  # overrides the shared data folder
+from hdys_rt.data.shared import ENV_VAR as ENV_DATA  # noqa: F401 (re-export)
 ENV_CACHE = "HDYS_CACHE_DIR"  # overrides the cache folder (static optimisation results)
 
 LOWPASS_HZ = 6.0  # ID low-pass on coordinates, as in the pipelines' setups

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +67,7 @@ DESCRIPTION = (
 )
 
 RATE = 100.0  # Hz
-from hdys_rt.data.shared import ENV_VAR  # overrides the shared data folder
+from hdys_rt.data.shared import ENV_VAR  # noqa: F401 (re-export: overrides the shared data)
 MODEL_REL = Path("myo_sim") / "leg" / "myolegs.xml"
 NOMINAL_HEIGHT_M = 1.70
 G = 9.81
@@ -806,8 +805,6 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
     sole_p = pts[:, :ns]
     F = qfrc[:, 0:3]
     Rroot = Rotation.from_quat(np.concatenate([q[:, 4:7], q[:, 3:4]], axis=1)).as_matrix()
-    Nw = np.einsum("tij,tj->ti", Rroot, qfrc[:, 3:6])  # world torque about the root origin
-    o = root
     heights, heel, toe, cvel, geo = [], [], [], [], []
     vel = np.gradient(sole_p[:, :, :2], dt, axis=0)
     for k in range(2):
