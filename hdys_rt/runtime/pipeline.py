@@ -95,6 +95,9 @@ class StreamPipeline:
                          "missing_frames": 0, "invalid_frames": 0, "gaps": 0, "resets": 0,
                          "errors": 0, "flagged": 0}
         self._base, self._nxt = 0, 0  # current layout's first frame number; next frame to read
+        # held while counters and (_base, _nxt) change together, so that accounting() never
+        # sees a frame that is neither pending nor counted (it is read by other threads)
+        self._acct = threading.Lock()
         self.meta_id = 0
         self.latest: dict | None = None    # last outputs (for live views)
         self._stop = threading.Event()
@@ -181,8 +184,9 @@ class StreamPipeline:
             if lid != layout:
                 lid, base, _ = src.layout_info()
                 # frames of the previous layout(s) never read are lost with their ring: count them
-                self.counters["dropped"] += max(0, base - (self._base + nxt))
-                layout, nxt, self._base, self._nxt = lid, 0, base, 0
+                with self._acct:
+                    self.counters["dropped"] += max(0, base - (self._base + nxt))
+                    layout, nxt, self._base, self._nxt = lid, 0, base, 0
                 self._configure(lid)
                 pending |= F["reset"]
                 continue
@@ -194,22 +198,23 @@ class StreamPipeline:
                 continue
             oldest = count - src.capacity
             if nxt < oldest:  # the ring lapped us: those frames are gone
-                self.counters["dropped"] += oldest - nxt
-                nxt = self._nxt = oldest
+                with self._acct:
+                    self.counters["dropped"] += oldest - nxt
+                    nxt = self._nxt = oldest
                 pending |= F["dropped"]
             now = time.monotonic()
-            while nxt < count - 1 and now - src.peek_t_recv(nxt) > self.opt.max_age_s:
-                self.counters["dropped"] += 1
-                nxt += 1
-                self._nxt = nxt
+            # (a frame of another layout has no receive time: nan stops the dropping)
+            while nxt < count - 1 and now - src.peek_t_recv(nxt, layout) > self.opt.max_age_s:
+                with self._acct:
+                    self.counters["dropped"] += 1
+                    nxt += 1
+                    self._nxt = nxt
                 pending |= F["dropped"]
             info = src.read(nxt, layout, self.buf)
-            nxt += 1
             if info is None:  # overwritten meanwhile, or a new layout: counted on the next pass
-                nxt -= 1
                 continue
-            self._nxt = nxt
-            self._process(info, pending)
+            self._process(info, pending)  # counts it processed and moves past it
+            nxt += 1
             pending = 0
         log.debug("%s: estimator loop ended", src.describe())
 
@@ -268,7 +273,9 @@ class StreamPipeline:
         if self._lsl is not None:
             self._lsl.push(outputs, t_src)
         t_pub = time.monotonic()
-        c["processed"] += 1
+        with self._acct:  # the frame leaves "pending" and becomes "processed" at once
+            c["processed"] += 1
+            self._nxt += 1
         if flags & ~F["reset"]:
             c["flagged"] += 1
         self.times.record(t_recv - t_src, t_inf0 - t_recv, t_inf1 - t_inf0, t_enc - t_inf1,
@@ -279,11 +286,13 @@ class StreamPipeline:
             self.on_estimate(self, outputs, flags)
 
     def pending(self) -> int:
-        """Frames received on the current layout and not yet processed or dropped."""
-        lid, base, count = self.source.layout_info()
-        if base != self._base:  # a layout change the loop has not seen yet
-            return self.source.counters["received"] - (self._base + self._nxt)
-        return max(0, count - self._nxt)
+        """Frames received and not yet processed or dropped (frames of a layout the loop has
+        not switched to yet included)."""
+        with self._acct:
+            return self._pending(self.source.counters_snapshot())
+
+    def _pending(self, source_counters: dict) -> int:
+        return max(0, source_counters["received"] - (self._base + self._nxt))
 
     def accounting(self) -> dict:
         """Where every frame that reached this stream went.
@@ -293,8 +302,9 @@ class StreamPipeline:
         (``balanced`` says whether it holds). ``skipped``: frames the sender numbered but that
         never arrived (lost before serve, e.g. by a full ZeroMQ queue).
         """
-        s, c = self.source.counters, self.counters
-        pending = self.pending()
+        with self._acct:  # one consistent snapshot of the source's and the loop's counters
+            s, c = self.source.counters_snapshot(), dict(self.counters)
+            pending = self._pending(s)
         rejected = s["malformed"] + s["oversized"] + s["rejected"]
         return {"arrived": s["received"] + s["out_of_order"] + rejected,
                 "received": s["received"], "processed": c["processed"],

@@ -228,4 +228,4 @@ class Publisher:
         with self._lock:
             if not self.closed:
                 self.closed = True
-                self._sock.close(0)
+                self._sock.close(linger=500)  # let the last estimates leave (bounded)
