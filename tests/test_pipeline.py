@@ -33,6 +33,7 @@ def test_quick_corpus_has_every_domain_and_representation(quick_corpus, capsys):
     assert meta["quick"] is True and meta["seed"] == 0
 
 
+@pytest.mark.slow
 def test_train_small_and_eval_end_to_end(quick_corpus, tmp_path):
     run = tmp_path / "run"
     assert main(["train", "--preset", "small", "--epochs", "1", "--data", str(quick_corpus),

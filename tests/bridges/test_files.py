@@ -19,7 +19,7 @@ from hdys_rt.data.frames import yup_to_zup
 from hdys_rt.errors import HdysError
 
 
-def _wait(pred, timeout=15.0):
+def _wait(pred, timeout=60.0):
     end = time.monotonic() + timeout
     while not pred() and time.monotonic() < end:
         time.sleep(0.02)

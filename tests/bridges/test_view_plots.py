@@ -61,9 +61,9 @@ def view(make_endpoint):
 
 
 def test_events_and_status(view):
-    status = json.loads(urllib.request.urlopen(view.url + "status.json", timeout=5).read())
+    status = json.loads(urllib.request.urlopen(view.url + "status.json", timeout=30).read())
     assert status["stream"] == "walk" and status["samples"] >= 60
-    with urllib.request.urlopen(view.url + "events", timeout=5) as r:
+    with urllib.request.urlopen(view.url + "events", timeout=30) as r:
         assert r.headers["Content-Type"] == "text/event-stream"
         lines = []
         while len([x for x in lines if x.startswith("data: {\"t\"")]) < 3:
@@ -77,7 +77,7 @@ def test_events_and_status(view):
     sample = json.loads(lines[-1].split("data: ", 1)[1])
     assert len(sample["v"]) == 6 + 6 + 2 + 1
     assert max(abs(v) for v in sample["v"][:6]) <= 70.0 + 1e-3  # sin x 70 kg
-    page = urllib.request.urlopen(view.url, timeout=5).read().decode()
+    page = urllib.request.urlopen(view.url, timeout=30).read().decode()
     assert "EventSource" in page and "<script src" not in page and "http" not in page.split(
         "<script>")[1]
 
@@ -92,7 +92,7 @@ def test_headless_chromium_draws_live_traces(view, tmp_path, png):
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", f"--user-data-dir={profile}", "--window-size=900,640",
-             f"--screenshot={shot}", "--timeout=2000", view.url],
+             f"--screenshot={shot}", "--timeout=4000", view.url],
             capture_output=True, timeout=90)
     assert shot.exists(), proc.stderr.decode()[-2000:]
     img = png(shot)[..., :3].astype(int)
