@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from hdys_rt.commands._live import endpoint, positive_float, positive_int
+from hdys_rt.devices import check_device
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,8 @@ def run(args) -> int:
         curve = args._curve = CurveServer(args.curve_keys)
     try:
         sources = build_sources(args)
-        estimators = load_estimators(len(sources), args.model, args.device, args.threads,
+        estimators = load_estimators(len(sources), args.model, check_device(args.device),
+                                     args.threads,
                                      engine=args.engine, input_kind=args.input)
         publisher = Publisher(publish, curve=curve)
         server = Server(sources, estimators, publisher, options)

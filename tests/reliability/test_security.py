@@ -4,6 +4,7 @@ allow-list (an unauthorised client gets nothing), no unpickling anywhere in the 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import stat
@@ -85,6 +86,31 @@ def test_keys_generate_command(tmp_path):
     generate_keys(tmp_path / "empty2", [])
     with pytest.raises(HdysError, match="holds no client public keys"):
         CurveServer(tmp_path / "empty2")
+
+
+def test_keys_force_locks_out_old_clients_and_files_are_private(tmp_path):
+    d = tmp_path / "keys"
+    generate_keys(d, ["exo", "old"])
+    old_exo = ClientKeys.load(d, "exo")
+    umask = os.umask(0)  # the most permissive umask a user can have
+    try:
+        generate_keys(d, ["exo"], force=True)
+    finally:
+        os.umask(umask)
+    # the replaced allow-list holds only the new client: "old" and the old "exo" are out
+    assert sorted(p.name for p in (d / "authorized").iterdir()) == ["exo.key"]
+    assert not (d / "old.key_secret").exists()
+    assert ClientKeys.load(d, "exo").public != old_exo.public
+    assert stat.S_IMODE((d / "authorized").stat().st_mode) == 0o700
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert stat.S_IMODE((d / "authorized" / "exo.key").stat().st_mode) == 0o644
+    assert stat.S_IMODE((d / "exo.key_secret").stat().st_mode) == 0o600
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    res = subprocess.run(CLI + ["keys", "generate", str(afile)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+    assert "is a file; give a folder" in res.stderr
 
 
 # --- CURVE -------------------------------------------------------------------------------------
