@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdys_rt import wire
-from hdys_rt.bridges.subject import absolute_channels, absolute_outputs
+from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source

@@ -16,7 +16,7 @@ import numpy as np
 
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.pipeline import PipelineOptions, StreamPipeline
-from hdys_rt.runtime.ring import warm_up as warm_up_ring
+from hdys_rt.streams.ring import warm_up as warm_up_ring
 from hdys_rt.runtime.stats import percentiles_ms
 from hdys_rt.streams.base import Source
 

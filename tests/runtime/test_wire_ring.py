@@ -11,7 +11,7 @@ import pytest
 from hdys_rt import wire
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.pipeline import PipelineOptions, check_estimator_layout
-from hdys_rt.runtime.ring import FrameRing
+from hdys_rt.streams.ring import FrameRing
 from hdys_rt.runtime.stats import StageTimes, percentiles_ms
 from hdys_rt.streams.lsl import parse_marker_channels
 from hdys_rt.streams.replay import Player, Recording, load_recording
