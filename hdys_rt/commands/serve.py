@@ -138,7 +138,7 @@ def run(args) -> int:
         raise HdysError(f"--file/--loop/--replay-rate are for --source replay "
                         f"(got {args.source})")
     options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
-                              lsl_out=args.lsl_out, mass_kg=args.mass, height_m=args.height)
+                              mass_kg=args.mass, height_m=args.height)
     publish = check_bind(args)
     if args.lsl_out:
         log.warning("--lsl-out: LSL outlets listen on every network interface without "
@@ -152,8 +152,12 @@ def run(args) -> int:
         sources = build_sources(args)
         estimators = load_estimators(len(sources), args.model, args.device, args.threads,
                                      engine=args.engine, input_kind=args.input)
-        publisher = Publisher(publish, curve=curve)
-        server = Server(sources, estimators, publisher, options)
+        sinks = [Publisher(publish, curve=curve)]
+        if args.lsl_out:
+            from hdys_rt.streams.lsl import LslEstimateSink
+
+            sinks.append(LslEstimateSink())
+        server = Server(sources, estimators, sinks, options)
         server.install_signal_handlers()
         log.info("publishing on %s%s", publish, " (CURVE)" if curve else "")
         try:
