@@ -8,7 +8,8 @@ import torch
 from hdys_rt.model.config import ModelConfig
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import save_model
-from hdys_rt.streams.replay import demo_clip_path, load_recording
+from hdys_rt.bridges.files import load_file
+from hdys_rt.streams.replay import demo_clip_path
 
 TINY = ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2, vec_hidden=64,
                    dec_layers=1, dec_heads=2, dec_ff=64, window=8, max_points=64)
@@ -26,4 +27,4 @@ def model_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def gait():
     """The bundled real gait clip: 41 markers, 238 frames at 100 Hz, metres, Y up."""
-    return load_recording(demo_clip_path())
+    return load_file(demo_clip_path())

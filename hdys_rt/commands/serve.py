@@ -32,8 +32,12 @@ def add_arguments(p) -> None:
                    help="bind the source endpoint instead of connecting to it")
     g = p.add_argument_group("replay source")
     g.add_argument("--file", action="append", metavar="FILE",
-                   help="recording (.trc, .c3d, corpus .json) played at its real rate; repeat "
-                   "for several streams (default: the bundled gait clip)")
+                   help="recording (.trc, .c3d, corpus .json, .xdf) played at its real rate, "
+                   "read as `hdys-rt bridge file` reads it (marker names mapped to the trained "
+                   "ones, units checked); repeat for several streams (default: the bundled gait "
+                   "clip)")
+    g.add_argument("--keep-unknown", action="store_true",
+                   help="also replay markers the model was not trained on")
     g.add_argument("--replay-rate", type=positive_float, metavar="HZ",
                    help="resample the recording to this rate")
     g.add_argument("--loop", action="store_true", help="loop the recording")
@@ -94,10 +98,17 @@ def build_sources(args) -> list:
         eps = args.endpoint or ["tcp://127.0.0.1:5559"]
         return [ZmqSource(ep, bind=args.bind_source, default_rate=args.rate,
                           curve=getattr(args, "_curve", None)) for ep in eps]
+    from hdys_rt.bridges.files import load_file
     from hdys_rt.streams.replay import ReplaySource, demo_clip_path
 
-    files = args.file or [demo_clip_path()]
-    srcs = [ReplaySource(f, rate=args.replay_rate, loop=args.loop) for f in files]
+    srcs = []
+    for f in args.file or [demo_clip_path()]:
+        rec = load_file(f, keep_unknown=args.keep_unknown)
+        if not rec.points:
+            raise HdysError(f"{f} holds a table ({', '.join(rec.names[:3])}...), not markers: "
+                            "serve takes point sets (replay it with `hdys-rt bridge file` for "
+                            "LabRecorder)")
+        srcs.append(ReplaySource(rec, rate=args.replay_rate, loop=args.loop))
     seen = set()
     for i, s in enumerate(srcs):  # stream ids must be unique
         if s.name in seen:
@@ -134,8 +145,9 @@ def run(args) -> int:
 
     if args.source != "zmq" and (args.endpoint or args.bind_source):
         raise HdysError(f"--endpoint/--bind-source are for --source zmq (got {args.source})")
-    if args.source != "replay" and (args.file or args.loop or args.replay_rate):
-        raise HdysError(f"--file/--loop/--replay-rate are for --source replay "
+    if args.source != "replay" and (args.file or args.loop or args.replay_rate
+                                    or args.keep_unknown):
+        raise HdysError(f"--file/--loop/--replay-rate/--keep-unknown are for --source replay "
                         f"(got {args.source})")
     options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
                               mass_kg=args.mass, height_m=args.height)
