@@ -145,10 +145,12 @@ def run(args) -> int:
 
     if args.source != "zmq" and (args.endpoint or args.bind_source):
         raise HdysError(f"--endpoint/--bind-source are for --source zmq (got {args.source})")
-    if args.source != "replay" and (args.file or args.loop or args.replay_rate
-                                    or args.keep_unknown):
-        raise HdysError(f"--file/--loop/--replay-rate/--keep-unknown are for --source replay "
+    if args.source != "replay" and (args.file or args.loop or args.replay_rate):
+        raise HdysError(f"--file/--loop/--replay-rate are for --source replay "
                         f"(got {args.source})")
+    if args.source != "replay" and args.keep_unknown:
+        raise HdysError(f"--keep-unknown is for --source replay (got {args.source}); the "
+                        "markers of a live stream are served as they come")
     options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
                               mass_kg=args.mass, height_m=args.height)
     publish = check_bind(args)
