@@ -11,7 +11,8 @@ from hdys_rt.data.shared import ENV_VAR, default_shared_dir
 from hdys_rt.model.config import ModelConfig
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import save_model
-from hdys_rt.streams.replay import demo_clip_path, load_recording
+from hdys_rt.bridges.files import load_file
+from hdys_rt.streams.replay import demo_clip_path
 
 def _shared_data_line() -> tuple[bool, str]:
     root = os.environ.get(ENV_VAR) or str(default_shared_dir())
@@ -48,4 +49,4 @@ def model_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def gait():
     """The bundled real gait clip: 41 markers, 238 frames at 100 Hz, metres, Y up."""
-    return load_recording(demo_clip_path())
+    return load_file(demo_clip_path())

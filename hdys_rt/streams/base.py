@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from hdys_rt.errors import HdysError
-from hdys_rt.runtime.ring import FrameRing
+from hdys_rt.streams.ring import FrameRing
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class RateLimitedLog:
 
 
 class Source(ABC):
-    """A live marker stream feeding a :class:`~hdys_rt.runtime.ring.FrameRing`.
+    """A live marker stream feeding a :class:`~hdys_rt.streams.ring.FrameRing`.
 
     Attributes:
         name: stream name, used as the estimate stream id.

@@ -37,8 +37,8 @@ def _publish(endpoint: str, stop: threading.Event) -> None:
             t = time.monotonic()
             o = {k: np.sin(2 * np.pi * i / 100 + 0.4 * np.arange(len(v))).astype(np.float32)
                  for k, v in OUTS.items()}
-            pub.publish(wire.encode_estimate("walk", 1, i, t - 0.003, t, t, o, 0, 41, [], 0, 0,
-                                             {}))
+            pub.publish("walk", wire.encode_estimate("walk", 1, i, t - 0.003, t, t, o, 0, 41, [],
+                                                     0, 0, {}))
             i += 1
             stop.wait(0.01)
 

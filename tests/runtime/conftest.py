@@ -51,11 +51,12 @@ PATIENCE_S = 60.0
 class Running:
     """An in-process server plus a subscriber collecting every estimate in a thread."""
 
-    def __init__(self, sources, model_path, port, options=PipelineOptions(), sndhwm=1000):
+    def __init__(self, sources, model_path, port, options=PipelineOptions(), sndhwm=1000,
+                 sinks=()):
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.publisher = Publisher(self.endpoint, sndhwm=sndhwm)
-        self.server = Server(sources, load_estimators(len(sources), model_path), self.publisher,
-                             options)
+        self.server = Server(sources, load_estimators(len(sources), model_path),
+                             [self.publisher, *sinks], options)
         self.sub = Subscriber(self.endpoint)
         self.got = []
         self._stop = threading.Event()

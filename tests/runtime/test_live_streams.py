@@ -19,7 +19,7 @@ from hdys_rt.client import MarkerSender
 from hdys_rt.errors import HdysError
 from hdys_rt.model.streaming import StreamingEstimator
 from hdys_rt.runtime.pipeline import PipelineOptions
-from hdys_rt.streams.lsl import LslSource, marker_outlet
+from hdys_rt.streams.lsl import LslEstimateSink, LslSource, marker_outlet
 from hdys_rt.streams.lslconf import pylsl_module
 from hdys_rt.streams.replay import ReplaySource
 from hdys_rt.streams.zmq import ZmqSource
@@ -102,8 +102,8 @@ def test_lsl_out(running, gait, make_port):
     n = 30
     with MarkerSender(gait.names, 100.0, ep, src=stream) as sender:
         src = ZmqSource(ep, name=stream)
-        opts = PipelineOptions(max_age_s=60.0, lsl_out=True)
-        with running([src], options=opts) as r:
+        opts = PipelineOptions(max_age_s=60.0)
+        with running([src], options=opts, sinks=[LslEstimateSink()]) as r:
             assert sender.wait_for_subscriber(20)
             sender.send(gait.xyz[0])  # the outlet appears with the first frame's layout
             found = pylsl.resolve_byprop("name", f"{stream}-hdys", 1, 20.0)
