@@ -15,6 +15,9 @@ group), ``lab`` and ``quality`` (marker RMSE m, residual force %BW, residual mom
 Results are cached under ``<cache>/real_labs/<key>/`` (key: the input files' contents and
 :data:`PIPELINE_VERSION`), so a rebuild with unchanged inputs reads them back.
 Not covered yet: the model-less C3D folders (``c3d/``, ``fukuchi_rbds001/``), sEMG.
+
+Measured (2026-12, 2 workers on the 2-core VM): 38 trials, 15 kept, 23 dropped by the gates,
+66 s from scratch, 0.5 s from the cache.
 """
 
 from __future__ import annotations
