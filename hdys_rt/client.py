@@ -97,6 +97,9 @@ class Subscriber:
         keys = client_keys(curve)
         if keys is not None:
             apply_client(self._sock, keys)
+        # watch the handshake from before the connect, so wait_connected never misses it
+        self._mon = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._handshake = False
         self._sock.connect(endpoint)
 
     def __enter__(self):
@@ -107,6 +110,7 @@ class Subscriber:
 
     def close(self) -> None:
         if not self._sock.closed:
+            self._close_monitor()
             self._sock.close(0)
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
@@ -114,16 +118,24 @@ class Subscriber:
         its way and no estimate published from now on is missed); True if it is."""
         from zmq.utils.monitor import recv_monitor_message
 
-        mon = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        try:
-            deadline = time.monotonic() + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                if mon.poll(int(1000 * min(left, 0.1))):
-                    if recv_monitor_message(mon)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                        return True
-            return False
-        finally:
-            self._sock.disable_monitor()
+        mon = self._mon
+        deadline = time.monotonic() + timeout
+        while not self._handshake and mon is not None \
+                and (left := deadline - time.monotonic()) > 0:
+            if mon.poll(int(1000 * min(left, 0.1))):
+                if recv_monitor_message(mon)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    self._handshake = True
+        if self._handshake and mon is not None:  # seen: the monitor is no longer needed
+            self._close_monitor()
+        return self._handshake
+
+    def _close_monitor(self) -> None:
+        mon, self._mon = self._mon, None
+        if mon is not None:
+            try:
+                self._sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
             mon.close(0)
 
     def recv(self, timeout: float | None = None) -> Estimate | None:

@@ -97,6 +97,9 @@ class Server:
                 if self.stop_event.is_set():
                     return
                 if time.monotonic() > deadline:
+                    if s.rejection is not None:
+                        raise HdysError(f"{s.describe()}: its layout was refused: "
+                                        f"{s.rejection}")
                     raise HdysError(f"{s.describe()}: not found within {timeout:g} s "
                                     "(is the stream running? check its name/type/endpoint)")
 

@@ -37,6 +37,12 @@ class SourceLost(Exception):
     """Raised by ``_acquire`` when the transport lost its source; the base reconnects."""
 
 
+class LayoutRejected(HdysError):
+    """A stream's channel layout that the consumer cannot take (too many markers, none, a
+    channel count that is no marker set): its frames are counted ``rejected``, serving goes on
+    and the source keeps waiting for a usable layout. Never fatal."""
+
+
 class RateLimitedLog:
     """Log a recurring problem at most once per ``period`` seconds per key, with a repeat count."""
 
@@ -91,6 +97,7 @@ class Source(ABC):
         self.layout_base = 0  # frames received before the current layout began
         self.check_layout: Callable[[tuple[str, ...], float], None] | None = None
         self.error: HdysError | None = None       # a fatal error that stopped acquisition
+        self.rejection: str | None = None         # why the last rejected layout was refused
         self.connected = threading.Event()
         self.ever_connected = threading.Event()
         self.finished = threading.Event()          # a finite source (replay) reached its end
@@ -117,6 +124,11 @@ class Source(ABC):
     @abstractmethod
     def _close(self) -> None:
         """Release the transport (safe to call when not connected)."""
+
+    def _accepting(self) -> bool:
+        """False while connected to a sender whose layout was refused (its frames are counted
+        ``rejected``); the source then does not count as connected."""
+        return True
 
     def describe(self) -> str:
         return f"{self.kind} stream {self.name!r}"
@@ -167,13 +179,16 @@ class Source(ABC):
                 if not ok:
                     self._stop.wait(0.1)
                     continue
-                if self.ever_connected.is_set():
+                if not self._accepting():
+                    pass  # counted and logged as rejected; waits for a usable layout
+                elif self.ever_connected.is_set():
                     self.counters["reconnects"] += 1
                     log.warning("%s: reconnected", self.describe())
                 else:
                     log.info("%s: connected (%d markers at %g Hz)", self.describe(),
                              len(self.names), self.rate)
-                self.ever_connected.set()
+                if self._accepting():
+                    self.ever_connected.set()
                 self.connected.set()
                 self._last_data = time.monotonic()
             try:
@@ -207,18 +222,34 @@ class Source(ABC):
         names = tuple(names)
         if names == self.names and rate == self.rate and self.ring is not None:
             return
+        if not names:
+            raise LayoutRejected("a frame with no markers")
         if self.check_layout is not None:
-            self.check_layout(names, rate)  # raises HdysError
+            try:
+                self.check_layout(names, rate)
+            except HdysError as exc:
+                raise LayoutRejected(str(exc)) from None
         ring = FrameRing(self.capacity, len(names))
         with self._cond:
-            if self.ring is not None:
-                log.warning("%s: channel layout changed (%d -> %d markers, %g -> %g Hz)",
-                            self.describe(), len(self.names), len(names), self.rate, rate)
+            if self.ring is not None:  # churn must not flood the log: at most one line per 5 s
+                self._rlog.warning("layout", "%s: channel layout changed (%d -> %d markers, "
+                                   "%g -> %g Hz)", self.describe(), len(self.names), len(names),
+                                   self.rate, rate)
             self.names, self.rate, self.ring = names, float(rate), ring
             self.layout_id += 1
             self.layout_base = self.counters["received"]
             self._last_t = -math.inf
             self._cond.notify_all()
+
+    def _reject(self, n: int, reason: str, seq: int | None = None) -> None:
+        """Count ``n`` frames ``rejected`` (a layout the consumer cannot take); the sender's
+        ``seq`` moves on, so they are not also counted ``skipped``."""
+        with self._cond:
+            self.counters["rejected"] += n
+            self.rejection = reason
+            if seq is not None:
+                self._last_seq = seq
+        self._rlog.warning("rejected", "%s: frame rejected: %s", self.describe(), reason)
 
     def _push(self, xyz: np.ndarray, t: float, seq: int, t_recv: float | None = None) -> bool:
         """Store one sample (already in metres, Y up); False when dropped as out of order."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 
 import numpy as np
 
@@ -35,6 +36,9 @@ except ImportError:  # older pylsl
 #: several inlets were open (seen with 16 sources in one serve: a resolve sat in ``epoll_wait``
 #: with no timeout long after its 0.5 s limit, serialised or not, so some streams never
 #: connected and their senders, waiting for consumers, never sent).
+#: while an outlet's layout is refused, look this often (s) for a newer outlet of the stream
+REJECTED_LOOK_S = 1.0
+
 _RESOLVER_LOCK = threading.Lock()
 _RESOLVER = None
 
@@ -117,6 +121,9 @@ class LslSource(Source):
         self._inlet = None
         self._scale = 1.0
         self._buf = np.zeros((0, 0), np.float32)
+        self._rejecting: str | None = None  # the open stream's layout was refused: why
+        self._created = 0.0                  # created_at of the open stream's outlet
+        self._next_look = 0.0                # while rejecting: when to look for a newer outlet
 
     def describe(self) -> str:
         return f"LSL stream {self.name!r}"
@@ -131,28 +138,46 @@ class LslSource(Source):
         found.sort(key=lambda i: -i.created_at())  # a stream that returned: its newest outlet
         inlet = pylsl.StreamInlet(found[0], max_buflen=1, recover=False,
                                   processing_flags=pylsl.proc_clocksync, as_numpy=True)
+        self._rejecting = None
         try:
             info = inlet.info(1.0)
-            if info.channel_format() not in (pylsl.cf_float32, pylsl.cf_double64):
-                raise HdysError(f"LSL stream {info.name()!r} carries channel format "
-                                f"{info.channel_format()}; markers must be float32 or double")
             n = info.channel_count()
-            names, self._scale = parse_marker_channels(
-                _channel_fields(info, "label"), _channel_fields(info, "unit"), n, info.name())
-            rate = info.nominal_srate() or self.default_rate
-            self._set_layout(names, rate)
+            try:
+                if info.channel_format() not in (pylsl.cf_float32, pylsl.cf_double64):
+                    raise HdysError(f"LSL stream {info.name()!r} carries channel format "
+                                    f"{info.channel_format()}; markers must be float32 or "
+                                    "double")
+                names, self._scale = parse_marker_channels(
+                    _channel_fields(info, "label"), _channel_fields(info, "unit"), n,
+                    info.name())
+                self._set_layout(names, info.nominal_srate() or self.default_rate)
+            except HdysError as exc:  # this outlet's layout is refused: count its samples as
+                self._rejecting = str(exc)  # rejected and wait for a usable one; never fatal
+                self._reject(0, self._rejecting)
             # prime clock sync (~0.6 s) before the data connection opens, so no samples wait
             inlet.time_correction(1.0)
             inlet.open_stream(1.0)
         except Exception:
             inlet.close_stream()
             raise
-        if not self.query_name:
+        if not self.query_name and self._rejecting is None:
             self.name = info.name()
+        numeric = info.channel_format() in (pylsl.cf_float32, pylsl.cf_double64)
         self._buf = np.zeros((64, n), dtype=np.float32 if info.channel_format()
-                             == pylsl.cf_float32 else np.float64)
+                             == pylsl.cf_float32 or not numeric else np.float64)
+        self._created = found[0].created_at()
+        self._next_look = time.monotonic() + REJECTED_LOOK_S
         self._inlet = inlet
         return True
+
+    def _accepting(self) -> bool:
+        return self._rejecting is None
+
+    def _newer_outlet(self) -> bool:
+        """While rejecting: has an outlet of this query appeared since (a usable one, maybe)?"""
+        return any(i.created_at() > self._created for i in _resolver().results()
+                   if (not self.query_name or i.name() == self.query_name)
+                   and (not self.stype or i.type() == self.stype))
 
     def _acquire(self) -> None:
         try:
@@ -160,6 +185,15 @@ class LslSource(Source):
                                               dest_obj=self._buf, min_samples=1)
         except _LostError as exc:
             raise SourceLost(str(exc)) from None
+        if self._rejecting is not None:
+            if len(ts):
+                self._reject(len(ts), self._rejecting)
+            now = time.monotonic()
+            if now >= self._next_look:
+                self._next_look = now + REJECTED_LOOK_S
+                if self._newer_outlet():
+                    raise SourceLost("a newer outlet appeared; trying its layout")
+            return
         if len(ts) == 0:
             return
         n = len(self.names)
@@ -261,6 +295,11 @@ class LslEstimateSink(Sink):
             if have is not None:
                 have[1].close()
             self._outlets[stream] = (key, LslEstimateOutlet(stream, outputs, units, rate))
+
+    def have_consumers(self, stream: str) -> bool:
+        """Whether an LSL inlet is connected to ``stream``'s outlet."""
+        have = self._outlets.get(stream)
+        return have is not None and have[1]._outlet.have_consumers()
 
     def publish(self, stream: str, payload: bytes, outputs=None, t_src=None) -> None:
         have = self._outlets.get(stream)

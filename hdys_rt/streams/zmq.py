@@ -18,7 +18,7 @@ import zmq
 
 from hdys_rt import wire
 from hdys_rt.errors import HdysError
-from hdys_rt.streams.base import Source
+from hdys_rt.streams.base import LayoutRejected, Source, SourceLost
 from hdys_rt.streams.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class ZmqSource(Source):
         self.default_rate = float(default_rate)
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
+        self._mon: zmq.Socket | None = None
 
     def describe(self) -> str:
         return f"ZeroMQ source {self.endpoint}"
@@ -97,17 +98,36 @@ class ZmqSource(Source):
                 warn_if_public(self.endpoint, "source endpoint", self.curve is not None)
                 s.bind(self.endpoint)
             else:
+                # libzmq drops a connection on a protocol error (a message over MAXMSGSIZE)
+                # and a connecting socket then never reconnects: watch for it
+                self._mon = s.get_monitor_socket(zmq.EVENT_DISCONNECTED)
                 s.connect(self.endpoint)
         except zmq.ZMQError as exc:
+            self._close_monitor(s)
             s.close(0)
             raise HdysError(f"cannot {'bind' if self.bind else 'connect'} "
                             f"{self.endpoint}: {exc}") from None
         self._sock = s
         return True
 
+    def _check_connection(self) -> None:
+        """Raise :class:`SourceLost` when the connection to the sender dropped (the base then
+        counts it ``lost``, opens a new socket, and the gap is flagged on the next frame)."""
+        mon = self._mon
+        if mon is None or not mon.poll(0):
+            return
+        from zmq.utils.monitor import recv_monitor_message
+
+        while mon.poll(0):
+            if recv_monitor_message(mon)["event"] == zmq.EVENT_DISCONNECTED:
+                raise SourceLost("the connection to the sender dropped (the sender went away, "
+                                 f"or sent a message over {ZMQ_MAXMSGSIZE} bytes)")
+
     def _acquire(self) -> None:
         s = self._sock
+        self._check_connection()
         if not s.poll(100):
+            self._check_connection()
             return
         for _ in range(1000):  # drain what is there, bounded
             try:
@@ -116,6 +136,15 @@ class ZmqSource(Source):
                 return
             t_recv = time.monotonic()
             self._handle(parts, t_recv)
+
+    def _close_monitor(self, s: zmq.Socket) -> None:
+        mon, self._mon = self._mon, None
+        if mon is not None:
+            try:
+                s.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            mon.close(0)
 
     def _handle(self, parts: list[bytes], t_recv: float) -> None:
         try:
@@ -133,18 +162,19 @@ class ZmqSource(Source):
             return
         if frame.src and frame.src != self.name and self.counters["received"] == 0:
             self.name = frame.src  # before the layout: the estimator loop reads it then
-        if frame.names is not self.names or (frame.rate and frame.rate != self.rate):
+        if (self.ring is None or frame.names is not self.names
+                or (frame.rate and frame.rate != self.rate)):
             try:
                 self._set_layout(frame.names, frame.rate or self.rate or self.default_rate)
-            except HdysError as exc:
-                self.counters["rejected"] += 1
-                self._rlog.warning("rejected", "%s: frame rejected: %s", self.describe(), exc)
+            except LayoutRejected as exc:
+                self._reject(1, str(exc), frame.seq)
                 return
         self._push(frame.xyz, frame.t, frame.seq, t_recv)
 
     def _close(self) -> None:
         s, self._sock = self._sock, None
         if s is not None:
+            self._close_monitor(s)
             s.close(0)
 
 

@@ -103,7 +103,8 @@ def test_lsl_out(running, gait, make_port):
     with MarkerSender(gait.names, 100.0, ep, src=stream) as sender:
         src = ZmqSource(ep, name=stream)
         opts = PipelineOptions(max_age_s=60.0)
-        with running([src], options=opts, sinks=[LslEstimateSink()]) as r:
+        lsl_sink = LslEstimateSink()
+        with running([src], options=opts, sinks=[lsl_sink]) as r:
             assert sender.wait_for_subscriber(20)
             sender.send(gait.xyz[0])  # the outlet appears with the first frame's layout
             found = pylsl.resolve_byprop("name", f"{stream}-hdys", 1, 20.0)
@@ -111,7 +112,7 @@ def test_lsl_out(running, gait, make_port):
             inlet = pylsl.StreamInlet(found[0], max_buflen=10, recover=False)
             info = inlet.info(5.0)
             inlet.open_stream(5.0)
-            assert r.wait_for(lambda: r.pipe._lsl._outlet.have_consumers())  # inlet connected
+            assert r.wait_for(lambda: lsl_sink.have_consumers(stream))  # inlet connected
             for i in range(1, n):
                 sender.send(gait.xyz[i])
                 time.sleep(0.005)
