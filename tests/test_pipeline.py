@@ -37,10 +37,10 @@ def test_quick_corpus_has_every_domain_and_representation(quick_corpus, capsys):
 @pytest.mark.slow
 def test_train_small_and_eval_end_to_end(quick_corpus, tmp_path):
     run = tmp_path / "run"
-    assert main(["train", "--preset", "small", "--epochs", "1", "--data", str(quick_corpus),
+    assert main(["train", "--preset", "tiny", "--epochs", "1", "--data", str(quick_corpus),
                  "--out", str(run), "--no-progress"]) == 0
     meta = json.loads((run / "model.json").read_text())
-    assert meta["training"]["command"].startswith("hdys-rt train --preset small")
+    assert meta["training"]["command"].startswith("hdys-rt train --preset tiny")
     assert meta["corpus"]["seed"] == 0
     assert main(["eval", "--model", str(run / "model.safetensors"), "--data", str(quick_corpus),
                  "--json", str(tmp_path / "eval.json")]) == 0
