@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hdys_rt.bridges.markersets import UNIT_FACTORS, detect_units, detect_vertical
+from hdys_rt import representations as reps
+from hdys_rt.bridges.markersets import detect_units, detect_vertical
 from hdys_rt.data.corpus import Subject
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.errors import HdysError
@@ -78,7 +79,7 @@ def _check_points(rec: FileRecording, up_given: bool) -> FileRecording:
     """Unit and vertical-axis checks of a point recording (rescales mm/cm read as m)."""
     unit = detect_units(rec.data, declared="m", what=f"{Path(rec.source).name} {rec.kind}")
     if unit != "m":
-        rec.data = (rec.data * np.float32(UNIT_FACTORS[unit])).astype(np.float32)
+        rec.data = (rec.data * np.float32(reps.LENGTH_UNITS[unit])).astype(np.float32)
         rec.unit_in_file = unit
         rec.notes.append(f"values looked like {unit} although read as metres: rescaled")
     vert = detect_vertical(rec.data)
@@ -123,7 +124,7 @@ def _load_corpus(p: Path, up: str | None) -> FileRecording:
     from hdys_rt.data.corpus import read_sequence
 
     seq = read_sequence(p)
-    for kind in ("markers", "keypoints"):
+    for kind in reps.POINT_SETS:
         if kind in seq.data:
             xyz = np.asarray(seq.data[kind], np.float32)
             if up == "z":
@@ -191,7 +192,7 @@ def _load_xdf(p: Path, up: str | None, stream: str | None) -> FileRecording:
         found.append(f"{name} ({stype})")
         if stream is not None and name != stream:
             continue
-        if stream is None and stype.lower() not in ("mocap", "markers", "keypoints"):
+        if stream is None and stype.lower() not in ("mocap", *reps.POINT_SETS):
             continue
         break
     else:
@@ -221,7 +222,7 @@ def _load_xdf(p: Path, up: str | None, stream: str | None) -> FileRecording:
             subject = Subject(str(sid), float(mass), float(height))
         except ValueError:
             log.warning("%s: unreadable subject mass/height %r/%r ignored", p, mass, height)
-    unit = {1.0: "m", 0.01: "cm", 0.001: "mm"}.get(scale, "m")
+    unit = {f: u for u, f in reps.LENGTH_UNITS.items()}.get(scale, "m")
     kind = "keypoints" if str(_xdf_text(info, "type", default="")).lower() == "keypoints" \
         else "markers"
     rec = FileRecording(kind, names, rate, xyz, unit_in_file=unit, subject=subject,

@@ -4,7 +4,7 @@ The model estimates torques in N·m/kg and GRF in body weights (N/BW). With a su
 (``--mass`` kg) and height (``--height`` m):
 
 * ``torques_*`` (N·m/kg) -> ``torques_*_Nm`` (N·m) = value x mass;
-* ``grf`` force channels (N/BW) -> ``grf_N`` (N) = value x mass x g; centre of pressure stays m;
+* ``grf`` force channels (N/BW) -> ``grf_N`` (N) = value x mass x G; centre of pressure stays m;
 * with the height too, ``torques_*_pct_bwht`` (%BW·Ht) = 100 x value / (g x height).
 
 The subject comes from the flags, else from the stream's metadata (an LSL ``desc`` with
@@ -18,14 +18,13 @@ import logging
 
 import numpy as np
 
+from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Subject
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
-G = 9.81  # m/s², standard gravity used for body weight
-
-__all__ = ["G", "make_subject", "absolute_channels", "absolute_outputs", "lsl_subject"]
+__all__ = ["make_subject", "absolute_channels", "absolute_outputs", "lsl_subject"]
 
 
 def make_subject(mass: float | None, height: float | None, sid: str = "subject") -> Subject | None:
@@ -44,7 +43,7 @@ def absolute_channels(channels: dict[str, tuple[str, ...]], height_m: float | No
     whose outputs are named ``channels``."""
     chans, units = {}, {}
     for k, names in channels.items():
-        if k.startswith("torques"):
+        if reps.is_torque(k):
             chans[f"{k}_Nm"], units[f"{k}_Nm"] = names, "N·m"
             if height_m:
                 chans[f"{k}_pct_bwht"], units[f"{k}_pct_bwht"] = names, "%BW·Ht"
@@ -61,15 +60,15 @@ def absolute_outputs(outputs: dict[str, np.ndarray], channels: dict[str, tuple[s
     chans, units = absolute_channels({k: channels[k] for k in outputs}, height_m)
     vals = {}
     for k, v in outputs.items():
-        if k.startswith("torques"):
+        if reps.is_torque(k):
             vals[f"{k}_Nm"] = np.asarray(v, np.float32) * np.float32(mass_kg)
             if height_m:
                 vals[f"{k}_pct_bwht"] = np.asarray(v, np.float32) * np.float32(
-                    100.0 / (G * height_m))
+                    100.0 / (reps.G * height_m))
         elif k == "grf":
-            force = np.array(["_f" in c for c in channels[k]])
+            force = np.array([reps.is_force(c) for c in channels[k]])
             out = np.asarray(v, np.float32).copy()
-            out[force] *= np.float32(mass_kg * G)
+            out[force] *= np.float32(mass_kg * reps.G)
             vals["grf_N"] = out
     return vals, chans, units
 

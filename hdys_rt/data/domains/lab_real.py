@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from hdys_rt import representations as reps
+from hdys_rt.data import formats
 from hdys_rt.data.corpus import Sequence, Subject, write_sequence
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
@@ -62,7 +63,6 @@ ENV_CACHE = "HDYS_CACHE_DIR"  # overrides the cache folder (static optimisation 
 
 LOWPASS_HZ = 6.0  # ID low-pass on coordinates, as in the pipelines' setups
 COP_MIN_FZ_N = 20.0  # CoP is NaN below this vertical force
-G = 9.80665
 N_AUGMENT = 64  # augmented copies of rajagopal_s1 in the full plan
 SO_VERSION = 1  # bump to invalidate cached static optimisation results
 
@@ -430,64 +430,30 @@ def _processing_note(spec: SubjectSpec, k: float) -> str:
 
 
 def read_trc(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
-    """Read a TRC file: times (T,), marker names, positions (T, P, 3) in metres, rate (Hz)."""
-    osim = _osim()
-    try:
-        table = osim.TimeSeriesTableVec3(str(path))
-    except RuntimeError as exc:
-        raise HdysError(f"{path}: not a readable TRC file ({exc})") from None
-    units = table.getTableMetaDataAsString("Units").strip().lower()
-    factor = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}.get(units)
-    if factor is None:
-        raise HdysError(f"{path}: unknown TRC Units {units!r}; expected mm, cm or m")
-    rate = float(table.getTableMetaDataAsString("DataRate"))
-    flat_table = table.flatten()  # keep a reference: getMatrix() views its memory
-    flat = flat_table.getMatrix().to_numpy().copy()  # (T, 3P)
-    xyz = flat.reshape(flat.shape[0], -1, 3) * factor
-    times = np.asarray(table.getIndependentColumn(), dtype=float)
+    """Read a TRC file (:func:`hdys_rt.data.formats.read_trc`): times (T,) on the exact uniform
+    grid, marker names, positions (T, P, 3) float64 in metres, rate (Hz)."""
+    names, rate, times, xyz, _ = formats.read_trc_values(path)
     uniform = times[0] + np.arange(times.size) / rate
     if np.max(np.abs(times - uniform)) > 0.25 / rate:
         raise HdysError(f"{path}: frame times are not uniform at DataRate {rate} Hz")
     # some TRC files round times to the ms (1/60 s -> 0.017): use the exact uniform grid
-    return uniform, list(table.getColumnLabels()), xyz, rate
+    return uniform, list(names), xyz, rate
 
 
 def write_trc(path: Path, times: np.ndarray, names: list[str], xyz: np.ndarray, rate: float):
-    """Write a TRC file in metres; NaN positions are written as empty fields (missing)."""
-    n, p = xyz.shape[:2]
-    lines = [
-        f"PathFileType\t4\t(X/Y/Z)\t{Path(path).name}",
-        "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame"
-        "\tOrigNumFrames",
-        f"{rate:g}\t{rate:g}\t{n}\t{p}\tm\t{rate:g}\t1\t{n}",
-        "Frame#\tTime\t" + "\t".join(f"{m}\t\t" for m in names),
-        "\t\t" + "\t".join(f"X{i + 1}\tY{i + 1}\tZ{i + 1}" for i in range(p)),
-        "",
-    ]
-    for i in range(n):
-        vals = "\t".join("" if not np.isfinite(v) else f"{v:.6f}" for v in xyz[i].ravel())
-        lines.append(f"{i + 1}\t{times[i]:.6f}\t{vals}")
-    Path(path).write_text("\n".join(lines) + "\n")
+    """Write a TRC file in metres (6 decimals); NaN positions are written as empty fields."""
+    formats.write_trc_values(path, names, rate, times, xyz, units="m", precision=6)
 
 
 def read_mot(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Read a .mot/.sto table: times (T,), column labels, values (T, C)."""
-    osim = _osim()
-    try:
-        table = osim.TimeSeriesTable(str(path))
-    except RuntimeError as exc:
-        raise HdysError(f"{path}: not a readable .mot/.sto table ({exc})") from None
-    return (np.asarray(table.getIndependentColumn(), dtype=float),
-            list(table.getColumnLabels()), table.getMatrix().to_numpy().copy())
+    """Read a .mot/.sto table as written (no degree conversion): times (T,), labels, (T, C)."""
+    table = formats.read_storage(path, angle_columns=())
+    return table.time, list(table.names), table.values
 
 
 def write_mot(path: Path, times: np.ndarray, labels: list[str], values: np.ndarray):
-    head = (f"{Path(path).stem}\nversion=1\nnRows={len(times)}\nnColumns={len(labels) + 1}\n"
-            "inDegrees=no\nendheader\n" + "\t".join(["time"] + list(labels)) + "\n")
-    body = np.column_stack([times, values])
-    buf = io.StringIO()
-    np.savetxt(buf, body, fmt="%.8f", delimiter="\t")
-    Path(path).write_text(head + buf.getvalue())
+    """Write a .mot table (``inDegrees=no``: values as given)."""
+    formats.write_storage(path, formats.Table(tuple(labels), times, values))
 
 
 def _match_times(times: np.ndarray, want: np.ndarray, tol: float) -> np.ndarray:
@@ -759,7 +725,7 @@ def _keypoints(model, state, q_labels: list[str], q: np.ndarray) -> np.ndarray:
 
 def _grf_channels(grf_t, labels, grf, forces, ft, mass, pelvis_xz):
     """GRF representation at frame times ``ft``: (T, 10) and the channel names."""
-    bw = mass * G
+    bw = mass * reps.G
     cols, names = [], []
     for side in ("r", "l"):
         f = forces[side]
@@ -779,7 +745,7 @@ def _quality(rms_t, rms, id_labels, id_gen, mass, grf_t, grf_labels, grf, forces
         sel = (rms_t >= ft[0] - 1e-6) & (rms_t <= ft[-1] + 1e-6)
         q["ik_marker_rms_m"] = {"mean": round(float(np.mean(rms[sel])), 4),
                                 "max": round(float(np.max(rms[sel])), 4)}
-    bw = mass * G
+    bw = mass * reps.G
     res = {}
     for c in ("pelvis_tx_force", "pelvis_ty_force", "pelvis_tz_force"):
         if c in id_labels:
@@ -793,7 +759,7 @@ def _quality(rms_t, rms, id_labels, id_gen, mass, grf_t, grf_labels, grf, forces
     # mean vertical GRF / g over the window (not a whole number of strides: a rough check only)
     sel = (grf_t >= ft[0]) & (grf_t <= ft[-1])
     fy = sum(grf[sel, forces[s].columns(grf_labels, "force")[1]] for s in ("r", "l"))
-    q["grf_mean_over_window_kg"] = round(float(np.mean(fy) / G), 2)
+    q["grf_mean_over_window_kg"] = round(float(np.mean(fy) / reps.G), 2)
     return q
 
 
