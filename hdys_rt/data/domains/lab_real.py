@@ -36,6 +36,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data import formats
-from hdys_rt.data.corpus import Sequence, Subject, write_sequence
+from hdys_rt.data.corpus import Sequence, Subject
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
 
@@ -247,11 +248,11 @@ def _job(subject, name, seed, speed=1.0, scale=1.0, mirror=False, static_optimiz
             "cache_dir": None}
 
 
-# --- run -----------------------------------------------------------------------------------------
+# --- sequences -----------------------------------------------------------------------------------------
 
 
-def run(job: dict, out_dir: Path) -> list[str]:
-    """Build one job's sequence and write it into ``out_dir``; returns its name."""
+def sequences(job: dict) -> Iterator[Sequence]:
+    """The job's one sequence."""
     spec = SUBJECTS.get(job.get("subject"))
     if spec is None:
         raise HdysError(f"lab_real job: unknown subject {job.get('subject')!r}; "
@@ -268,9 +269,7 @@ def run(job: dict, out_dir: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="hdys_lab_real_") as tmp:
         seq = _process(spec, root, Path(tmp), job, speed, k, mirror)
     seq.meta["build_seconds"] = round(time.perf_counter() - t_start, 2)
-    write_sequence(out_dir, seq)
-    log.info("lab_real %s: %d frames in %.1f s", seq.name, seq.frames, seq.meta["build_seconds"])
-    return [seq.name]
+    yield seq
 
 
 def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, k: float,

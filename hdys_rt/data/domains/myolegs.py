@@ -45,13 +45,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.data.corpus import Sequence, Subject, write_sequence
+from hdys_rt.data.corpus import Sequence, Subject
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
@@ -917,7 +918,7 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
     )
 
 
-# --- sequences, plan and run -----------------------------------------------------------------
+# --- sequences and plan -----------------------------------------------------------------
 
 SUBJECT_POOL = 12
 _FULL_MIX = (  # (motion, sequences, duration range s)
@@ -1035,14 +1036,10 @@ def build_sequence(spec: dict) -> Sequence:
     )
 
 
-def run(job: dict, out_dir: Path) -> list[str]:
-    """Build the job's sequences into ``out_dir``; returns their names."""
-    names = []
+def sequences(job: dict) -> Iterator[Sequence]:
+    """The job's sequences (one per spec), built one at a time."""
     for spec in job["sequences"]:
-        t0 = time.perf_counter()
         seq = build_sequence(spec)
-        write_sequence(out_dir, seq)
-        names.append(seq.name)
-        log.info("%s: %d frames in %.1f s (root residual %.0f N·m mean)", seq.name, seq.frames,
-                 time.perf_counter() - t0, seq.meta["quality"]["root_residual_moment_Nm"]["mean"])
-    return names
+        log.info("%s: root residual %.0f N·m mean", seq.name,
+                 seq.meta["quality"]["root_residual_moment_Nm"]["mean"])
+        yield seq
