@@ -56,6 +56,7 @@ from hdys_rt.data.corpus import Sequence, Subject
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
+from hdys_rt.representations import G
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,6 @@ RATE = 100.0  # Hz
 from hdys_rt.data.shared import ENV_VAR  # noqa: F401 (re-export: overrides the shared data)
 MODEL_REL = Path("myo_sim") / "leg" / "myolegs.xml"
 NOMINAL_HEIGHT_M = 1.70
-G = 9.81
 
 MOTIONS: tuple[str, ...] = (
     "walk", "run", "turn", "squat", "sit_to_stand", "lunge", "calf_raise", "high_step", "sway",
@@ -126,6 +126,7 @@ class _Myo:
         self.mj = mujoco
         m = mujoco.MjModel.from_xml_path(str(path))
         m.dof_armature[:] = 0.0
+        m.opt.gravity[:] = (0.0, 0.0, -G)  # standard gravity (MuJoCo's default is -9.81)
         self.m = m
         self.d = mujoco.MjData(m)
         self.base_mass = m.body_mass.copy()

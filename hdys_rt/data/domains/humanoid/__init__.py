@@ -59,9 +59,10 @@ from hdys_rt.data.domains.humanoid.mjcf import _Model, mjcf
 from hdys_rt.data.domains.humanoid.motions import MOTIONS
 from hdys_rt.data.domains.humanoid.simulate import SimResult, simulate, to_qpos
 from hdys_rt.data.domains.humanoid.skeleton import (
-    C_ZY, G, HEAD_TOP, JI, RATE, Skeleton, make_skeleton, vertex_table,
+    C_ZY, HEAD_TOP, JI, RATE, Skeleton, make_skeleton, vertex_table,
 )
 from hdys_rt.errors import HdysError
+from hdys_rt.representations import G
 
 __all__ = [  # the domain protocol, and the parts kinematics_only and the tests use
     "DOMAIN", "KIND", "DESCRIPTION", "plan", "sequences", "build_sequence", "smpl_pose",

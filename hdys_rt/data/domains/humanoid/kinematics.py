@@ -13,9 +13,10 @@ from hdys_rt.data.domains.humanoid.curves import _gauss, _keys, _ss, rx, ry, rz
 from hdys_rt.data.domains.humanoid.mjcf import _Model
 from hdys_rt.data.domains.humanoid.motions import MOTIONS, PAD_S, _GENERATORS, _Spec
 from hdys_rt.data.domains.humanoid.skeleton import (
-    ANKLE_H, BALL_Z, DT, G, HEEL_Z, JI, LEFT, PARENTS, RATE, RIGHT, Skeleton, _SIDE, vertex_table,
+    ANKLE_H, BALL_Z, DT, HEEL_Z, JI, LEFT, PARENTS, RATE, RIGHT, Skeleton, _SIDE, vertex_table,
 )
 from hdys_rt.errors import HdysError
+from hdys_rt.representations import G
 
 log = logging.getLogger(__name__)
 

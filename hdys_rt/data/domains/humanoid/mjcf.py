@@ -7,9 +7,10 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data.domains.humanoid.skeleton import (
-    ANKLE_H, BALL_Z, C_ZY, DT, HEEL_Z, JI, PARENTS, G, Skeleton, _MASS, _key, vertex_table,
+    ANKLE_H, BALL_Z, C_ZY, DT, HEEL_Z, JI, PARENTS, Skeleton, _MASS, _key, vertex_table,
 )
 from hdys_rt.errors import HdysError
+from hdys_rt.representations import G
 
 
 # --- MJCF ---------------------------------------------------------------------------------------

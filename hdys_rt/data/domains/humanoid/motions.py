@@ -12,8 +12,9 @@ import numpy as np
 from hdys_rt.data.domains.humanoid.curves import (
     _bump, _gauss, _keys, _noise, _quintic, _ss, rx, ry, rz,
 )
-from hdys_rt.data.domains.humanoid.skeleton import DT, G, JI, LEFT, RATE, RIGHT, _SIDE
+from hdys_rt.data.domains.humanoid.skeleton import DT, JI, LEFT, RATE, RIGHT, _SIDE
 from hdys_rt.errors import HdysError
+from hdys_rt.representations import G
 
 PAD_S = 1.2  # s generated before and after every sequence, then cropped (BVP boundary effects)
 RUN_RHO = 0.97  # stance-leg reach used in running

@@ -13,8 +13,9 @@ from hdys_rt.data.domains.humanoid.kinematics import Motion
 from hdys_rt.data.domains.humanoid.mjcf import _Model
 from hdys_rt.data.domains.humanoid.motions import _fwd, _left
 from hdys_rt.data.domains.humanoid.skeleton import (
-    C_ZY, DT, G, JI, LEFT, RIGHT, Skeleton, vertex_table,
+    C_ZY, DT, JI, LEFT, RIGHT, Skeleton, vertex_table,
 )
+from hdys_rt.representations import G
 
 MU = 0.8  # friction coefficient of the contact pyramids
 

@@ -13,7 +13,6 @@ from hdys_rt.errors import HdysError
 
 RATE = 100.0  # Hz
 DT = 1.0 / RATE
-G = 9.81  # m/s^2, the simulated world's gravity (MJCF option and motion design)
 
 # --- joint tree (SMPL order) --------------------------------------------------------------------
 PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17,
