@@ -284,20 +284,20 @@ def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, 
         model_path = _rescale_model(osim, model_path, k, mass, tmp)
 
     # 2. markers and GRF, transformed like the motion
-    times, names, xyz, rate = read_trc(root / spec.trc)
+    times, names, xyz, rate = _read_markers(root / spec.trc)
     times, xyz = _resample_markers(times, xyz, rate, tfac)
     xyz = xyz * k
     if mirror:
         xyz, names = _mirror_points(xyz, names)
     trc_path = tmp / "markers.trc"
-    write_trc(trc_path, times, names, xyz, rate)
+    _write_markers(trc_path, times, names, xyz, rate)
 
-    grf_t, grf_labels, grf = read_mot(root / spec.grf)
+    grf_t, grf_labels, grf = _read_table(root / spec.grf)
     forces = _external_forces(osim, root / spec.loads_xml)
     grf = _transform_grf(grf, grf_labels, forces, k, mirror)
     grf_t = grf_t * tfac
     grf_path = tmp / "grf.mot"
-    write_mot(grf_path, grf_t, grf_labels, grf)
+    _write_table(grf_path, grf_t, grf_labels, grf)
     loads_path = _write_loads(osim, root / spec.loads_xml, grf_path, tmp)
 
     # 3. IK over the window plus a margin, then ID
@@ -428,7 +428,7 @@ def _processing_note(spec: SubjectSpec, k: float) -> str:
 # --- files ---------------------------------------------------------------------------------------
 
 
-def read_trc(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
+def _read_markers(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
     """Read a TRC file (:func:`hdys_rt.data.formats.read_trc`): times (T,) on the exact uniform
     grid, marker names, positions (T, P, 3) float64 in metres, rate (Hz)."""
     names, rate, times, xyz, _ = formats.read_trc_values(path)
@@ -439,18 +439,18 @@ def read_trc(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
     return uniform, list(names), xyz, rate
 
 
-def write_trc(path: Path, times: np.ndarray, names: list[str], xyz: np.ndarray, rate: float):
+def _write_markers(path: Path, times: np.ndarray, names: list[str], xyz: np.ndarray, rate: float):
     """Write a TRC file in metres (6 decimals); NaN positions are written as empty fields."""
     formats.write_trc_values(path, names, rate, times, xyz, units="m", precision=6)
 
 
-def read_mot(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+def _read_table(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Read a .mot/.sto table as written (no degree conversion): times (T,), labels, (T, C)."""
     table = formats.read_storage(path, angle_columns=())
     return table.time, list(table.names), table.values
 
 
-def write_mot(path: Path, times: np.ndarray, labels: list[str], values: np.ndarray):
+def _write_table(path: Path, times: np.ndarray, labels: list[str], values: np.ndarray):
     """Write a .mot table (``inDegrees=no``: values as given)."""
     formats.write_storage(path, formats.Table(tuple(labels), times, values))
 
@@ -578,10 +578,10 @@ def _subject_model(osim, spec: SubjectSpec, root: Path, tmp: Path, mirror: bool)
         return root / spec.scaled_model
     static = root / spec.static_trc
     if mirror:
-        st_t, st_names, st_xyz, st_rate = read_trc(static)
+        st_t, st_names, st_xyz, st_rate = _read_markers(static)
         st_xyz, st_names = _mirror_points(st_xyz, st_names)
         static = tmp / "static_mirrored.trc"
-        write_trc(static, st_t, st_names, st_xyz, st_rate)
+        _write_markers(static, st_t, st_names, st_xyz, st_rate)
     tool = osim.ScaleTool(str(root / spec.scale_setup))
     tool.setPathToSubject("")  # else relative-to-setup prefixes break absolute paths
     tool.setSubjectMass(spec.mass_kg)
@@ -666,14 +666,14 @@ def _run_id(osim, model_path: Path, ik_path: Path, loads_path: Path, t_range, tm
     out = tmp / "id.sto"
     if not ok or not out.exists():
         raise HdysError(f"lab_real: OpenSim ID failed on {ik_path.name}")
-    return read_mot(out)
+    return _read_table(out)
 
 
 def _ik_errors(tmp: Path):
     files = sorted(tmp.glob("*_ik_marker_errors.sto"))
     if not files:
         return np.zeros(0), np.zeros(0)
-    t, labels, v = read_mot(files[0])
+    t, labels, v = _read_table(files[0])
     return t, v[:, labels.index("marker_error_RMS")]
 
 
@@ -884,7 +884,7 @@ def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp)
     # the filtered coordinates (radians), as ID used them
     q_t, q_labels, q = _filtered_coordinates(osim, model, ik_path)
     q_mot = tmp / "ik_filtered.mot"
-    write_mot(q_mot, q_t, q_labels, q)
+    _write_table(q_mot, q_t, q_labels, q)
 
     so = osim.StaticOptimization()
     so.setName("so")
@@ -911,5 +911,5 @@ def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp)
     files = sorted((tmp / "so").glob("*_activation.sto"))
     if not ok or not files:
         raise HdysError(f"lab_real: OpenSim static optimisation failed on {ik_path.name}")
-    t, labels, act = read_mot(files[0])
+    t, labels, act = _read_table(files[0])
     return labels, t, act
