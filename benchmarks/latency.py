@@ -50,9 +50,10 @@ def _pct(x) -> dict:
 # --- the source process ----------------------------------------------------------------------
 def run_source(args) -> None:
     """N outlets/senders in one process, one loop, drift-compensated; prints a JSON line."""
-    from hdys_rt.streams.replay import Player, demo_clip_path, load_recording
+    from hdys_rt.bridges.files import load_file
+    from hdys_rt.streams.replay import Player, demo_clip_path
 
-    rec = load_recording(demo_clip_path())
+    rec = load_file(demo_clip_path())
     player = Player(rec, rate=args.rate, loop=True, seconds=args.seconds)
     names = args.names.split(",")
     stop = threading.Event()

@@ -62,10 +62,11 @@ class Sender(threading.Thread):
 
     def __init__(self, args, endpoint: str, pub: str, log):
         super().__init__(daemon=True)
-        from hdys_rt.streams.replay import demo_clip_path, load_recording
+        from hdys_rt.bridges.files import load_file
+        from hdys_rt.streams.replay import demo_clip_path
 
         self.args, self.endpoint, self.pub, self.log = args, endpoint, pub, log
-        self.rec = load_recording(demo_clip_path()).resampled(args.rate)
+        self.rec = load_file(demo_clip_path()).resampled(args.rate)
         self.sent_at = np.full(RING, np.nan)  # true send time (monotonic) of seq % RING
         self.c = {"valid": 0, "malformed": 0, "oversized": 0, "nan_frames": 0,
                   "invalid_frames": 0, "burst_frames": 0, "vanished_s": 0.0, "faults": 0}

@@ -220,9 +220,11 @@ class MarkerSender:
     def __exit__(self, *exc):
         self.close()
 
-    def close(self) -> None:
+    def close(self, linger_s: float = 2.0) -> None:
+        """Close, first giving frames still queued up to ``linger_s`` seconds to leave (a
+        replay's last frames must not be lost because the sender closed right after them)."""
         if not self._sock.closed:
-            self._sock.close(0)
+            self._sock.close(linger=int(max(0.0, linger_s) * 1000))
 
     def wait_for_subscriber(self, timeout: float = 10.0) -> bool:
         """Wait until a server subscribed (avoids ZeroMQ's slow-joiner loss); True if one did."""

@@ -74,15 +74,31 @@ def generate_keys(folder: str | os.PathLike, clients=("client",), force: bool = 
     if (folder / f"{SERVER}.key_secret").exists() and not force:
         raise HdysError(f"{folder} already holds keys; choose another folder (or --force to "
                         "replace them, which locks out every client)")
+    if folder.exists() and not folder.is_dir():
+        raise HdysError(f"{folder} is a file; give a folder for the keys")
     auth = folder / AUTHORIZED
-    auth.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name in [SERVER] + clients:
-        public, secret = zmq.auth.create_certificates(str(folder), name)
-        os.chmod(secret, 0o600)
-        out[name] = Path(secret)
-        if name != SERVER:
-            shutil.copyfile(public, auth / f"{name}.key")
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        auth.mkdir(mode=0o700, exist_ok=True)
+        # replacing keys locks out every earlier client: its key leaves the allow-list too
+        if force:
+            for old in list(auth.glob("*.key")) + list(folder.glob("*.key")) \
+                    + list(folder.glob("*.key_secret")):
+                old.unlink()
+        out = {}
+        for name in [SERVER] + clients:
+            public, secret = zmq.auth.create_certificates(str(folder), name)
+            os.chmod(secret, 0o600)
+            os.chmod(public, 0o644)
+            out[name] = Path(secret)
+            if name != SERVER:
+                shutil.copyfile(public, auth / f"{name}.key")
+                os.chmod(auth / f"{name}.key", 0o644)
+        # whatever the umask: only the owner may add a key to the allow-list
+        os.chmod(auth, 0o700)
+        os.chmod(folder, 0o700)
+    except OSError as exc:
+        raise HdysError(f"cannot write keys into {folder}: {exc.strerror or exc}") from None
     return out
 
 

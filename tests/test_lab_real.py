@@ -184,6 +184,7 @@ def test_bad_inputs_raise(monkeypatch, tmp_path):
         lab_real.shared_data_root()
 
 
+@pytest.mark.slow
 def test_static_optimization_is_cached(monkeypatch, tmp_path):
     """Static optimisation on a 0.1 s window: activations in 0..1, a rebuild loads the cache."""
     import dataclasses

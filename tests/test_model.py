@@ -325,6 +325,7 @@ def test_eval_exact_figures_on_a_known_case(tmp_path):
     assert rep["lab"]["markers"]["grf"]["value"] == pytest.approx(50.0, abs=1e-4)  # %BW
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_two_processes(tmp_path):
     """Multi-process training through torchrun + PyTorch DDP (gloo on CPU)."""
     import socket

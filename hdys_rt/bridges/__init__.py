@@ -5,7 +5,8 @@
 * :mod:`.markersets`: lab marker names -> trained names, unknown/missing report, unit checks.
 * :mod:`.keypoints`: pose-estimator keypoints (JSON lines / ZeroMQ) -> a keypoint stream.
 * :mod:`.sinks`: LSL outlets with full metadata, the ZeroMQ marker sender.
-* :mod:`.subject`: mass / height, outputs in N·m besides N·m/kg.
+* :mod:`.subject`: the subject's mass / height from flags or LSL metadata (the scaling to N·m
+  itself is :mod:`hdys_rt.subject`).
 * :mod:`.xdf`: a minimal XDF writer (tests, small exports).
 * :mod:`.view`: the local web view of live estimates.
 * :mod:`.plots`: estimate-vs-reference PNGs for ``hdys-rt eval --plot``.

@@ -1,4 +1,6 @@
-"""File sources people hold, read into one shape ready to replay as a live stream.
+"""The one file loader: every replay path (``hdys-rt replay``, ``hdys-rt bridge file``,
+``serve --source replay``, ``demo``) reads files through :func:`load_file`, into the one
+container :class:`~hdys_rt.data.recording.Recording`.
 
 * ``.c3d`` (ezc3d, the ``data`` extra), ``.trc``: markers, converted to metres, Y up.
 * corpus sidecar ``.json``: markers, else keypoints (with the sequence's keypoint layout),
@@ -12,89 +14,70 @@
 
 Every point recording passes the unit check (a body spans ~0.3..3 m; a file whose values
 look like millimetres while it says metres is rescaled, with a warning) and the vertical-axis
-check (a warning naming ``--up`` when the body's long axis is not Y).
+check (a warning naming ``--up`` when the body's long axis is not Y). Markers are then mapped to
+the names the model was trained on (:func:`~hdys_rt.bridges.markersets.map_markers`: a
+Plug-in Gait file's 239 labels become its ~30 body markers), unless ``markerset=False``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.bridges.markersets import detect_units, detect_vertical
+from hdys_rt.bridges.markersets import detect_units, detect_vertical, map_markers
 from hdys_rt.data.corpus import Subject
 from hdys_rt.data.frames import zup_to_yup
+from hdys_rt.data.recording import Recording
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FileRecording", "load_file", "FILE_TYPES"]
+__all__ = ["load_file", "FILE_TYPES"]
 
 FILE_TYPES = (".c3d", ".trc", ".json", ".mot", ".sto", ".xdf")
 
 
-@dataclass
-class FileRecording:
-    """A file's content as a uniform-rate stream.
-
-    Attributes:
-        kind: ``"markers"``, ``"keypoints"`` (point sets, ``data`` ``(T, P, 3)`` float32 metres
-            Y up, NaN = missing) or ``"table"`` (``data`` ``(T, C)`` float32, ``units`` per
-            column).
-        names: point or column names.
-        rate: Hz.
-        units: per column unit (tables); ``["m"]`` for point sets.
-        unit_in_file: the length unit the file used (after detection).
-        subject: mass / height when the file carries them, else None.
-        layout: keypoint layout name (``coco17``...), or None.
-        source: the file.
-        notes: warnings met while reading (also logged).
-    """
-
-    kind: str
-    names: tuple[str, ...]
-    rate: float
-    data: np.ndarray
-    units: list[str] = field(default_factory=lambda: ["m"])
-    unit_in_file: str = "m"
-    subject: Subject | None = None
-    layout: str | None = None
-    source: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def frames(self) -> int:
-        return int(self.data.shape[0])
-
-    @property
-    def duration(self) -> float:
-        return self.frames / self.rate
-
-
-def _check_points(rec: FileRecording, up_given: bool) -> FileRecording:
+def _check_points(rec: Recording, up_given: bool) -> Recording:
     """Unit and vertical-axis checks of a point recording (rescales mm/cm read as m)."""
+    notes = list(rec.notes)
     unit = detect_units(rec.data, declared="m", what=f"{Path(rec.source).name} {rec.kind}")
     if unit != "m":
-        rec.data = (rec.data * np.float32(reps.LENGTH_UNITS[unit])).astype(np.float32)
-        rec.unit_in_file = unit
-        rec.notes.append(f"values looked like {unit} although read as metres: rescaled")
+        rec = rec.replace(data=rec.data * np.float32(reps.LENGTH_UNITS[unit]), units_in_file=unit)
+        notes.append(f"values looked like {unit} although read as metres: rescaled")
     vert = detect_vertical(rec.data)
     if vert not in (None, "y") and not up_given:
         msg = (f"the body's long axis is {vert.upper()}, not Y: if the file is {vert.upper()} "
                f"up, pass --up {vert}")
         log.warning("%s: %s", rec.source, msg)
-        rec.notes.append(msg)
-    return rec
+        notes.append(msg)
+    return rec.replace(notes=tuple(notes))
 
 
-def load_file(path: str | os.PathLike, up: str | None = None,
-              stream: str | None = None) -> FileRecording:
-    """Read ``path`` (see the module doc). ``up``: the file's vertical axis (``"y"`` / ``"z"``;
-    None = the format's usual one); ``stream``: the XDF stream name to take."""
+def _map_markers(rec: Recording, markerset: bool, keep_unknown: bool) -> Recording:
+    """Markers renamed to trained names, unknown ones dropped unless kept (see the module doc)."""
+    if rec.kind != "markers":
+        return rec
+    mm = map_markers(rec.names, keep_unknown=keep_unknown, enabled=markerset)
+    if mm.names == rec.names:
+        return rec.replace(markerset=mm)
+    return rec.replace(names=mm.names, data=mm.apply(rec.data), markerset=mm)
+
+
+def load_file(path: str | os.PathLike, up: str | None = None, stream: str | None = None,
+              markerset: bool = True, keep_unknown: bool = False) -> Recording:
+    """Read ``path`` (see the module doc) into a :class:`Recording`.
+
+    Args:
+        up: the file's vertical axis (``"y"`` / ``"z"``; None = the format's usual one).
+        stream: the XDF stream name to take.
+        markerset: map marker names to the trained ones (False: every marker under its own
+            name; the mapping report is in ``markerset`` either way).
+        keep_unknown: also keep markers the model was not trained on.
+    """
     p = Path(path)
     if not p.exists():
         raise HdysError(f"{p} does not exist")
@@ -106,21 +89,20 @@ def load_file(path: str | os.PathLike, up: str | None = None,
     if ext in (".trc", ".c3d"):
         from hdys_rt.data.formats import load_markers
 
-        md = load_markers(p, vertical=up)
-        rec = FileRecording("markers", md.names, float(md.rate), md.xyz,
-                            unit_in_file=md.units_in_file, source=str(p))
-        return _check_points(rec, up is not None)
-    if ext == ".json":
-        return _load_corpus(p, up)
-    if ext in (".mot", ".sto"):
-        return _load_table(p)
-    if ext == ".xdf":
-        return _load_xdf(p, up, stream)
-    raise HdysError(f"{p}: unsupported file type {ext or '(none)'!r}; expected one of "
-                    f"{', '.join(FILE_TYPES)}")
+        rec = _check_points(load_markers(p, vertical=up), up is not None)
+    elif ext == ".json":
+        rec = _load_corpus(p, up)
+    elif ext in (".mot", ".sto"):
+        rec = _load_table(p)
+    elif ext == ".xdf":
+        rec = _load_xdf(p, up, stream)
+    else:
+        raise HdysError(f"{p}: unsupported file type {ext or '(none)'!r}; expected one of "
+                        f"{', '.join(FILE_TYPES)}")
+    return _map_markers(rec, markerset, keep_unknown)
 
 
-def _load_corpus(p: Path, up: str | None) -> FileRecording:
+def _load_corpus(p: Path, up: str | None) -> Recording:
     from hdys_rt.data.corpus import read_sequence
 
     seq = read_sequence(p)
@@ -129,29 +111,29 @@ def _load_corpus(p: Path, up: str | None) -> FileRecording:
             xyz = np.asarray(seq.data[kind], np.float32)
             if up == "z":
                 xyz = zup_to_yup(xyz)
-            rec = FileRecording(kind, tuple(seq.names[kind]), float(seq.rate), xyz,
-                                subject=seq.subject, source=str(p),
-                                layout=seq.meta.get("keypoint_layout") if kind == "keypoints"
-                                else None)
+            rec = Recording(tuple(seq.names[kind]), float(seq.rate), None, xyz, kind=kind,
+                            subject=seq.subject, source=str(p),
+                            layout=seq.meta.get("keypoint_layout") if kind == "keypoints"
+                            else None)
             return _check_points(rec, up is not None)
     if "joint_angles" in seq.data:
         names = tuple(seq.names["joint_angles"])
         units = ["m" if n.endswith(("_tx", "_ty", "_tz")) else "rad" for n in names]
-        return FileRecording("table", names, float(seq.rate), seq.data["joint_angles"], units,
-                             subject=seq.subject, source=str(p))
+        return Recording(names, float(seq.rate), None, seq.data["joint_angles"], kind="table",
+                         units=units, subject=seq.subject, source=str(p))
     raise HdysError(f"{p}: the sequence has neither markers, keypoints nor joint angles "
                     f"(it has {sorted(seq.data)})")
 
 
-def _load_table(p: Path) -> FileRecording:
+def _load_table(p: Path) -> Recording:
     from hdys_rt.data.formats import _uniform_rate, is_angle_column, read_storage
 
     t = read_storage(p)
     rate = _uniform_rate(p, t.time)
     units = ["rad" if n in t.angular or is_angle_column(n) else
              "m" if n.endswith(("_tx", "_ty", "_tz")) else "" for n in t.names]
-    return FileRecording("table", tuple(t.names), float(rate), t.values.astype(np.float32),
-                         units, source=str(p))
+    return Recording(tuple(t.names), float(rate), t.time, t.values, kind="table", units=units,
+                     source=str(p))
 
 
 def _xdf_text(d, *path, default=None):
@@ -173,7 +155,7 @@ def _xdf_channels(info) -> tuple[list[str], list[str]]:
     return labels, units
 
 
-def _load_xdf(p: Path, up: str | None, stream: str | None) -> FileRecording:
+def _load_xdf(p: Path, up: str | None, stream: str | None) -> Recording:
     try:
         import pyxdf
     except ImportError:
@@ -225,6 +207,6 @@ def _load_xdf(p: Path, up: str | None, stream: str | None) -> FileRecording:
     unit = {f: u for u, f in reps.LENGTH_UNITS.items()}.get(scale, "m")
     kind = "keypoints" if str(_xdf_text(info, "type", default="")).lower() == "keypoints" \
         else "markers"
-    rec = FileRecording(kind, names, rate, xyz, unit_in_file=unit, subject=subject,
-                        source=str(p), layout=_xdf_text(info, "desc", "layout"))
+    rec = Recording(names, rate, None, xyz, units_in_file=unit, kind=kind, subject=subject,
+                    source=str(p), layout=_xdf_text(info, "desc", "layout"))
     return _check_points(rec, up is not None or _xdf_text(info, "desc", "up") is not None)

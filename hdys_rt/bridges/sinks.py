@@ -1,4 +1,6 @@
-"""Where bridges send streams: an LSL outlet with full metadata, or the ZeroMQ marker sender.
+"""Where replayed points go (``hdys-rt replay``, ``hdys-rt bridge``): an LSL outlet with full
+metadata, or the ZeroMQ marker sender (CURVE with client keys). Estimates leave a server through
+the other kind of sink, :class:`hdys_rt.streams.sinks.Sink`.
 
 LSL point streams (markers or keypoints) follow the layout ``hdys-rt serve`` reads
 (:mod:`hdys_rt.streams.lsl`): float32, 3 channels per point labelled ``NAME_X, NAME_Y, NAME_Z``,
@@ -20,7 +22,7 @@ from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Sink", "LslSink", "ZmqSink", "make_sink", "add_subject"]
+__all__ = ["PointSink", "LslSink", "ZmqSink", "make_sink", "add_subject"]
 
 
 def add_subject(desc, subject: Subject | None) -> None:
@@ -33,7 +35,7 @@ def add_subject(desc, subject: Subject | None) -> None:
     s.append_child_value("height_m", f"{subject.height_m:g}")
 
 
-class Sink:
+class PointSink:
     """Sends frames: ``push(values, t, seq)`` with values ``(P, 3)`` metres or ``(C,)``."""
 
     where = ""
@@ -48,7 +50,7 @@ class Sink:
         pass
 
 
-class LslSink(Sink):
+class LslSink(PointSink):
     """An LSL outlet (see the module doc for its metadata)."""
 
     def __init__(self, name: str, names, rate: float, kind: str = "markers",
@@ -93,16 +95,19 @@ class LslSink(Sink):
         self._outlet = None
 
 
-class ZmqSink(Sink):
-    """The ZeroMQ marker sender (:class:`hdys_rt.client.MarkerSender`), points only."""
+class ZmqSink(PointSink):
+    """The ZeroMQ marker sender (:class:`hdys_rt.client.MarkerSender`), points only. ``curve``:
+    client keys (a key folder or :class:`~hdys_rt.security.ClientKeys`) for a serve run with
+    ``--curve-keys``."""
 
-    def __init__(self, name: str, names, rate: float, endpoint: str, kind: str = "markers"):
+    def __init__(self, name: str, names, rate: float, endpoint: str, kind: str = "markers",
+                 curve=None):
         from hdys_rt.client import MarkerSender
 
         if not reps.is_point_set(kind):
             raise HdysError(f"ZeroMQ carries point sets (markers, keypoints), not a {kind}; "
                             "use --to lsl")
-        self._sender = MarkerSender(names, rate, endpoint, src=name)
+        self._sender = MarkerSender(names, rate, endpoint, src=name, curve=curve)
         self.where = f"ZeroMQ {endpoint}"
 
     def wait(self, timeout: float) -> bool:
@@ -118,10 +123,13 @@ class ZmqSink(Sink):
 def make_sink(to: str, name: str, names, rate: float, kind: str = "markers",
               endpoint: str = "tcp://127.0.0.1:5559", stype: str = "MoCap", units=None,
               subject: Subject | None = None, layout: str | None = None,
-              source: str = "") -> Sink:
-    """An :class:`LslSink` (``to="lsl"``) or :class:`ZmqSink` (``to="zmq"``)."""
+              source: str = "", curve=None) -> PointSink:
+    """An :class:`LslSink` (``to="lsl"``) or :class:`ZmqSink` (``to="zmq"``; ``curve``: its
+    client keys)."""
     if to == "lsl":
+        if curve is not None:
+            raise HdysError("--curve-keys is for --to zmq (LSL has no encryption)")
         return LslSink(name, names, rate, kind, stype, units, subject, layout, source)
     if to == "zmq":
-        return ZmqSink(name, names, rate, endpoint, kind)
+        return ZmqSink(name, names, rate, endpoint, kind, curve)
     raise HdysError(f"to must be 'lsl' or 'zmq', got {to!r}")

@@ -36,6 +36,9 @@ def _common_out(p, default_to="lsl") -> None:
     p.add_argument("--type", default="MoCap", help="LSL stream type")
     p.add_argument("--endpoint", type=endpoint, default="tcp://127.0.0.1:5559",
                    help="ZeroMQ endpoint to bind (PUB) with --to zmq")
+    p.add_argument("--curve-keys", metavar="DIR",
+                   help="ZeroMQ: CURVE client keys for a serve run with --curve-keys (DIR "
+                   "holds client.key_secret and server.key)")
     p.add_argument("--wait", type=float, default=10.0, metavar="S",
                    help="wait up to S seconds for a consumer before sending (0: do not wait)")
     p.add_argument("--seconds", type=positive_float, help="stop after this many seconds")
@@ -118,17 +121,9 @@ def _play(rec, sink, args, stop, bar) -> int:
 
     player = Player(rec, rate=getattr(args, "rate", None), speed=getattr(args, "speed", 1.0),
                     loop=args.loop, seconds=args.seconds)
-    count = getattr(args, "count", None)
     try:
-        for item in player.frames(stop):
-            if item is None:
-                continue
-            seq, xyz, t = item
-            sink.push(xyz, t, seq)
-            if bar is not None:
-                bar.update(1)
-            if count is not None and player.emitted >= count:
-                break
+        player.play(sink.push, stop, getattr(args, "count", None),
+                    None if bar is None else bar.update)
     finally:
         sink.close()
         if bar is not None:
@@ -146,48 +141,43 @@ def _finish(args, summary: dict, line: str) -> int:
 
 def run_file(args) -> int:
     from hdys_rt.bridges.files import load_file
-    from hdys_rt.bridges.markersets import map_markers
     from hdys_rt.bridges.sinks import make_sink
     from hdys_rt.bridges.subject import make_subject
-    from hdys_rt.streams.replay import Recording
 
     path = Path(args.file)
-    fr = load_file(path, up=args.up, stream=args.stream)
+    fr = load_file(path, up=args.up, stream=args.stream, markerset=not args.no_markerset,
+                   keep_unknown=args.keep_unknown)
     subject = make_subject(args.mass, args.height, path.stem) or fr.subject
     if args.height is not None and args.mass is None:
         raise HdysError("--height needs --mass too")
     summary = {"file": str(path), "kind": fr.kind, "frames": fr.frames, "rate": fr.rate,
-               "unit_in_file": fr.unit_in_file, "layout": fr.layout, "notes": fr.notes,
+               "unit_in_file": fr.units_in_file, "layout": fr.layout, "notes": list(fr.notes),
                "subject": None if subject is None else
                {"id": subject.id, "mass_kg": subject.mass_kg, "height_m": subject.height_m}}
-    names, data = fr.names, fr.data
-    if fr.kind == "markers":
-        mm = map_markers(fr.names, keep_unknown=args.keep_unknown,
-                         enabled=not args.no_markerset)
-        names, data = mm.names, mm.apply(fr.data)
-        summary["markers"] = mm.as_dict()
+    names = fr.names
+    if fr.markerset is not None:
+        summary["markers"] = fr.markerset.as_dict()
         if not args.json:
-            print(mm.report(), file=sys.stderr)
+            print(fr.markerset.report(), file=sys.stderr)
     if args.check:
         return _finish(args, summary, f"hdys-rt bridge: {path.name}: {fr.kind}, "
                        f"{len(names)} channels{'' if fr.kind == 'table' else ' (points)'}, "
                        f"{fr.frames} frames at {fr.rate:g} Hz, unit in file "
-                       f"{fr.unit_in_file}, subject "
+                       f"{fr.units_in_file}, subject "
                        f"{'unknown' if subject is None else f'{subject.mass_kg:g} kg'}")
     if fr.kind == "table" and args.to == "zmq":
         raise HdysError(f"{path.name} holds a table ({', '.join(names[:3])}...), not markers: "
                         "serve takes point sets; replay it with --to lsl (for LabRecorder)")
-    pts = data if fr.kind != "table" else data[:, :, None]  # (T, C, 1): one value per channel
-    rec = Recording(tuple(names), fr.rate, np.asarray(pts, np.float32), str(path))
     name = args.name or path.stem
     stype = args.type if fr.kind != "table" or args.type != "MoCap" else "Table"
     sink = make_sink(args.to, name, names, fr.rate if not args.rate else args.rate, fr.kind,
-                     args.endpoint, stype, fr.units, subject, fr.layout, str(path))
+                     args.endpoint, stype, fr.units, subject, fr.layout, str(path),
+                     args.curve_keys)
     _open(sink, args)
     stop = stop_on_signals()
     bar = _progress(args, None if args.loop else fr.frames, path.name)
     t0 = time.monotonic()
-    sent, rate = _play(rec, sink, args, stop, bar)
+    sent, rate = _play(fr, sink, args, stop, bar)
     summary.update(sent=sent, seconds=round(time.monotonic() - t0, 3), to=sink.where,
                    stream_rate=rate, stream_names=list(names))
     return _finish(args, summary, f"hdys-rt bridge: {sent} frames of {len(names)} "
@@ -207,7 +197,7 @@ def run_keypoints(args) -> int:
     stats = {"received": 0, "sent": 0, "malformed": 0}
 
     if args.file not in (None, "-"):  # a file: parse it all, replay in real time
-        from hdys_rt.streams.replay import Recording
+        from hdys_rt.data.recording import Recording
 
         path = Path(args.file)
         if not path.exists():
@@ -219,9 +209,11 @@ def run_keypoints(args) -> int:
         xyz = np.stack([conv.convert(f) for f in frames])  # (T, P, 3) metres, Y up
         rate = kp.rate_from_times([f.t for f in frames], 30.0)
         stats["received"] = len(frames)
-        rec = Recording(conv.names, rate, xyz, str(path))
+        rec = Recording(conv.names, rate, None, xyz, source=str(path), kind="keypoints",
+                        layout=conv.out_layout)
         sink = make_sink(args.to, name, conv.names, args.rate or rate, "keypoints",
-                         args.endpoint, args.type, layout=conv.out_layout, source=str(path))
+                         args.endpoint, args.type, layout=conv.out_layout, source=str(path),
+                         curve=args.curve_keys)
         _open(sink, args)
         sent, rate = _play(rec, sink, args, stop, _progress(args, len(frames), path.name))
         stats["sent"] = sent
@@ -252,7 +244,8 @@ def run_keypoints(args) -> int:
                 xyz = conv.convert(frame)
                 if sink is None:  # the layout is known from the first frame
                     sink = make_sink(args.to, name, conv.names, rate, "keypoints",
-                                     args.endpoint, args.type, layout=conv.out_layout)
+                                     args.endpoint, args.type, layout=conv.out_layout,
+                                     curve=args.curve_keys)
                     _open(sink, args)
                 sink.push(xyz, t, stats["sent"])
                 stats["sent"] += 1

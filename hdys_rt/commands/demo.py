@@ -33,6 +33,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from hdys_rt.bridges.files import load_file
     from hdys_rt.runtime.server import Server, load_estimators
     from hdys_rt.streams.replay import ReplaySource, demo_clip_path
     from hdys_rt.streams.zmq import Publisher, check_endpoint
@@ -44,7 +45,8 @@ def run(args) -> int:
             publisher = Publisher(args.publish)
         except HdysError as exc:
             log.warning("%s; the demo runs without publishing", exc)
-    source = ReplaySource(demo_clip_path(), rate=args.rate, loop=True, name="demo-walk")
+    source = ReplaySource(load_file(demo_clip_path()), rate=args.rate, loop=True,
+                          name="demo-walk")
     server = Server([source], load_estimators(1, args.model, engine=args.engine), publisher)
     server.install_signal_handlers()
     pipe = server.pipelines[0]

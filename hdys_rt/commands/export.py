@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from hdys_rt import representations as reps
 from hdys_rt.commands._live import positive_int
+from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,15 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from hdys_rt.backends.engine import export_engine
+    from hdys_rt.devices import check_device
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise HdysError(f"--out {out} is a file; give a folder for the engine")
     info = export_engine(args.engine, args.model, args.out, batch=args.batch,
-                         max_points=args.max_points, device=args.device, fp16=args.fp16,
+                         max_points=args.max_points, device=check_device(args.device,
+                                                                         allow_auto=False),
+                         fp16=args.fp16,
                          input_kind=args.input_kind)
     extra = ""
     if "auto" in info:

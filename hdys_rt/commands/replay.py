@@ -1,4 +1,7 @@
-"""``hdys-rt replay``: publish a recording as a live marker stream (LSL outlet or ZeroMQ)."""
+"""``hdys-rt replay``: publish a recording as a live marker stream (LSL outlet or ZeroMQ).
+
+The file goes through the one loader (:func:`hdys_rt.bridges.files.load_file`: marker names
+mapped to the trained ones, units checked) and the same senders as ``hdys-rt bridge file``."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from hdys_rt.errors import HdysError
 log = logging.getLogger(__name__)
 
 NAME = "replay"
-HELP = ("publish a recording (.trc, .c3d, corpus .json) as a live marker stream on LSL or "
-        "ZeroMQ, in real time with a drift-compensated clock")
+HELP = ("publish a recording (.trc, .c3d, corpus .json, .xdf) as a live marker stream on LSL "
+        "or ZeroMQ, in real time with a drift-compensated clock")
 
 
 def add_arguments(p) -> None:
@@ -33,47 +36,39 @@ def add_arguments(p) -> None:
                    "holds client.key_secret and server.key)")
     p.add_argument("--wait", type=float, default=10.0, metavar="S",
                    help="wait up to S seconds for a consumer before playing (0: do not wait)")
+    p.add_argument("--up", choices=("y", "z"), help="the file's vertical axis (default: the "
+                   "format's: TRC y, C3D z)")
+    p.add_argument("--no-markerset", action="store_true",
+                   help="send markers under their own names (no mapping to trained names)")
+    p.add_argument("--keep-unknown", action="store_true",
+                   help="also send markers the model was not trained on")
 
 
 def run(args) -> int:
-    from hdys_rt.streams.replay import Player, demo_clip_path, load_recording
+    from hdys_rt.bridges.files import load_file
+    from hdys_rt.bridges.sinks import make_sink
+    from hdys_rt.streams.replay import Player, demo_clip_path
 
     path = Path(args.file) if args.file else demo_clip_path()
     if args.wait < 0:
         raise HdysError(f"--wait must be >= 0 s, got {args.wait}")
-    rec = load_recording(path)
+    rec = load_file(path, up=args.up, markerset=not args.no_markerset,
+                    keep_unknown=args.keep_unknown)
     player = Player(rec, rate=args.rate, speed=args.speed, loop=args.loop, seconds=args.seconds)
     name = args.name or path.stem
+    sink = make_sink(args.to, name, rec.names, player.rate, rec.kind, args.endpoint, args.type,
+                     rec.units, rec.subject, rec.layout, str(path), args.curve_keys)
+    if args.wait > 0 and not sink.wait(args.wait):
+        log.warning("no consumer after %.1f s; playing anyway", args.wait)
+    log.info("replaying %s (%d %s, %d frames at %g Hz) to %s", path, len(rec.names),
+             "columns" if rec.kind == "table" else rec.kind, player.rec.frames, player.rate,
+             sink.where)
     stop = stop_on_signals()
-    if args.to == "lsl":
-        from hdys_rt.streams.lsl import marker_outlet
-
-        outlet = marker_outlet(name, rec.names, player.rate, args.type)
-        if args.wait > 0 and not outlet.wait_for_consumers(args.wait):
-            log.warning("no LSL consumer after %.1f s; playing anyway", args.wait)
-        push = lambda xyz, t, seq: outlet.push_sample(xyz.reshape(-1), t)  # noqa: E731
-        where = f"LSL stream {name!r} (type {args.type})"
-        close = lambda: None  # noqa: E731
-    else:
-        from hdys_rt.client import MarkerSender
-
-        sender = MarkerSender(rec.names, player.rate, args.endpoint, src=name,
-                              curve=args.curve_keys)
-        if args.wait > 0 and not sender.wait_for_subscriber(args.wait):
-            log.warning("no ZeroMQ subscriber after %.1f s; playing anyway", args.wait)
-        push = lambda xyz, t, seq: sender.send(xyz, t, seq)  # noqa: E731
-        where = f"ZeroMQ {args.endpoint}"
-        close = sender.close
-    log.info("replaying %s (%d markers, %d frames at %g Hz) to %s", path, len(rec.names),
-             player.rec.frames, player.rate, where)
     try:
-        for item in player.frames(stop):
-            if item is not None:
-                seq, xyz, t = item
-                push(xyz, t, seq)
+        player.play(sink.push, stop)
     finally:
-        close()
+        sink.close()
     why = f"stopped by {stop.signum}: " if stop.signum else ""
-    print(f"hdys-rt replay: {why}{player.emitted} frames at {player.rate:g} Hz to {where}",
+    print(f"hdys-rt replay: {why}{player.emitted} frames at {player.rate:g} Hz to {sink.where}",
           flush=True)
     return 0

@@ -6,6 +6,7 @@ import logging
 
 from hdys_rt import representations as reps
 from hdys_rt.commands._live import endpoint, positive_float, positive_int
+from hdys_rt.devices import check_device
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,12 @@ def add_arguments(p) -> None:
                    help="bind the source endpoint instead of connecting to it")
     g = p.add_argument_group("replay source")
     g.add_argument("--file", action="append", metavar="FILE",
-                   help="recording (.trc, .c3d, corpus .json) played at its real rate; repeat "
-                   "for several streams (default: the bundled gait clip)")
+                   help="recording (.trc, .c3d, corpus .json, .xdf) played at its real rate, "
+                   "read as `hdys-rt bridge file` reads it (marker names mapped to the trained "
+                   "ones, units checked); repeat for several streams (default: the bundled gait "
+                   "clip)")
+    g.add_argument("--keep-unknown", action="store_true",
+                   help="also replay markers the model was not trained on")
     g.add_argument("--replay-rate", type=positive_float, metavar="HZ",
                    help="resample the recording to this rate")
     g.add_argument("--loop", action="store_true", help="loop the recording")
@@ -95,10 +100,17 @@ def build_sources(args) -> list:
         eps = args.endpoint or ["tcp://127.0.0.1:5559"]
         return [ZmqSource(ep, bind=args.bind_source, default_rate=args.rate,
                           curve=getattr(args, "_curve", None)) for ep in eps]
+    from hdys_rt.bridges.files import load_file
     from hdys_rt.streams.replay import ReplaySource, demo_clip_path
 
-    files = args.file or [demo_clip_path()]
-    srcs = [ReplaySource(f, rate=args.replay_rate, loop=args.loop) for f in files]
+    srcs = []
+    for f in args.file or [demo_clip_path()]:
+        rec = load_file(f, keep_unknown=args.keep_unknown)
+        if not rec.points:
+            raise HdysError(f"{f} holds a table ({', '.join(rec.names[:3])}...), not markers: "
+                            "serve takes point sets (replay it with `hdys-rt bridge file` for "
+                            "LabRecorder)")
+        srcs.append(ReplaySource(rec, rate=args.replay_rate, loop=args.loop))
     seen = set()
     for i, s in enumerate(srcs):  # stream ids must be unique
         if s.name in seen:
@@ -138,8 +150,11 @@ def run(args) -> int:
     if args.source != "replay" and (args.file or args.loop or args.replay_rate):
         raise HdysError(f"--file/--loop/--replay-rate are for --source replay "
                         f"(got {args.source})")
+    if args.source != "replay" and args.keep_unknown:
+        raise HdysError(f"--keep-unknown is for --source replay (got {args.source}); the "
+                        "markers of a live stream are served as they come")
     options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
-                              lsl_out=args.lsl_out, mass_kg=args.mass, height_m=args.height)
+                              mass_kg=args.mass, height_m=args.height)
     publish = check_bind(args)
     if args.lsl_out:
         log.warning("--lsl-out: LSL outlets listen on every network interface without "
@@ -151,10 +166,15 @@ def run(args) -> int:
         curve = args._curve = CurveServer(args.curve_keys)
     try:
         sources = build_sources(args)
-        estimators = load_estimators(len(sources), args.model, args.device, args.threads,
+        estimators = load_estimators(len(sources), args.model, check_device(args.device),
+                                     args.threads,
                                      engine=args.engine, input_kind=args.input)
-        publisher = Publisher(publish, curve=curve)
-        server = Server(sources, estimators, publisher, options)
+        sinks = [Publisher(publish, curve=curve)]
+        if args.lsl_out:
+            from hdys_rt.streams.lsl import LslEstimateSink
+
+            sinks.append(LslEstimateSink())
+        server = Server(sources, estimators, sinks, options)
         server.install_signal_handlers()
         log.info("publishing on %s%s", publish, " (CURVE)" if curve else "")
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 
+from hdys_rt.devices import check_device
 from hdys_rt.errors import HdysError
 
 NAME = "train"
@@ -36,17 +37,12 @@ def add_arguments(p):
 
 def run(args) -> int:
     from hdys_rt.training.loop import preset, train
-    import torch
 
     for name in ("epochs", "latent"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise HdysError(f"--{name} must be > 0, got {v}")
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HdysError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    device = check_device(args.device)
     over = {"seed": args.seed, "epochs": args.epochs, "max_minutes": args.max_minutes}
     if args.no_align:
         over["use_align"] = False

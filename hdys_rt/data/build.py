@@ -74,6 +74,10 @@ def build_corpus(out: str | Path, seed: int = 0, quick: bool = False, workers: i
         raise HdysError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     mods = domain_modules(domains)
+    for mod in mods:  # missing raw data fails here, in one line, before any work starts
+        check = getattr(mod, "check_inputs", None)
+        if check is not None:
+            check()
     jobs = []
     for mod in mods:
         write_domain_info(out / mod.DOMAIN, mod.DOMAIN, mod.KIND, mod.DESCRIPTION)

@@ -37,6 +37,7 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data import corpus, frames
+from hdys_rt.data.recording import Recording
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
@@ -197,45 +198,10 @@ def _parse_cells(path: Path, rows: list[list[str]], first_line: int) -> np.ndarr
 # --- markers ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MarkerData:
-    """Named 3D markers at a uniform rate, Y up, metres.
-
-    Attributes:
-        names: marker names, ``P`` of them, in file order.
-        rate: sampling rate, Hz.
-        time: ``(T,)`` float64 timestamps, seconds (from the file).
-        xyz: ``(T, P, 3)`` float32 positions, metres, Y up; NaN where a marker is occluded.
-        units_in_file: the length unit the file declared (``"mm"``, ``"m"``, ...).
-        source: the file read, or ``""``.
-    """
-
-    names: tuple[str, ...]
-    rate: float
-    time: np.ndarray
-    xyz: np.ndarray
-    units_in_file: str = "m"
-    source: str = ""
-
-    def __post_init__(self):
-        xyz = np.asarray(self.xyz, dtype=np.float32)
-        time = np.asarray(self.time, dtype=np.float64)
-        object.__setattr__(self, "xyz", xyz)
-        object.__setattr__(self, "time", time)
-        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
-        where = self.source or "MarkerData"
-        if xyz.ndim != 3 or xyz.shape[2] != 3:
-            raise HdysError(f"{where}: xyz must be (T, P, 3), got shape {xyz.shape}")
-        if len(self.names) != xyz.shape[1]:
-            raise HdysError(f"{where}: {xyz.shape[1]} markers but {len(self.names)} names")
-        if time.shape != (xyz.shape[0],):
-            raise HdysError(f"{where}: time must be ({xyz.shape[0]},), got shape {time.shape}")
-        if not (math.isfinite(self.rate) and self.rate > 0):
-            raise HdysError(f"{where}: rate must be a finite number > 0 Hz, got {self.rate}")
-
-    @property
-    def frames(self) -> int:
-        return self.xyz.shape[0]
+#: Named 3D markers at a uniform rate, Y up, metres: the one recording container,
+#: :class:`hdys_rt.data.recording.Recording` (``MarkerData(names, rate, time, xyz,
+#: units_in_file, source)``).
+MarkerData = Recording
 
 
 def read_trc(

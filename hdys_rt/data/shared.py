@@ -1,6 +1,8 @@
 """Where the build-time shared data lives (never used at run time by the installed product).
 
-``$HDYS_SHARED_DATA`` if set, else ``../shared/data`` beside the repository.
+``$HDYS_SHARED_DATA`` if set, else ``../shared/data`` beside the repository. The folder holds
+public data sets laid out under fixed names (:data:`SOURCES`: where each comes from); building
+the corpus needs them, serving never does (the bundled model and demo clip ship in the package).
 """
 
 from __future__ import annotations
@@ -11,6 +13,19 @@ from pathlib import Path
 from hdys_rt.errors import HdysError
 
 ENV_VAR = "HDYS_SHARED_DATA"
+
+#: folder name under the shared data folder -> the public source to put there
+SOURCES = {
+    "opensim-models": "git clone https://github.com/opensim-org/opensim-models",
+    "myo_sim": "git clone https://github.com/MyoHub/myo_sim",
+}
+
+
+def where_to_get(first_part: str) -> str:
+    """One sentence saying where the folder ``first_part`` of the shared data comes from."""
+    src = SOURCES.get(first_part)
+    return (f"{first_part}/ comes from `{src}`" if src else
+            f"{first_part}/ is listed in the README's 'Training data' section")
 
 
 def default_shared_dir() -> Path:
@@ -30,5 +45,7 @@ def shared_data_dir(required: str | os.PathLike, explicit: str | os.PathLike | N
         if (root / required).exists():
             return root
     tried = ", ".join(f"{src}={p}" for src, p in candidates)
-    raise HdysError(f"shared data with {required} not found (tried {tried}); set {ENV_VAR} to "
-                    f"the folder that holds {Path(required).parts[0]}/")
+    first = Path(required).parts[0]
+    raise HdysError(f"shared data with {required} not found (tried {tried}); building the corpus "
+                    f"needs public data sets: {where_to_get(first)}; put it in a folder and set "
+                    f"{ENV_VAR} to that folder (see the README, 'Training data')")

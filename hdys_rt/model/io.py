@@ -84,8 +84,14 @@ def read_metadata(path: str | os.PathLike | None = None) -> dict:
         meta = json.loads(js.read_text())
     except ValueError as exc:
         raise HdysError(f"{js}: not valid JSON ({exc})") from None
-    if meta.get("format") != "hdys-model" or meta.get("version") != FORMAT_VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != "hdys-model" \
+            or meta.get("version") != FORMAT_VERSION:
         raise HdysError(f"{js}: not an hdys-model v{FORMAT_VERSION} metadata file")
+    for key, kind in (("config", dict), ("weights_sha256", str), ("rate", (int, float))):
+        if not isinstance(meta.get(key), kind) or meta.get(key) in ("", None):
+            raise HdysError(f"{js}: {key!r} is missing or not a {getattr(kind, '__name__', 'number')}"
+                            "; a model's JSON must name its weights' hash (re-save the model with "
+                            "hdys-rt train / save_model)")
     return meta
 
 
@@ -97,12 +103,18 @@ def load_model(path: str | os.PathLike | None = None, device: str = "cpu",
     weights = stem.with_suffix(".safetensors")
     if not weights.exists():
         raise HdysError(f"model weights {weights} not found")
-    if check_hash and meta.get("weights_sha256") and sha256(weights) != meta["weights_sha256"]:
+    if check_hash and sha256(weights) != meta["weights_sha256"]:  # the hash is required
         raise HdysError(f"{weights}: weights do not match the hash in {stem.with_suffix('.json')}"
                         "; re-export the model")
-    cfg = ModelConfig.from_dict(meta["config"])
+    try:
+        cfg = ModelConfig.from_dict(meta["config"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise HdysError(f"{stem.with_suffix('.json')}: bad 'config' ({exc})") from None
     model = HDyS(cfg)
-    state = load_file(str(weights), device="cpu")  # safetensors: no pickle involved
+    try:
+        state = load_file(str(weights), device="cpu")  # safetensors: no pickle involved
+    except Exception as exc:  # truncated or not a safetensors file (SafetensorError, OSError)
+        raise HdysError(f"{weights}: not a readable safetensors file ({exc})") from None
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches

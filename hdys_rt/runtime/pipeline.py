@@ -1,6 +1,6 @@
 """The estimator loop of one stream: ring -> quality -> model step -> encode -> publish.
 
-One input frame in, one estimate out, computed incrementally by the streaming estimator (only
+One input frame in, one estimate out to every sink (:class:`~hdys_rt.streams.sinks.Sink`), computed incrementally by the streaming estimator (only
 the new frame is encoded; cached keys/values serve the temporal context). When inference falls
 behind, frames older than ``max_age_s`` that have a newer frame behind them are dropped and
 counted, so latency stays bounded however long the stream runs; a full ring overwrites its
@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdys_rt import representations as reps, wire
-from hdys_rt.bridges.subject import absolute_channels, absolute_outputs
+from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
+from hdys_rt.streams.sinks import Sink, as_sinks
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ class PipelineOptions:
     max_age_s: float = 0.025        # a frame older than this is dropped when a newer one waits
     gap_factor: float = 1.5         # a time step above gap_factor / rate is flagged as a gap
     reset_gap_s: float = 0.5        # a gap longer than this resets the model's temporal state
-    lsl_out: bool = False           # also publish estimates as an LSL outlet
     mass_kg: float | None = None    # subject mass: also publish torques in N·m and GRF in N
     height_m: float | None = None   # subject height: also publish torques in %BW·Ht
 
@@ -81,13 +81,15 @@ def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> No
 
 
 class StreamPipeline:
-    """Serves one :class:`Source` with one estimator (which holds that stream's state)."""
+    """Serves one :class:`Source` with one estimator (which holds that stream's state) into
+    ``sinks`` (a list of :class:`~hdys_rt.streams.sinks.Sink`, shared with the other streams;
+    their owner closes them)."""
 
-    def __init__(self, source: Source, estimator, publisher=None,
+    def __init__(self, source: Source, estimator, sinks: Sink | list[Sink] | None = None,
                  options: PipelineOptions = PipelineOptions(), on_estimate=None):
         self.source = source
         self.est = estimator
-        self.publisher = publisher
+        self.sinks = as_sinks(sinks)
         self.opt = options
         self.on_estimate = on_estimate  # callable(pipeline, outputs, flags) or None
         self.times = StageTimes()
@@ -95,11 +97,13 @@ class StreamPipeline:
                          "missing_frames": 0, "invalid_frames": 0, "gaps": 0, "resets": 0,
                          "errors": 0, "flagged": 0}
         self._base, self._nxt = 0, 0  # current layout's first frame number; next frame to read
+        # held while counters and (_base, _nxt) change together, so that accounting() never
+        # sees a frame that is neither pending nor counted (it is read by other threads)
+        self._acct = threading.Lock()
         self.meta_id = 0
         self.latest: dict | None = None    # last outputs (for live views)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lsl = None
         self._rlog = RateLimitedLog(log)
         source.check_layout = lambda names, rate: check_estimator_layout(self.est, names, rate)
 
@@ -114,9 +118,6 @@ class StreamPipeline:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._lsl is not None:
-            self._lsl.close()
-            self._lsl = None
 
     @property
     def done(self) -> bool:
@@ -160,14 +161,8 @@ class StreamPipeline:
         self.meta = wire.encode_meta(src.name, self.meta_id, names, rate, self.out_names,
                                      self.out_units, model,
                                      getattr(self.est, "input_kind", "markers"))
-        if self.publisher is not None:
-            self.publisher.set_meta(src.name, self.meta)
-        if self.opt.lsl_out:
-            from hdys_rt.streams.lsl import LslEstimateOutlet
-
-            if self._lsl is None or self._lsl_rate != rate:
-                self._lsl = LslEstimateOutlet(src.name, self.out_names, self.out_units, rate)
-                self._lsl_rate = rate
+        for sink in self.sinks:
+            sink.set_meta(src.name, self.meta)
         self._last_t: float | None = None
         log.info("%s: serving %d markers at %g Hz (model %g Hz, %d interleaved state%s, "
                  "min %d markers)", src.describe(), n, rate, self.est.rate, self.phases,
@@ -181,35 +176,37 @@ class StreamPipeline:
             if lid != layout:
                 lid, base, _ = src.layout_info()
                 # frames of the previous layout(s) never read are lost with their ring: count them
-                self.counters["dropped"] += max(0, base - (self._base + nxt))
-                layout, nxt, self._base, self._nxt = lid, 0, base, 0
+                with self._acct:
+                    self.counters["dropped"] += max(0, base - (self._base + nxt))
+                    layout, nxt, self._base, self._nxt = lid, 0, base, 0
                 self._configure(lid)
                 pending |= F["reset"]
                 continue
             if count <= nxt:
-                if self.publisher is not None:
-                    self.publisher.service()
+                for sink in self.sinks:
+                    sink.service()
                 if src.finished.is_set() and src.wait(nxt, layout, 0)[0] <= nxt:
                     break
                 continue
             oldest = count - src.capacity
             if nxt < oldest:  # the ring lapped us: those frames are gone
-                self.counters["dropped"] += oldest - nxt
-                nxt = self._nxt = oldest
+                with self._acct:
+                    self.counters["dropped"] += oldest - nxt
+                    nxt = self._nxt = oldest
                 pending |= F["dropped"]
             now = time.monotonic()
-            while nxt < count - 1 and now - src.peek_t_recv(nxt) > self.opt.max_age_s:
-                self.counters["dropped"] += 1
-                nxt += 1
-                self._nxt = nxt
+            # (a frame of another layout has no receive time: nan stops the dropping)
+            while nxt < count - 1 and now - src.peek_t_recv(nxt, layout) > self.opt.max_age_s:
+                with self._acct:
+                    self.counters["dropped"] += 1
+                    nxt += 1
+                    self._nxt = nxt
                 pending |= F["dropped"]
             info = src.read(nxt, layout, self.buf)
-            nxt += 1
             if info is None:  # overwritten meanwhile, or a new layout: counted on the next pass
-                nxt -= 1
                 continue
-            self._nxt = nxt
-            self._process(info, pending)
+            self._process(info, pending)  # counts it processed and moves past it
+            nxt += 1
             pending = 0
         log.debug("%s: estimator loop ended", src.describe())
 
@@ -262,13 +259,15 @@ class StreamPipeline:
             {"receive": t_recv - t_src, "window": t_inf0 - t_recv,
              "inference": t_inf1 - t_inf0})
         t_enc = time.monotonic()
-        if self.publisher is not None:
-            self.publisher.publish(payload)
+        name = self.source.name
+        for sink in self.sinks:
+            sink.publish(name, payload, outputs, t_src)
+        if self.sinks:
             c["published"] += 1
-        if self._lsl is not None:
-            self._lsl.push(outputs, t_src)
         t_pub = time.monotonic()
-        c["processed"] += 1
+        with self._acct:  # the frame leaves "pending" and becomes "processed" at once
+            c["processed"] += 1
+            self._nxt += 1
         if flags & ~F["reset"]:
             c["flagged"] += 1
         self.times.record(t_recv - t_src, t_inf0 - t_recv, t_inf1 - t_inf0, t_enc - t_inf1,
@@ -279,11 +278,13 @@ class StreamPipeline:
             self.on_estimate(self, outputs, flags)
 
     def pending(self) -> int:
-        """Frames received on the current layout and not yet processed or dropped."""
-        lid, base, count = self.source.layout_info()
-        if base != self._base:  # a layout change the loop has not seen yet
-            return self.source.counters["received"] - (self._base + self._nxt)
-        return max(0, count - self._nxt)
+        """Frames received and not yet processed or dropped (frames of a layout the loop has
+        not switched to yet included)."""
+        with self._acct:
+            return self._pending(self.source.counters_snapshot())
+
+    def _pending(self, source_counters: dict) -> int:
+        return max(0, source_counters["received"] - (self._base + self._nxt))
 
     def accounting(self) -> dict:
         """Where every frame that reached this stream went.
@@ -293,8 +294,9 @@ class StreamPipeline:
         (``balanced`` says whether it holds). ``skipped``: frames the sender numbered but that
         never arrived (lost before serve, e.g. by a full ZeroMQ queue).
         """
-        s, c = self.source.counters, self.counters
-        pending = self.pending()
+        with self._acct:  # one consistent snapshot of the source's and the loop's counters
+            s, c = self.source.counters_snapshot(), dict(self.counters)
+            pending = self._pending(s)
         rejected = s["malformed"] + s["oversized"] + s["rejected"]
         return {"arrived": s["received"] + s["out_of_order"] + rejected,
                 "received": s["received"], "processed": c["processed"],

@@ -1,5 +1,6 @@
 """The server behind ``hdys-rt serve`` and ``hdys-rt demo``: sources, one estimator loop per
-stream, one publisher; clean shutdown on SIGINT/SIGTERM with a final summary."""
+stream, a list of sinks (ZeroMQ publisher, LSL outlets...); clean shutdown on SIGINT/SIGTERM
+with a final summary."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import numpy as np
 
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.pipeline import PipelineOptions, StreamPipeline
-from hdys_rt.runtime.ring import warm_up as warm_up_ring
+from hdys_rt.streams.ring import warm_up as warm_up_ring
 from hdys_rt.runtime.stats import percentiles_ms
 from hdys_rt.streams.base import Source
+from hdys_rt.streams.sinks import Sink, as_sinks
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +51,18 @@ def load_estimators(n: int, model: str | None = None, device: str = "cpu",
 
 
 class Server:
-    """Runs ``sources`` through their estimators into ``publisher`` until stopped."""
+    """Runs ``sources`` through their estimators into ``sinks`` until stopped; :meth:`stop`
+    closes the sinks. ``sinks``: a list of :class:`~hdys_rt.streams.sinks.Sink` (a single one
+    is taken as a list of one; None: no output but ``on_estimate``)."""
 
-    def __init__(self, sources: list[Source], estimators: list, publisher=None,
+    def __init__(self, sources: list[Source], estimators: list,
+                 sinks: Sink | list[Sink] | None = None,
                  options: PipelineOptions = PipelineOptions(), on_estimate=None):
         if len(sources) != len(estimators):
             raise HdysError("one estimator per source is needed")
         self.sources = sources
-        self.publisher = publisher
-        self.pipelines = [StreamPipeline(s, e, publisher, options, on_estimate)
+        self.sinks = as_sinks(sinks)
+        self.pipelines = [StreamPipeline(s, e, self.sinks, options, on_estimate)
                           for s, e in zip(sources, estimators)]
         self.stop_event = threading.Event()
         self.signal: str | None = None
@@ -124,8 +129,8 @@ class Server:
             p.stop()
         for s in self.sources:
             s.stop()
-        if self.publisher is not None:
-            self.publisher.close()
+        for sink in self.sinks:
+            sink.close()
 
     # --- reporting ---------------------------------------------------------------------------
     def totals(self) -> dict:

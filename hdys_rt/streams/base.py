@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from hdys_rt.errors import HdysError
-from hdys_rt.runtime.ring import FrameRing
+from hdys_rt.streams.ring import FrameRing
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class RateLimitedLog:
 
 
 class Source(ABC):
-    """A live marker stream feeding a :class:`~hdys_rt.runtime.ring.FrameRing`.
+    """A live marker stream feeding a :class:`~hdys_rt.streams.ring.FrameRing`.
 
     Attributes:
         name: stream name, used as the estimate stream id.
@@ -269,9 +269,17 @@ class Source(ABC):
         with self._cond:
             return self.layout_id, self.layout_base, (0 if self.ring is None else self.ring.count)
 
-    def peek_t_recv(self, index: int) -> float:
-        """Receive time of frame ``index`` (``-inf`` if it is no longer in the ring)."""
+    def counters_snapshot(self) -> dict:
+        """A copy of :attr:`counters` taken under the lock (``received`` and the ring agree)."""
         with self._cond:
+            return dict(self.counters)
+
+    def peek_t_recv(self, index: int, layout_id: int) -> float:
+        """Receive time of frame ``index`` of layout ``layout_id`` (``-inf`` if it is no longer
+        in the ring, ``nan`` if the layout changed)."""
+        with self._cond:
+            if self.layout_id != layout_id:
+                return math.nan
             r = self.ring
             if r is None or not (r.count - r.capacity <= index < r.count):
                 return -math.inf

@@ -1,5 +1,6 @@
-"""Lab Streaming Layer transport: a marker inlet source, a marker outlet (replay) and an
-estimates outlet (so LabRecorder records estimates beside the mocap in one XDF).
+"""Lab Streaming Layer transport: a marker inlet source, a marker outlet (replay) and the
+estimates sink (one outlet per stream, so LabRecorder records estimates beside the mocap in one
+XDF).
 
 Channel layout of a marker stream (read from the stream's ``desc/channels``): 3 channels per
 marker labelled ``NAME_X, NAME_Y, NAME_Z`` (separator ``_ . : - /`` or none, case-free), each with a
@@ -20,7 +21,8 @@ from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.errors import HdysError
 from hdys_rt.streams.base import Source, SourceLost
 from hdys_rt.streams.lslconf import pylsl_module
-from hdys_rt.wire import MAX_NAME_LEN, WireError, check_names
+from hdys_rt.streams.sinks import Sink
+from hdys_rt.wire import MAX_NAME_LEN, WireError, check_names, decode_output
 
 log = logging.getLogger(__name__)
 
@@ -233,3 +235,38 @@ class LslEstimateOutlet:
 
     def close(self) -> None:
         self._outlet = None
+
+
+class LslEstimateSink(Sink):
+    """The LSL output of a server (``serve --lsl-out``): one :class:`LslEstimateOutlet`
+    ``NAME-hdys`` per stream, made from the stream's metadata and made anew when its outputs or
+    rate change."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._outlets: dict[str, tuple[tuple, LslEstimateOutlet]] = {}
+
+    def set_meta(self, stream: str, meta: bytes) -> None:
+        m = decode_output(meta)
+        outputs = {k: tuple(v["names"]) for k, v in m["outputs"].items()}
+        units = {k: v["unit"] for k, v in m["outputs"].items()}
+        rate = float(m["input"]["rate"])
+        key = (tuple(outputs.items()), tuple(units.items()), rate)
+        with self._lock:
+            have = self._outlets.get(stream)
+            if have is not None and have[0] == key:
+                return
+            if have is not None:
+                have[1].close()
+            self._outlets[stream] = (key, LslEstimateOutlet(stream, outputs, units, rate))
+
+    def publish(self, stream: str, payload: bytes, outputs=None, t_src=None) -> None:
+        have = self._outlets.get(stream)
+        if have is not None and outputs is not None:
+            have[1].push(outputs, t_src)
+
+    def close(self) -> None:
+        with self._lock:
+            for _, outlet in self._outlets.values():
+                outlet.close()
+            self._outlets.clear()

@@ -2,21 +2,20 @@
 
 :class:`Player` schedules frame ``i`` at ``t0 + i / rate`` (absolute, so sleep overshoot never
 accumulates) and serves both the product (``hdys-rt demo``, ``serve --source replay``,
-``hdys-rt replay``) and the tests (a real stream with a unique name per test).
+``hdys-rt replay``, ``hdys-rt bridge file``) and the tests (a real stream with a unique name per
+test). It plays a :class:`~hdys_rt.data.recording.Recording`; files become one through the one
+loader, :func:`hdys_rt.bridges.files.load_file` (marker names mapped, units checked).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
+from hdys_rt.data.recording import Recording
 from hdys_rt.errors import HdysError
 from hdys_rt.streams.base import Source
 
@@ -32,58 +31,6 @@ MAX_CATCH_UP_S = 0.5
 
 def demo_clip_path() -> Path:
     return Path(str(resources.files("hdys_rt") / "assets" / DEMO_CLIP))
-
-
-@dataclass
-class Recording:
-    """Markers of a recording: ``xyz`` (T, P, 3) float32 metres Y up, NaN = missing."""
-
-    names: tuple[str, ...]
-    rate: float
-    xyz: np.ndarray
-    source: str = ""
-
-    @property
-    def frames(self) -> int:
-        return self.xyz.shape[0]
-
-    def resampled(self, rate: float) -> "Recording":
-        """Linear interpolation to ``rate`` Hz (a marker missing at either neighbour stays NaN)."""
-        if not rate > 0:
-            raise HdysError(f"rate must be > 0 Hz, got {rate}")
-        if rate == self.rate:
-            return self
-        T = self.frames
-        duration = (T - 1) / self.rate
-        n = int(np.floor(duration * rate + 1e-9)) + 1
-        pos = np.arange(n) * (self.rate / rate)  # fractional source frame of each output frame
-        i0 = np.minimum(np.floor(pos).astype(int), T - 1)
-        i1 = np.minimum(i0 + 1, T - 1)
-        w = (pos - i0).astype(np.float32)[:, None, None]
-        xyz = (1.0 - w) * self.xyz[i0] + w * self.xyz[i1]  # (frames, points, 3)
-        return Recording(self.names, float(rate), xyz.astype(np.float32), self.source)
-
-
-def load_recording(path: str | os.PathLike) -> Recording:
-    """Markers from a .trc / .c3d file or a corpus sequence sidecar (.json)."""
-    p = Path(path)
-    if not p.exists():
-        raise HdysError(f"recording {p} does not exist")
-    if p.suffix.lower() == ".json":
-        from hdys_rt.data.corpus import read_sequence
-
-        seq = read_sequence(p)
-        if "markers" not in seq.data:
-            raise HdysError(f"{p}: the sequence has no markers (it has {sorted(seq.data)})")
-        return Recording(tuple(seq.names["markers"]), float(seq.rate),
-                         np.asarray(seq.data["markers"], np.float32), str(p))
-    if p.suffix.lower() not in (".trc", ".c3d"):
-        raise HdysError(f"recording {p}: unsupported file type {p.suffix!r}; expected .trc, "
-                        ".c3d or a corpus sequence .json")
-    from hdys_rt.data.formats import load_markers
-
-    md = load_markers(p)
-    return Recording(tuple(md.names), float(md.rate), np.asarray(md.xyz, np.float32), str(p))
 
 
 class Player:
@@ -124,19 +71,38 @@ class Player:
                 log.warning("replay fell %.2f s behind; re-anchoring its clock", now - due)
                 t0 = now - i * period
             self.emitted += 1
-            yield i, self.rec.xyz[i % T], time.monotonic()
+            yield i, self.rec.data[i % T], time.monotonic()
             i += 1
+
+    def play(self, push, stop: threading.Event, count: int | None = None,
+             progress=None) -> int:
+        """Play into ``push(values, t, seq)`` (values ``(P, 3)`` metres or ``(C,)``) until the
+        end, ``stop`` or ``count`` frames; ``progress(n)`` after each frame. Returns the frames
+        emitted."""
+        for item in self.frames(stop):
+            if item is None:
+                continue
+            seq, values, t = item
+            push(values, t, seq)
+            if progress is not None:
+                progress(1)
+            if count is not None and self.emitted >= count:
+                break
+        return self.emitted
 
 
 class ReplaySource(Source):
-    """A recording played into the ring in real time (in-process, no network)."""
+    """A point recording (:func:`hdys_rt.bridges.files.load_file`) played into the ring in real
+    time (in-process, no network)."""
 
     kind = "replay"
 
-    def __init__(self, path: str | os.PathLike | Recording, rate: float | None = None,
-                 speed: float = 1.0, loop: bool = False, seconds: float | None = None,
-                 name: str | None = None, **kw):
-        rec = path if isinstance(path, Recording) else load_recording(path)
+    def __init__(self, rec: Recording, rate: float | None = None, speed: float = 1.0,
+                 loop: bool = False, seconds: float | None = None, name: str | None = None,
+                 **kw):
+        if not isinstance(rec, Recording) or not rec.points:
+            raise HdysError(f"a replay source plays markers or keypoints, got "
+                            f"{getattr(rec, 'kind', type(rec).__name__)}")
         super().__init__(name or Path(rec.source or "replay").stem, **kw)
         self.player = Player(rec, rate=rate, speed=speed, loop=loop, seconds=seconds)
         self._frames = None

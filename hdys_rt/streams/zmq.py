@@ -1,4 +1,5 @@
-"""ZeroMQ transport: a SUB source of marker frames and the XPUB publisher of estimates.
+"""ZeroMQ transport: a SUB source of marker frames and the XPUB publisher of estimates (a
+:class:`~hdys_rt.streams.sinks.Sink`).
 
 Both speak :mod:`hdys_rt.wire`. Sockets never block the pipeline: the publisher drops messages
 for a subscriber whose queue (``SNDHWM``) is full, and the source bounds what it accepts
@@ -18,6 +19,7 @@ import zmq
 from hdys_rt import wire
 from hdys_rt.errors import HdysError
 from hdys_rt.streams.base import Source
+from hdys_rt.streams.sinks import Sink
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,8 @@ class ZmqSource(Source):
             s.close(0)
 
 
-class Publisher:
-    """XPUB socket publishing estimates and metadata; thread-safe.
+class Publisher(Sink):
+    """XPUB socket publishing estimates and metadata; thread-safe (a :class:`Sink`).
 
     Metadata is re-sent whenever a subscriber joins (XPUB_VERBOSE reports every subscription),
     when it changes, and every :data:`wire.META_PERIOD_S`. ``SNDHWM`` bounds the queue per
@@ -189,8 +191,9 @@ class Publisher:
             self._meta[stream] = payload
             self._send_locked(wire.TOPIC_META, payload)
 
-    def publish(self, payload: bytes) -> None:
-        """Send one estimate (never blocks); also serves subscription events and meta timing."""
+    def publish(self, stream: str, payload: bytes, outputs=None, t_src=None) -> None:
+        """Send one estimate of ``stream`` (never blocks); also serves subscription events and
+        meta timing. ``outputs`` / ``t_src`` are not needed: ``payload`` carries them."""
         with self._lock:
             if self.closed:
                 return
@@ -228,4 +231,4 @@ class Publisher:
         with self._lock:
             if not self.closed:
                 self.closed = True
-                self._sock.close(0)
+                self._sock.close(linger=500)  # let the last estimates leave (bounded)

@@ -19,7 +19,7 @@ from hdys_rt.data.frames import yup_to_zup
 from hdys_rt.errors import HdysError
 
 
-def _wait(pred, timeout=15.0):
+def _wait(pred, timeout=60.0):
     end = time.monotonic() + timeout
     while not pred() and time.monotonic() < end:
         time.sleep(0.02)
@@ -68,7 +68,7 @@ def test_xdf_mm_zup_to_lsl_with_metadata(gait, tmp_path, lsl_name, capsys):
          "desc_xml": "<up>z</up><subject><id>s7</id><mass_kg>72.6</mass_kg>"
                      "<height_m>1.81</height_m></subject>"}])
     fr = load_file(path)
-    assert fr.kind == "markers" and fr.unit_in_file == "mm" and fr.rate == 100.0
+    assert fr.kind == "markers" and fr.units_in_file == "mm" and fr.rate == 100.0
     assert fr.subject == Subject("s7", 72.6, 1.81)
     np.testing.assert_allclose(fr.data, gait.xyz, atol=2e-5)
 
@@ -133,7 +133,7 @@ def test_c3d_corpus_and_trc_files(gait, tmp_path, capsys, caplog):
         gait.names, 100.0, np.arange(gait.frames) / 100.0, gait.xyz * 1000.0, "m"))
     with caplog.at_level(logging.WARNING):
         fr = load_file(tmp_path / "mm.trc")
-    assert fr.unit_in_file == "mm" and "looks like mm" in caplog.text
+    assert fr.units_in_file == "mm" and "looks like mm" in caplog.text
     np.testing.assert_allclose(fr.data, gait.xyz, atol=1e-4)
 
 
@@ -142,7 +142,7 @@ def test_mot_table_and_errors(tmp_path, lsl_name, capsys):
                       np.zeros((50, 2)), angular=("knee_angle_r", "hip_flexion_r"))
     formats.write_storage(tmp_path / "ik.mot", t)
     fr = load_file(tmp_path / "ik.mot")
-    assert fr.kind == "table" and fr.units == ["rad", "rad"] and fr.rate == pytest.approx(100)
+    assert fr.kind == "table" and fr.units == ("rad", "rad") and fr.rate == pytest.approx(100)
     assert main(["bridge", "file", str(tmp_path / "ik.mot"), "--to", "lsl", "--name", lsl_name,
                  "--wait", "0", "--seconds", "0.2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sent"] >= 10

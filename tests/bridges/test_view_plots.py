@@ -38,8 +38,8 @@ def _publish(endpoint: str, stop: threading.Event) -> None:
             t = time.monotonic()
             o = {k: np.sin(2 * np.pi * i / 100 + 0.4 * np.arange(len(v))).astype(np.float32)
                  for k, v in OUTS.items()}
-            pub.publish(wire.encode_estimate("walk", 1, i, t - 0.003, t, t, o, 0, 41, [], 0, 0,
-                                             {}))
+            pub.publish("walk", wire.encode_estimate("walk", 1, i, t - 0.003, t, t, o, 0, 41, [],
+                                                     0, 0, {}))
             i += 1
             stop.wait(0.01)
 
@@ -62,9 +62,9 @@ def view(make_endpoint):
 
 
 def test_events_and_status(view):
-    status = json.loads(urllib.request.urlopen(view.url + "status.json", timeout=5).read())
+    status = json.loads(urllib.request.urlopen(view.url + "status.json", timeout=30).read())
     assert status["stream"] == "walk" and status["samples"] >= 60
-    with urllib.request.urlopen(view.url + "events", timeout=5) as r:
+    with urllib.request.urlopen(view.url + "events", timeout=30) as r:
         assert r.headers["Content-Type"] == "text/event-stream"
         lines = []
         while len([x for x in lines if x.startswith("data: {\"t\"")]) < 3:
@@ -78,7 +78,7 @@ def test_events_and_status(view):
     sample = json.loads(lines[-1].split("data: ", 1)[1])
     assert len(sample["v"]) == 6 + 6 + 2 + 1
     assert max(abs(v) for v in sample["v"][:6]) <= 70.0 + 1e-3  # sin x 70 kg
-    page = urllib.request.urlopen(view.url, timeout=5).read().decode()
+    page = urllib.request.urlopen(view.url, timeout=30).read().decode()
     assert "EventSource" in page and "<script src" not in page and "http" not in page.split(
         "<script>")[1]
 
@@ -93,7 +93,7 @@ def test_headless_chromium_draws_live_traces(view, tmp_path, png):
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", f"--user-data-dir={profile}", "--window-size=900,640",
-             f"--screenshot={shot}", "--timeout=2000", view.url],
+             f"--screenshot={shot}", "--timeout=4000", view.url],
             capture_output=True, timeout=90)
     assert shot.exists(), proc.stderr.decode()[-2000:]
     img = png(shot)[..., :3].astype(int)

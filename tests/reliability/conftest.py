@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from relhelpers import KEEP_ALL, free_port, wait_for
+from relhelpers import KEEP_ALL, PATIENCE_S, free_port, wait_for
 
 from hdys_rt.client import Subscriber
 from hdys_rt.runtime.server import Server, load_estimators
@@ -52,7 +52,7 @@ class Running:
         if self.sub is not None:
             self._reader.start()
             assert wait_for(lambda: (self.publisher.service(),
-                                     self.publisher.subscriptions)[1] > 0, 10)
+                                     self.publisher.subscriptions)[1] > 0)
         self.server.start()
         return self
 
@@ -63,7 +63,7 @@ class Running:
             self._reader.join(5)
             self.sub.close()
 
-    def wait_for(self, predicate, timeout=20.0):
+    def wait_for(self, predicate, timeout=PATIENCE_S):
         return wait_for(predicate, timeout)
 
     @property

@@ -13,6 +13,10 @@ from hdys_rt.runtime.server import Server
 #: nothing is dropped as stale however loaded the machine is (tests that count every frame)
 KEEP_ALL = PipelineOptions(max_age_s=60.0)
 
+#: how long a test waits for an event before it fails (it returns as soon as the event happens;
+#: generous, since the suite must pass on a busy 2-core machine)
+PATIENCE_S = 60.0
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -20,7 +24,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout=20.0, step=0.02) -> bool:
+def wait_for(predicate, timeout=PATIENCE_S, step=0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -29,7 +33,8 @@ def wait_for(predicate, timeout=20.0, step=0.02) -> bool:
     return bool(predicate())
 
 
-def assert_accounted(server: Server, arrived: int | None = None, timeout: float = 20.0) -> dict:
+def assert_accounted(server: Server, arrived: int | None = None,
+                     timeout: float = PATIENCE_S) -> dict:
     """Every frame that reached serve is processed, dropped or still pending (and, given
     ``arrived``, every message sent reached serve's counters)."""
     def settled():

@@ -65,9 +65,9 @@ def test_flood_faster_than_real_time(model_path, gait, endpoint, tmp_path):
             send(n_flood)                       # ~20x real time and more, as fast as we can
             rss1 = rss_mb(proc.pid)
             with Subscriber(pub) as sub:        # service continues: a new subscriber is served
-                time.sleep(0.5)
+                assert sub.wait_connected(60)
                 send(n_tail, 0.02)
-                last = next((e.seq for e in sub.frames(timeout=10) if e.seq == seq - 1), None)
+                last = next((e.seq for e in sub.frames(timeout=60) if e.seq == seq - 1), None)
             rss2 = rss_mb(proc.pid)
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
@@ -111,7 +111,7 @@ def test_many_subscribers_joining_and_leaving(running, gait, endpoint):
 
             def visitor(k):
                 with Subscriber(r.endpoint) as sub:
-                    got = list(sub.frames(timeout=10, count=3 + k % 5))
+                    got = list(sub.frames(timeout=30, count=3 + k % 5))
                 results.append((len(got) == 3 + k % 5, any(e.meta is not None for e in got)))
 
             k = 0

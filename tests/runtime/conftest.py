@@ -43,14 +43,20 @@ def lsl_name(request):
     return f"hdys-test-{request.node.name[:30]}-{uuid.uuid4().hex[:8]}"
 
 
+#: how long a test waits for an event before it fails: it returns as soon as the event happens,
+#: so this only bounds a failure; generous, since the suite must pass on a busy 2-core machine
+PATIENCE_S = 60.0
+
+
 class Running:
     """An in-process server plus a subscriber collecting every estimate in a thread."""
 
-    def __init__(self, sources, model_path, port, options=PipelineOptions(), sndhwm=1000):
+    def __init__(self, sources, model_path, port, options=PipelineOptions(), sndhwm=1000,
+                 sinks=()):
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.publisher = Publisher(self.endpoint, sndhwm=sndhwm)
-        self.server = Server(sources, load_estimators(len(sources), model_path), self.publisher,
-                             options)
+        self.server = Server(sources, load_estimators(len(sources), model_path),
+                             [self.publisher, *sinks], options)
         self.sub = Subscriber(self.endpoint)
         self.got = []
         self._stop = threading.Event()
@@ -65,10 +71,11 @@ class Running:
     def __enter__(self):
         self._reader.start()
         # wait until the subscription reached the publisher (no slow-joiner loss)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + PATIENCE_S
         while self.publisher.subscriptions == 0 and time.monotonic() < deadline:
             self.publisher.service()
             time.sleep(0.01)
+        assert self.publisher.subscriptions > 0, "the test subscriber never reached the publisher"
         self.server.start()
         return self
 
@@ -78,7 +85,7 @@ class Running:
         self._reader.join(5)
         self.sub.close()
 
-    def wait_for(self, predicate, timeout=20.0):
+    def wait_for(self, predicate, timeout=PATIENCE_S):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():

@@ -19,7 +19,7 @@ from hdys_rt.client import MarkerSender
 from hdys_rt.errors import HdysError
 from hdys_rt.model.streaming import StreamingEstimator
 from hdys_rt.runtime.pipeline import PipelineOptions
-from hdys_rt.streams.lsl import LslSource, marker_outlet
+from hdys_rt.streams.lsl import LslEstimateSink, LslSource, marker_outlet
 from hdys_rt.streams.lslconf import pylsl_module
 from hdys_rt.streams.replay import ReplaySource
 from hdys_rt.streams.zmq import ZmqSource
@@ -102,8 +102,8 @@ def test_lsl_out(running, gait, make_port):
     n = 30
     with MarkerSender(gait.names, 100.0, ep, src=stream) as sender:
         src = ZmqSource(ep, name=stream)
-        opts = PipelineOptions(max_age_s=60.0, lsl_out=True)
-        with running([src], options=opts) as r:
+        opts = PipelineOptions(max_age_s=60.0)
+        with running([src], options=opts, sinks=[LslEstimateSink()]) as r:
             assert sender.wait_for_subscriber(20)
             sender.send(gait.xyz[0])  # the outlet appears with the first frame's layout
             found = pylsl.resolve_byprop("name", f"{stream}-hdys", 1, 20.0)
@@ -111,7 +111,7 @@ def test_lsl_out(running, gait, make_port):
             inlet = pylsl.StreamInlet(found[0], max_buflen=10, recover=False)
             info = inlet.info(5.0)
             inlet.open_stream(5.0)
-            time.sleep(0.5)
+            assert r.wait_for(lambda: r.pipe._lsl._outlet.have_consumers())  # inlet connected
             for i in range(1, n):
                 sender.send(gait.xyz[i])
                 time.sleep(0.005)
@@ -183,7 +183,7 @@ def test_lsl_source_vanishes_and_returns(running, gait, lsl_name):
             assert r.wait_for(lambda: len(r.got) >= 20 * (round_ + 1))
             del outlet  # the source vanishes
             assert r.wait_for(lambda: src.counters["lost"] >= round_ + 1)
-            time.sleep(0.6)
+            time.sleep(0.6)  # the source stays away longer than the reset gap (0.5 s)
     assert len(r.got) == 40
     assert src.counters["reconnects"] == 1
     assert "reset" in r.got[20].flag_names and "gap" in r.got[20].flag_names
@@ -253,7 +253,9 @@ def test_out_of_order_and_duplicates(running, gait, make_port):
                 sender.send(gait.xyz[i], t=t, seq=i)
                 time.sleep(0.005)
             assert r.wait_for(lambda: len(r.got) >= 4)
-            time.sleep(0.2)
+            # every message accounted for (4 processed, 2 out of order): nothing more will come
+            assert r.wait_for(lambda: r.server.accounting()["arrived"] == 6
+                              and r.server.accounting()["pending"] == 0)
     assert [e.seq for e in r.got] == [0, 1, 4, 5]
     assert r.server.sources[0].counters["out_of_order"] == 2
     assert r.got[-1].out_of_order == 2

@@ -11,10 +11,12 @@ import pytest
 from hdys_rt import wire
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.pipeline import PipelineOptions, check_estimator_layout
-from hdys_rt.runtime.ring import FrameRing
+from hdys_rt.streams.ring import FrameRing
 from hdys_rt.runtime.stats import StageTimes, percentiles_ms
 from hdys_rt.streams.lsl import parse_marker_channels
-from hdys_rt.streams.replay import Player, Recording, load_recording
+from hdys_rt.bridges.files import load_file
+from hdys_rt.data.recording import Recording
+from hdys_rt.streams.replay import Player
 from hdys_rt.streams.zmq import check_endpoint, is_loopback
 
 
@@ -123,12 +125,12 @@ def test_recording_and_player(gait):
         gait.resampled(-1)
 
 
-def test_load_recording_errors(tmp_path):
+def test_load_file_errors(tmp_path):
     with pytest.raises(HdysError, match="does not exist"):
-        load_recording(tmp_path / "x.trc")
+        load_file(tmp_path / "x.trc")
     (tmp_path / "x.csv").write_text("1")
     with pytest.raises(HdysError, match="unsupported file type '.csv'"):
-        load_recording(tmp_path / "x.csv")
+        load_file(tmp_path / "x.csv")
 
 
 def test_lsl_channel_layout():
@@ -168,4 +170,4 @@ def test_layout_check(model_path):
         check_estimator_layout(est, tuple(f"m{i}" for i in range(65)), 100.0)
     with pytest.raises(HdysError, match="rate must be > 0 Hz, got 0"):
         check_estimator_layout(est, ("a",), 0.0)
-    assert isinstance(Recording(("a",), 1.0, np.zeros((1, 1, 3), np.float32)).frames, int)
+    assert isinstance(Recording(("a",), 1.0, None, np.zeros((1, 1, 3), np.float32)).frames, int)

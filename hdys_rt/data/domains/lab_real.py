@@ -178,6 +178,11 @@ def shared_data_root(explicit: str | os.PathLike | None = None) -> Path:
     return _shared_dir("opensim-models/Pipelines", explicit)
 
 
+def check_inputs() -> None:
+    """Raise :class:`HdysError` (saying where the data comes from) when it is not there."""
+    shared_data_root()
+
+
 def cache_root(explicit: str | os.PathLike | None = None) -> Path:
     """Cache folder for slow results: ``explicit``, ``$HDYS_CACHE_DIR``, else ``<repo>/.cache``."""
     if explicit:

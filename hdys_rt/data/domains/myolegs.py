@@ -115,6 +115,11 @@ def shared_data_dir() -> Path:
     return _shared_dir(MODEL_REL)
 
 
+def check_inputs() -> None:
+    """Raise :class:`HdysError` (saying where the data comes from) when it is not there."""
+    shared_data_dir()
+
+
 # --- the model, loaded once per process ------------------------------------------------------
 
 class _Myo:

@@ -54,6 +54,7 @@ _FULL_MIX = (
     ("high_step", 2, (6, 10)), ("sway", 2, (8, 12)),
 )
 _QUICK_MIX = (("walk", 1, (2.0, 2.0)),)
+check_inputs = myolegs.check_inputs  # its activations come from MyoLegs
 _SEED_SALT = 424242  # different seeds/subjects from the myolegs domain
 
 

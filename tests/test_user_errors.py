@@ -1,0 +1,101 @@
+"""Every user-reachable failure of a bad file or argument is one line on stderr and exit 1,
+never a traceback: a walk through them with the real command line (in this process, so an
+escaping exception fails the test; one case also as its own process)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hdys_rt.cli import main
+from hdys_rt.model.io import sha256
+
+CLI = [sys.executable, "-m", "hdys_rt.cli"]
+
+
+@pytest.fixture
+def hdys(capsys):
+    """Run the command line in this process: (exit code, stderr)."""
+    def run(*args):
+        capsys.readouterr()
+        rc = main([str(a) for a in args])
+        return rc, capsys.readouterr().err
+    return run
+
+
+def one_line_error(res, *fragments):
+    rc, err = res
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 1 and len(lines) == 1, err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture
+def model_copy(model_path, tmp_path):
+    """A copy of the tiny model to damage: (stem, json path, weights path)."""
+    stem = tmp_path / "m"
+    for ext in (".json", ".safetensors"):
+        shutil.copyfile(model_path + ext, str(stem) + ext)
+    return stem, stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def serve_once(hdys, stem, *extra):
+    return hdys("serve", "--source", "replay", "--seconds", "1", "--model", stem,
+                "--publish", free_endpoint(), *extra)
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda meta: [meta], "not an hdys-model v1 metadata file"),
+    (lambda meta: {k: v for k, v in meta.items() if k != "weights_sha256"},
+     "'weights_sha256' is missing"),
+    (lambda meta: {**meta, "weights_sha256": ""}, "'weights_sha256' is missing"),
+    (lambda meta: {k: v for k, v in meta.items() if k != "config"}, "'config' is missing"),
+])
+def test_damaged_model_json(hdys, model_copy, damage, fragment):
+    stem, js, _ = model_copy
+    js.write_text(json.dumps(damage(json.loads(js.read_text()))))
+    one_line_error(serve_once(hdys, stem), "hdys-rt serve: error:", fragment)
+
+
+def test_modified_or_truncated_weights(hdys, model_copy):
+    stem, _, weights = model_copy
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-8] + b"\0" * 8)  # same size, other weights
+    one_line_error(serve_once(hdys, stem), "weights do not match the hash")
+    weights.write_bytes(data[: len(data) // 2])
+    one_line_error(serve_once(hdys, stem), "weights do not match the hash")
+    js = stem.with_suffix(".json")  # truncated, with a hash that matches what is left
+    js.write_text(json.dumps({**json.loads(js.read_text()), "weights_sha256": sha256(weights)}))
+    one_line_error(serve_once(hdys, stem), "not a readable safetensors file")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_device_on_a_cpu_machine(hdys, model_path):
+    one_line_error(serve_once(hdys, model_path, "--device", "cuda"), "CUDA is not available here",
+                   "use --device cpu")
+
+
+def test_bad_device_export_and_keys_targets(hdys, model_path, tmp_path):
+    one_line_error(serve_once(hdys, model_path, "--device", "bogus"),
+                   "--device must be cpu, cuda, cuda:N or auto, got 'bogus'")
+    afile = tmp_path / "taken"
+    afile.write_text("x")
+    one_line_error(hdys("export", "--engine", "onnx", "--model", model_path, "--out", afile),
+                   "is a file; give a folder for the engine")
+    one_line_error(hdys("keys", "generate", afile), "is a file; give a folder")
+    res = subprocess.run(CLI + ["keys", "generate", str(afile)], capture_output=True, text=True,
+                         timeout=300)  # the same as its own process: one line, exit 1
+    one_line_error((res.returncode, res.stderr), "is a file; give a folder")
