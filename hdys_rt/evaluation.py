@@ -26,7 +26,7 @@ CHUNK = 1024  # frames per offline forward (attention is banded; chunks overlap 
 
 
 def metric_name(key: str) -> str:
-    if key.startswith("torques"):
+    if reps.is_torque(key):
         return "mPJE"
     if key == "grf":
         return "RMSE_%BW"
@@ -54,21 +54,21 @@ class Accumulator:
         per = {}
         for i, c in enumerate(chans):
             if have[i]:
-                per[c] = (self.abs[i] / self.n[i]) if self.key.startswith("torques") else \
+                per[c] = (self.abs[i] / self.n[i]) if reps.is_torque(self.key) else \
                     float(np.sqrt(self.sq[i] / self.n[i]))
         out = {"metric": metric_name(self.key), "values": int(self.n.sum()), "per_channel": {}}
-        if self.key.startswith("torques"):
+        if reps.is_torque(self.key):
             out["value"] = float(self.abs[have].sum() / self.n[have].sum()) if have.any() else None
             out["unit"] = "N·m/kg"
         elif self.key == "grf":
-            force = np.array(["_f" in c for c in chans]) & have
+            force = np.array([reps.is_force(c) for c in chans]) & have
             cop = np.array(["_cop" in c for c in chans]) & have
             out["value"] = (float(100 * np.sqrt(self.sq[force].sum() / self.n[force].sum()))
                             if force.any() else None)
             out["unit"] = "%BW"
             out["cop_rmse_m"] = (float(np.sqrt(self.sq[cop].sum() / self.n[cop].sum()))
                                  if cop.any() else None)
-            per = {c: (100 * v if "_f" in c else v) for c, v in per.items()}
+            per = {c: (100 * v if reps.is_force(c) else v) for c, v in per.items()}
         else:
             out["value"] = (float(np.sqrt(self.sq[have].sum() / self.n[have].sum()))
                             if have.any() else None)

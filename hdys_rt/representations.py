@@ -33,6 +33,12 @@ __all__ = [
     "MUSCLES",
     "GRF_CHANNELS",
     "KEYPOINT_LAYOUTS",
+    "G",
+    "LENGTH_UNITS",
+    "length_unit",
+    "is_point_set",
+    "is_torque",
+    "is_force",
     "get",
 ]
 
@@ -67,6 +73,42 @@ class Representation:
     def size(self) -> int:
         """Number of channels of a vector representation (0 for point sets)."""
         return len(self.channels)
+
+
+# --- physical facts --------------------------------------------------------------------------
+
+#: Standard gravity, m/s². One body weight (BW) is mass x G newtons: the corpus divides forces by
+#: it and every conversion back to newtons (or to %BW·Ht) multiplies by it.
+G: float = 9.80665
+
+#: Length units a marker file or stream may declare, and their factor to metres.
+LENGTH_UNITS: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+
+# Other spellings met in files and stream metadata (case-insensitive), and the unit they mean.
+_LENGTH_SPELLINGS: dict[str, str] = {
+    "": "m", "meter": "m", "meters": "m", "metre": "m", "metres": "m",
+    "centimeter": "cm", "centimeters": "cm", "centimetre": "cm", "centimetres": "cm",
+    "millimeter": "mm", "millimeters": "mm", "millimetre": "mm", "millimetres": "mm",
+}
+
+
+def length_unit(spelling: str | None) -> str | None:
+    """The unit of :data:`LENGTH_UNITS` that ``spelling`` names (``"Millimetres"`` -> ``"mm"``,
+    blank -> ``"m"``), or None when it names none."""
+    s = (spelling or "").strip().lower()
+    return s if s in LENGTH_UNITS else _LENGTH_SPELLINGS.get(s)
+
+
+def is_torque(key: str) -> bool:
+    """True for a torque representation (``torques_*``, N·m/kg) or an output derived from one
+    (``torques_*_Nm``, ``torques_*_pct_bwht``)."""
+    return key.startswith("torques")
+
+
+def is_force(channel: str) -> bool:
+    """True for a force channel of :data:`GRF_CHANNELS` (``r_fx`` .. ``l_fz``, N/BW); False for
+    the centre-of-pressure channels (``*_copx``, ``*_copz``, m)."""
+    return channel.rsplit("_", 1)[-1] in ("fx", "fy", "fz")
 
 
 # --- skeletons -------------------------------------------------------------------------------
@@ -176,6 +218,11 @@ REPRESENTATIONS: dict[str, Representation] = {
 KINEMATIC: tuple[str, ...] = tuple(k for k, r in REPRESENTATIONS.items() if r.kind is K)
 DYNAMIC: tuple[str, ...] = tuple(k for k, r in REPRESENTATIONS.items() if r.kind is D)
 POINT_SETS: tuple[str, ...] = tuple(k for k, r in REPRESENTATIONS.items() if r.point_set)
+
+
+def is_point_set(key: str) -> bool:
+    """True for the point-set representations (:data:`POINT_SETS`: markers, keypoints)."""
+    return key in POINT_SETS
 
 
 def get(key: str) -> Representation:

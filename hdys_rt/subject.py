@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-G = 9.81  # m/s², standard gravity used for body weight
+from hdys_rt import representations as reps
+from hdys_rt.representations import G  # re-exported: one BW = mass x G newtons
+
 
 __all__ = ["G", "absolute_channels", "absolute_outputs"]
 
@@ -26,7 +28,7 @@ def absolute_channels(channels: dict[str, tuple[str, ...]], height_m: float | No
     whose outputs are named ``channels``."""
     chans, units = {}, {}
     for k, names in channels.items():
-        if k.startswith("torques"):
+        if reps.is_torque(k):
             chans[f"{k}_Nm"], units[f"{k}_Nm"] = names, "N·m"
             if height_m:
                 chans[f"{k}_pct_bwht"], units[f"{k}_pct_bwht"] = names, "%BW·Ht"
@@ -43,13 +45,13 @@ def absolute_outputs(outputs: dict[str, np.ndarray], channels: dict[str, tuple[s
     chans, units = absolute_channels({k: channels[k] for k in outputs}, height_m)
     vals = {}
     for k, v in outputs.items():
-        if k.startswith("torques"):
+        if reps.is_torque(k):
             vals[f"{k}_Nm"] = np.asarray(v, np.float32) * np.float32(mass_kg)
             if height_m:
                 vals[f"{k}_pct_bwht"] = np.asarray(v, np.float32) * np.float32(
                     100.0 / (G * height_m))
         elif k == "grf":
-            force = np.array(["_f" in c for c in channels[k]])
+            force = np.array([reps.is_force(c) for c in channels[k]])
             out = np.asarray(v, np.float32).copy()
             out[force] *= np.float32(mass_kg * G)
             vals["grf_N"] = out

@@ -9,6 +9,7 @@ pytest.importorskip("mujoco")
 pytest.importorskip("scipy")
 
 from hdys_rt import representations as reps  # noqa: E402
+from hdys_rt.data.build import write_job  # noqa: E402
 from hdys_rt.data.corpus import read_sequence  # noqa: E402
 from hdys_rt.data.domains import humanoid as hum  # noqa: E402
 from hdys_rt.data.domains import kinematics_only as kin  # noqa: E402
@@ -22,7 +23,7 @@ JOB = {"index": 7, "seed": 1234, "height_m": 1.75, "mass_kg": 70.0,
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("humanoid")
-    names = hum.run(JOB, out)
+    names = write_job(hum, JOB, out)
     return out, {n.split("_")[-1]: read_sequence(out / f"{n}.json") for n in names}
 
 
@@ -105,7 +106,7 @@ def test_squat_needs_more_knee_torque_than_standing(built):
 def test_same_job_gives_identical_bytes(built, tmp_path):
     out, _ = built
     job = dict(JOB, sequences=JOB["sequences"][:1])
-    names = hum.run(job, tmp_path)
+    names = write_job(hum, job, tmp_path)
     for n in names:
         for ext in (".f32", ".json"):
             assert (tmp_path / f"{n}{ext}").read_bytes() == (out / f"{n}{ext}").read_bytes()
@@ -148,7 +149,7 @@ def test_errors_name_the_fix(tmp_path):
     with pytest.raises(HdysError, match="too short"):
         hum.make_motion("walk", 0, 0.5, sk)
     with pytest.raises(HdysError, match="malformed"):
-        hum.run({"seed": 1}, tmp_path)
+        write_job(hum, {"seed": 1}, tmp_path)
 
 
 def test_plans_are_deterministic_and_sized():
@@ -163,7 +164,7 @@ def test_plans_are_deterministic_and_sized():
 
 def test_kinematics_only_layouts(tmp_path):
     job = kin.plan(0, quick=True)[0]
-    names = kin.run(job, tmp_path)
+    names = write_job(kin, job, tmp_path)
     seen = set()
     for n in names:
         seq = read_sequence(tmp_path / f"{n}.json")

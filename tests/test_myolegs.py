@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hdys_rt import representations as reps
+from hdys_rt.data.build import write_job
 from hdys_rt.data.corpus import read_sequence
 from hdys_rt.data.domains import myolegs
 from hdys_rt.errors import HdysError
@@ -23,7 +24,7 @@ WALK = {"name": "walk_t", "motion": "walk", "seed": 11, "duration_s": 3.0,
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory):
     out = tmp_path_factory.mktemp("myolegs")
-    names = myolegs.run({"domain": "myolegs", "sequences": [WALK]}, out)
+    names = write_job(myolegs, {"domain": "myolegs", "sequences": [WALK]}, out)
     return out, read_sequence(out / f"{names[0]}.json")
 
 
@@ -74,5 +75,5 @@ def test_walk_is_physical(walk):
 @needs_data
 def test_same_job_same_bytes(walk, tmp_path):
     out, seq = walk
-    myolegs.run({"domain": "myolegs", "sequences": [WALK]}, tmp_path)
+    write_job(myolegs, {"domain": "myolegs", "sequences": [WALK]}, tmp_path)
     assert (tmp_path / "walk_t.f32").read_bytes() == (out / "walk_t.f32").read_bytes()

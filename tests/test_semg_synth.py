@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from hdys_rt.data.build import write_job
 from hdys_rt.data.corpus import read_sequence
 from hdys_rt.data.domains import myolegs, semg_synth
 from hdys_rt.errors import HdysError
@@ -38,7 +39,7 @@ def test_plan_deterministic():
 def test_job_roundtrip(tmp_path):
     spec = {"name": "semg_t", "motion": "walk", "seed": 5, "duration_s": 3.0,
             "subject": {"id": "myo01", "mass_scale": 0.9}}
-    names = semg_synth.run({"domain": "semg_synth", "sequences": [spec]}, tmp_path)
+    names = write_job(semg_synth, {"domain": "semg_synth", "sequences": [spec]}, tmp_path)
     seq = read_sequence(tmp_path / f"{names[0]}.json")
     assert set(seq.data) == {"keypoints", "semg"}
     assert seq.data["semg"].shape[1] >= 16 and "soleus_r" in seq.names["semg"]
@@ -52,5 +53,5 @@ def test_job_roundtrip(tmp_path):
     r = [np.corrcoef(seq.data["semg"][:, c], act[:, c])[0, 1] for c in np.flatnonzero(active)]
     assert np.median(r) > 0.7
     again = tmp_path / "again"
-    semg_synth.run({"domain": "semg_synth", "sequences": [spec]}, again)
+    write_job(semg_synth, {"domain": "semg_synth", "sequences": [spec]}, again)
     assert (again / "semg_t.f32").read_bytes() == (tmp_path / "semg_t.f32").read_bytes()

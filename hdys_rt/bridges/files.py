@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hdys_rt.bridges.markersets import UNIT_FACTORS, detect_units, detect_vertical, map_markers
+from hdys_rt import representations as reps
+from hdys_rt.bridges.markersets import detect_units, detect_vertical, map_markers
 from hdys_rt.data.corpus import Subject
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.data.recording import Recording
@@ -45,7 +46,7 @@ def _check_points(rec: Recording, up_given: bool) -> Recording:
     notes = list(rec.notes)
     unit = detect_units(rec.data, declared="m", what=f"{Path(rec.source).name} {rec.kind}")
     if unit != "m":
-        rec = rec.replace(data=rec.data * np.float32(UNIT_FACTORS[unit]), units_in_file=unit)
+        rec = rec.replace(data=rec.data * np.float32(reps.LENGTH_UNITS[unit]), units_in_file=unit)
         notes.append(f"values looked like {unit} although read as metres: rescaled")
     vert = detect_vertical(rec.data)
     if vert not in (None, "y") and not up_given:
@@ -105,7 +106,7 @@ def _load_corpus(p: Path, up: str | None) -> Recording:
     from hdys_rt.data.corpus import read_sequence
 
     seq = read_sequence(p)
-    for kind in ("markers", "keypoints"):
+    for kind in reps.POINT_SETS:
         if kind in seq.data:
             xyz = np.asarray(seq.data[kind], np.float32)
             if up == "z":
@@ -173,7 +174,7 @@ def _load_xdf(p: Path, up: str | None, stream: str | None) -> Recording:
         found.append(f"{name} ({stype})")
         if stream is not None and name != stream:
             continue
-        if stream is None and stype.lower() not in ("mocap", "markers", "keypoints"):
+        if stream is None and stype.lower() not in ("mocap", *reps.POINT_SETS):
             continue
         break
     else:
@@ -203,7 +204,7 @@ def _load_xdf(p: Path, up: str | None, stream: str | None) -> Recording:
             subject = Subject(str(sid), float(mass), float(height))
         except ValueError:
             log.warning("%s: unreadable subject mass/height %r/%r ignored", p, mass, height)
-    unit = {1.0: "m", 0.01: "cm", 0.001: "mm"}.get(scale, "m")
+    unit = {f: u for u, f in reps.LENGTH_UNITS.items()}.get(scale, "m")
     kind = "keypoints" if str(_xdf_text(info, "type", default="")).lower() == "keypoints" \
         else "markers"
     rec = Recording(names, rate, None, xyz, units_in_file=unit, kind=kind, subject=subject,

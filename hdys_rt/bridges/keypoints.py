@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.bridges.markersets import UNIT_FACTORS, detect_units
+from hdys_rt.bridges.markersets import detect_units
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.errors import HdysError
 
@@ -169,13 +169,13 @@ class KeypointConverter:
     def __post_init__(self):
         if self.up not in ("y", "ydown", "z"):
             raise HdysError(f"up must be y, ydown or z, got {self.up!r}")
-        if self.units not in ("auto", *UNIT_FACTORS):
+        if self.units not in ("auto", *reps.LENGTH_UNITS):
             raise HdysError(f"units must be auto, m, cm or mm, got {self.units!r}")
         if self.layout is not None and self.layout not in LAYOUTS:
             raise HdysError(f"unknown keypoint layout {self.layout!r}; expected one of "
                             f"{sorted(LAYOUTS)}")
         if self.units != "auto":
-            self.scale = UNIT_FACTORS[self.units]
+            self.scale = reps.LENGTH_UNITS[self.units]
 
     def convert(self, frame: KeypointFrame) -> np.ndarray:
         if self.out_layout is None:
@@ -194,7 +194,7 @@ class KeypointConverter:
             if unit != "m":
                 log.warning("keypoints span looks like %s: converting to metres "
                             "(pass --units to set it)", unit)
-            self.scale = UNIT_FACTORS[unit]
+            self.scale = reps.LENGTH_UNITS[unit]
         xyz = xyz * self.scale
         if self.up == "ydown":
             xyz = xyz * np.array([1.0, -1.0, -1.0])  # 180 deg about X: Y down -> Y up

@@ -34,7 +34,7 @@ from hdys_rt.errors import HdysError
 log = logging.getLogger(__name__)
 
 __all__ = ["TRAINED_MARKERS", "CORE_MARKERS", "MarkerMap", "map_markers", "detect_units",
-           "detect_vertical", "UNIT_FACTORS"]
+           "detect_vertical"]
 
 _SIDED = ("ASIS", "PSIS", "TH1", "TH2", "TH3", "TH4", "Knee", "MKnee", "SH1", "SH2", "SH3",
           "SH4", "Ankle", "MAnkle", "Heel", "Toe", "MT5", "Shoulder", "Clavicle", "Biceps",
@@ -234,10 +234,6 @@ def map_markers(names, keep_unknown: bool = False, enabled: bool = True) -> Mark
     if missing:
         log.warning("missing core markers: %s", ", ".join(missing))
     return mm
-
-
-#: Length units and their factor to metres.
-UNIT_FACTORS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 
 
 def _extent(xyz: np.ndarray) -> np.ndarray:

@@ -71,7 +71,7 @@ def plot_trial(model, name: str, rate: float, data: dict[str, np.ndarray], out_d
                                      sharex=True, squeeze=False)
             unit = reps.get(out).unit
             for ax, i in zip(axes.flat, have):
-                s = scale if (out == "grf" and "_f" in chans[i]) else 1.0
+                s = scale if (out == "grf" and reps.is_force(chans[i])) else 1.0
                 r, e = ref[:, i] * s, est[:, i] * s
                 ok = np.isfinite(r) & np.isfinite(e)
                 err = float(np.mean(np.abs(r[ok] - e[ok]))) if ok.any() else float("nan")

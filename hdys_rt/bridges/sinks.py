@@ -16,6 +16,7 @@ import logging
 
 import numpy as np
 
+from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Subject
 from hdys_rt.errors import HdysError
 
@@ -60,7 +61,7 @@ class LslSink(PointSink):
 
         pylsl = pylsl_module()
         self.kind = kind
-        points = kind in ("markers", "keypoints")
+        points = reps.is_point_set(kind)
         n = 3 * len(names) if points else len(names)
         info = pylsl.StreamInfo(name, stype, n, float(rate), pylsl.cf_float32, f"hdys-{name}")
         desc = info.desc()
@@ -103,7 +104,7 @@ class ZmqSink(PointSink):
                  curve=None):
         from hdys_rt.client import MarkerSender
 
-        if kind not in ("markers", "keypoints"):
+        if not reps.is_point_set(kind):
             raise HdysError(f"ZeroMQ carries point sets (markers, keypoints), not a {kind}; "
                             "use --to lsl")
         self._sender = MarkerSender(names, rate, endpoint, src=name, curve=curve)

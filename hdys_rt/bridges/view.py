@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from hdys_rt.bridges.subject import G
+from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class ViewServer:
         """Pick the series to show from a stream's metadata."""
         outs = meta["outputs"]
         tq = "torques_rajagopal" if "torques_rajagopal" in outs else next(
-            (k for k in outs if k.startswith("torques")), None)
+            (k for k in outs if reps.is_torque(k)), None)
         m = self.opt.mass_kg
         groups = []  # (title, unit, [(output, index, scale, label)])
         if tq is not None:
@@ -138,7 +138,7 @@ class ViewServer:
             sel = [c for c in self.opt.grf if c in chans]
             if sel:
                 groups.append(("Ground reaction force", "N" if m else "BW",
-                               [("grf", chans.index(c), (m * G if m and "_f" in c else 1.0), c)
+                               [("grf", chans.index(c), (m * reps.G if m and reps.is_force(c) else 1.0), c)
                                 for c in sel]))
         groups.append(("Latency", "ms", [("__latency__", 0, 1e3, "end-to-end")]))
         self._select = [(o, i, s) for _, _, ss in groups for (o, i, s, _) in ss]

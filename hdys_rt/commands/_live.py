@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from hdys_rt import wire
+from hdys_rt import representations as reps, wire
 
 #: Muscles shown in live views when the model estimates activations.
 VIEW_MUSCLES = ("glmax1_r", "recfem_r", "vaslat_r", "bflh_r", "gasmed_r", "soleus_r",
@@ -77,7 +77,7 @@ def render(title: str, outputs: dict[str, np.ndarray], channels: dict[str, tuple
     lines = [title, status + (f"   flags: {','.join(wire.flag_names(flags))}" if flags else ""),
              ""]
     tq = "torques_rajagopal" if "torques_rajagopal" in outputs else next(
-        (k for k in outputs if k.startswith("torques")), None)
+        (k for k in outputs if reps.is_torque(k)), None)
     if tq is not None:
         lines.append(f"Joint torques ({units.get(tq, '')})")
         for name, v in list(zip(channels[tq], outputs[tq]))[:23]:

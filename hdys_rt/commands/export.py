@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-
 from pathlib import Path
 
+from hdys_rt import representations as reps
 from hdys_rt.commands._live import positive_int
 from hdys_rt.errors import HdysError
 
@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--max-points", type=positive_int, default=64, metavar="N",
                    help="marker slots (frames are padded to this and masked)")
     p.add_argument("--fp16", action="store_true", help="TensorRT: build in FP16")
-    p.add_argument("--input-kind", default="markers", choices=("markers", "keypoints"))
+    p.add_argument("--input-kind", default="markers", choices=reps.POINT_SETS)
 
 
 def run(args) -> int:

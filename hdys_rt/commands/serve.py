@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from hdys_rt import representations as reps
 from hdys_rt.commands._live import endpoint, positive_float, positive_int
 from hdys_rt.devices import check_device
 from hdys_rt.errors import HdysError
@@ -65,7 +66,7 @@ def add_arguments(p) -> None:
                    help="inference engine: torch, eager, cudagraph, onnxruntime, auto (fastest "
                    "here), or an engine folder from `hdys-rt export`")
     g.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
-    g.add_argument("--input", choices=("markers", "keypoints"), default="markers",
+    g.add_argument("--input", choices=reps.POINT_SETS, default="markers",
                    help="what the streams' points are: optical markers, or skeletal keypoints "
                    "(COCO-17, H36M-17, ...; e.g. from `hdys-rt bridge keypoints`)")
     g.add_argument("--rate", type=positive_float, default=100.0, metavar="HZ",

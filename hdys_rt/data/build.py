@@ -1,4 +1,9 @@
-"""``hdys-rt data build``: run every domain's jobs (in worker processes) into a corpus folder."""
+"""``hdys-rt data build``: run every domain's jobs (in worker processes) into a corpus folder.
+
+Domains only yield :class:`~hdys_rt.data.corpus.Sequence` objects (see
+:mod:`hdys_rt.data.domains` for the contract); :func:`write_job` is the one place that writes
+them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from hdys_rt.data.corpus import write_domain_info
+from hdys_rt.data.corpus import write_domain_info, write_sequence
 from hdys_rt.data.domains import DOMAINS
 from hdys_rt.errors import HdysError
 
@@ -32,14 +37,32 @@ def domain_modules(names: list[str] | None = None):
         except ImportError as exc:
             raise HdysError(f"domain {n} needs a package that is not installed ({exc.name}); "
                             "install the data extra: pip install 'hdys-rt[data]'") from None
+        lacks = [a for a in ("DOMAIN", "KIND", "DESCRIPTION", "plan", "sequences")
+                 if not hasattr(mods[-1], a)]
+        if lacks:
+            raise HdysError(f"domain module {known[n]} lacks {lacks}; see hdys_rt.data.domains")
     return mods
+
+
+def write_job(mod, job: dict, out_dir: str | os.PathLike) -> list[str]:
+    """Build one job of the domain module ``mod``: write every sequence ``mod.sequences(job)``
+    yields into ``out_dir`` (the domain folder); returns the sequence names in order."""
+    names = []
+    t0 = time.perf_counter()
+    for seq in mod.sequences(job):
+        write_sequence(out_dir, seq)
+        names.append(seq.name)
+        log.info("%s %s: %d frames in %.1f s", mod.DOMAIN, seq.name, seq.frames,
+                 time.perf_counter() - t0)
+        t0 = time.perf_counter()
+    return names
 
 
 def _run_job(modname: str, job: dict, out_dir: str) -> tuple[str, list[str], float]:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     t0 = time.perf_counter()
     mod = importlib.import_module(modname)
-    names = mod.run(job, Path(out_dir))
+    names = write_job(mod, job, Path(out_dir))
     return mod.DOMAIN, list(names), time.perf_counter() - t0
 
 

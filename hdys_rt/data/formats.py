@@ -49,7 +49,9 @@ __all__ = [
     "Table",
     "SmplMotion",
     "read_trc",
+    "read_trc_values",
     "write_trc",
+    "write_trc_values",
     "read_storage",
     "write_storage",
     "read_c3d",
@@ -63,9 +65,6 @@ __all__ = [
     "SEQUENCE_EXTENSIONS",
     "ZUP_TO_YUP",
 ]
-
-#: Length units a marker file may declare, and their factor to metres.
-UNIT_TO_METRES: dict[str, float] = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}
 
 #: Rotation matrix taking Z-up coordinates to Y-up: (x, y, z) -> (x, z, -y), i.e. -90 deg about X.
 #: Same convention as :func:`hdys_rt.data.frames.zup_to_yup`.
@@ -164,10 +163,10 @@ def _from_yup(xyz: np.ndarray, vertical: str, path: Path) -> np.ndarray:
 
 def _units_factor(path: Path, units: str) -> float:
     try:
-        return UNIT_TO_METRES[units.strip().lower()]
+        return reps.LENGTH_UNITS[units.strip().lower()]
     except KeyError:
         raise HdysError(
-            f"{path}: unknown length units {units!r}; expected one of {sorted(UNIT_TO_METRES)}"
+            f"{path}: unknown length units {units!r}; expected one of {sorted(reps.LENGTH_UNITS)}"
         ) from None
 
 
@@ -221,6 +220,21 @@ def read_trc(
 
     Returns:
         :class:`MarkerData` with ``xyz`` ``(T, P, 3)`` float32 metres, Y up.
+    """
+    path = Path(path)
+    names, rate, time, xyz, units = read_trc_values(path, limits)
+    return MarkerData(names, rate, time, _to_yup(xyz, vertical, path), units, str(path))
+
+
+def read_trc_values(
+    path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS
+) -> tuple[tuple[str, ...], float, np.ndarray, np.ndarray, str]:
+    """The values of :func:`read_trc` in float64 and the file's own axes, for processing that
+    writes the markers again (OpenSim IK input) without rounding them to float32.
+
+    Returns:
+        ``(names, rate, time, xyz, units)``: marker names, Hz, ``(T,)`` seconds as in the file,
+        ``(T, P, 3)`` float64 metres (NaN where missing), the declared length unit.
     """
     path = Path(path)
     lines = _read_text(path, limits).splitlines()
@@ -298,7 +312,7 @@ def read_trc(
     xyz = table[:, 2:].reshape(n_frames, n_markers, 3) * scale  # (frames, markers, xyz)
     log.debug("read %s: %d frames x %d markers at %g Hz (%s)", path, n_frames, n_markers, rate,
               head["Units"])
-    return MarkerData(names, rate, time, _to_yup(xyz, vertical, path), head["Units"], str(path))
+    return names, rate, time, xyz, head["Units"]
 
 
 def _fmt(x: float, spec: str) -> str:
@@ -322,22 +336,34 @@ def write_trc(
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
+    return write_trc_values(path, markers.names, markers.rate, markers.time,
+                            _from_yup(markers.xyz, vertical, path), units, precision)
+
+
+def write_trc_values(
+    path: str | os.PathLike, names, rate: float, time: np.ndarray, xyz: np.ndarray,
+    units: str = "mm", precision: int = 5,
+) -> Path:
+    """:func:`write_trc` from float64 values in the file's own axes (the inverse of
+    :func:`read_trc_values`): ``names`` (P), ``rate`` Hz, ``time`` ``(T,)`` s, ``xyz``
+    ``(T, P, 3)`` metres (NaN -> blank cells), written in ``units`` with ``precision`` decimals."""
+    path = Path(path)
     scale = 1.0 / _units_factor(path, units)
-    xyz = _from_yup(markers.xyz, vertical, path).astype(np.float64) * scale
-    T, P = markers.xyz.shape[:2]
-    rate = f"{markers.rate:g}"
+    xyz = np.asarray(xyz, dtype=np.float64) * scale
+    T, P = xyz.shape[:2]
+    rate = f"{rate:g}"
     out = [
         f"PathFileType\t4\t(X/Y/Z)\t{path.name}",
         "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\t"
         "OrigDataStartFrame\tOrigNumFrames",
         f"{rate}\t{rate}\t{T}\t{P}\t{units}\t{rate}\t1\t{T}",
-        "Frame#\tTime\t" + "\t".join(f"{n}\t\t" for n in markers.names),
+        "Frame#\tTime\t" + "\t".join(f"{n}\t\t" for n in names),
         "\t\t" + "\t".join(f"X{i}\tY{i}\tZ{i}" for i in range(1, P + 1)),
         "",
     ]
     spec = f".{int(precision)}f"
     for t in range(T):
-        cells = [str(t + 1), f"{markers.time[t]:.6f}"]
+        cells = [str(t + 1), f"{time[t]:.6f}"]
         cells += [_fmt(v, spec) for v in xyz[t].ravel()]
         out.append("\t".join(cells))
     path.write_text("\n".join(out) + "\n")

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Subject
 from hdys_rt.errors import HdysError
 
 __all__ = ["Recording", "POINT_KINDS"]
 
 #: Kinds whose ``data`` is ``(T, P, 3)`` positions.
-POINT_KINDS = ("markers", "keypoints")
+POINT_KINDS = reps.POINT_SETS
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model
@@ -193,9 +194,9 @@ class StreamingEstimator:
     def __init__(self, model: HDyS, meta: dict, input_kind: str = "markers",
                  device: str = "cpu", stream_rate: float | None = None,
                  engine: str | os.PathLike | None = None):
-        if input_kind not in model.cfg.kin_inputs or input_kind not in ("markers", "keypoints"):
+        if input_kind not in model.cfg.kin_inputs or not reps.is_point_set(input_kind):
             raise HdysError(f"input_kind {input_kind!r} not served by this model "
-                            f"(point inputs: {[k for k in model.cfg.kin_inputs if k in ('markers', 'keypoints')]})")
+                            f"(point inputs: {[k for k in model.cfg.kin_inputs if reps.is_point_set(k)]})")
         self.model = model.eval()
         self.metadata = meta
         self.input_kind = input_kind

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hdys_rt import wire
+from hdys_rt import representations as reps, wire
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
 from hdys_rt.runtime.stats import StageTimes
@@ -63,7 +63,7 @@ class PipelineOptions:
 def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> None:
     """Raise :class:`HdysError` when ``estimator`` cannot serve markers ``names`` at ``rate``."""
     kind = getattr(estimator, "input_kind", "markers")
-    if kind not in ("markers", "keypoints"):  # keypoints: serve --input keypoints (bridges)
+    if not reps.is_point_set(kind):  # keypoints: serve --input keypoints (bridges)
         raise HdysError(f"the model takes {kind!r} input; this stream carries points")
     if not names:
         raise HdysError("the stream has no markers")

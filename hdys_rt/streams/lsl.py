@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from hdys_rt import representations as reps
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.errors import HdysError
 from hdys_rt.streams.base import Source, SourceLost
@@ -52,9 +53,6 @@ def _resolver():
         return _RESOLVER
 
 _AXIS = re.compile(r"^(.+?)[\s_.:\-/]?([xyzXYZ])$")
-_UNITS = {"": 1.0, "m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
-          "cm": 0.01, "centimeters": 0.01, "mm": 0.001, "millimeter": 0.001,
-          "millimeters": 0.001, "millimetre": 0.001, "millimetres": 0.001}
 
 
 def parse_marker_channels(labels: list[str], units: list[str], n_channels: int,
@@ -89,10 +87,10 @@ def parse_marker_channels(labels: list[str], units: list[str], n_channels: int,
     if len(unit_set) > 1:
         raise HdysError(f"LSL stream {stream!r} mixes channel units {sorted(unit_set)}")
     unit = unit_set.pop()
-    if unit not in _UNITS:
+    if reps.length_unit(unit) is None:
         raise HdysError(f"LSL stream {stream!r}: unknown channel unit {unit!r}; "
                         f"expected one of m, cm, mm")
-    return names, _UNITS[unit]
+    return names, reps.LENGTH_UNITS[reps.length_unit(unit)]
 
 
 def _channel_fields(info, field: str) -> list[str]:

@@ -21,12 +21,13 @@ def coco_walk(tmp_path_factory):
     """A generated COCO-17 walk (kinematics_only domain): a corpus Sequence, 100 Hz."""
     pytest.importorskip("mujoco")
     pytest.importorskip("scipy")
+    from hdys_rt.data.build import write_job
     from hdys_rt.data.corpus import read_sequence
     from hdys_rt.data.domains import kinematics_only as kin
 
     out = tmp_path_factory.mktemp("kin")
     job = kin.plan(0, quick=True)[0]
-    for name in kin.run(job, out):
+    for name in write_job(kin, job, out):
         seq = read_sequence(out / f"{name}.json")
         if seq.meta["keypoint_layout"] == "coco17":
             return seq

@@ -16,7 +16,8 @@ import pytest
 
 from hdys_rt import representations as reps
 from hdys_rt import wire
-from hdys_rt.bridges.subject import G, absolute_outputs, make_subject
+from hdys_rt.bridges.subject import absolute_outputs, make_subject
+from hdys_rt.representations import G
 from hdys_rt.errors import HdysError
 
 CHROMIUM = "/usr/bin/chromium"

@@ -6,9 +6,9 @@ Contract of a domain module (used by :mod:`hdys_rt.data.build`):
 * ``plan(seed: int, quick: bool) -> list[dict]``: deterministic list of picklable jobs (each
   carries its own seed); the quick plan builds in a few seconds, the full one gives tens of
   thousands of frames.
-* ``run(job: dict, out_dir: pathlib.Path) -> list[str]``: builds the job's sequences and writes
-  them with :func:`hdys_rt.data.corpus.write_sequence` into ``out_dir`` (the domain folder);
-  returns the sequence names. Runs in a worker process: no shared state, deterministic.
+* ``sequences(job: dict) -> Iterator[hdys_rt.data.corpus.Sequence]``: builds the job's sequences
+  and yields them one at a time; it writes nothing (:func:`hdys_rt.data.build.write_job` writes
+  each into the domain folder). Runs in a worker process: no shared state, deterministic.
 """
 
 DOMAINS: tuple[str, ...] = (

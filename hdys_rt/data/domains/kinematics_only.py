@@ -15,13 +15,12 @@ Y up, metres, 100 Hz. No torques, GRF, muscles or sEMG.
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.data.corpus import Sequence, Subject, write_sequence
+from hdys_rt.data.corpus import Sequence, Subject
 from hdys_rt.data.domains import humanoid as hum
 from hdys_rt.errors import HdysError
 
@@ -92,8 +91,8 @@ def plan(seed: int, quick: bool) -> list[dict]:
     return jobs
 
 
-def run(job: dict, out_dir: Path) -> list[str]:
-    """Build one job's sequences (one random subject) into ``out_dir``; returns their names."""
+def sequences(job: dict) -> Iterator[Sequence]:
+    """One job's sequences (one random subject), built one at a time."""
     try:
         index, seed, seqs = int(job["index"]), int(job["seed"]), list(job["sequences"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -102,9 +101,7 @@ def run(job: dict, out_dir: Path) -> list[str]:
     sk = hum.make_skeleton(rng, job.get("height_m"), job.get("mass_kg"))
     model = hum._Model(sk)
     sid = f"kin{index:03d}"
-    names = []
     for k, s in enumerate(seqs):
-        t0 = time.perf_counter()
         layout = s.get("layout", "coco17")
         name = f"{sid}_{k}_{s['kind']}"
         mo = hum.make_motion(s["kind"], int(rng.integers(2**31)), float(s["duration"]), sk, model)
@@ -120,8 +117,4 @@ def run(job: dict, out_dir: Path) -> list[str]:
                   "smpl_transl": "pelvis joint position (Y up, m)",
                   "head_points": "nose/eyes/ears/head top: fixed offsets on the head segment"},
         )
-        write_sequence(out_dir, seq)
-        names.append(name)
-        log.debug("kinematics_only %s: %d frames in %.2f s", name, seq.frames,
-                  time.perf_counter() - t0)
-    return names
+        yield seq

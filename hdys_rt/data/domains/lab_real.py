@@ -36,13 +36,15 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.data.corpus import Sequence, Subject, write_sequence
+from hdys_rt.data import formats
+from hdys_rt.data.corpus import Sequence, Subject
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
 
@@ -62,7 +64,6 @@ ENV_CACHE = "HDYS_CACHE_DIR"  # overrides the cache folder (static optimisation 
 
 LOWPASS_HZ = 6.0  # ID low-pass on coordinates, as in the pipelines' setups
 COP_MIN_FZ_N = 20.0  # CoP is NaN below this vertical force
-G = 9.80665
 N_AUGMENT = 64  # augmented copies of rajagopal_s1 in the full plan
 SO_VERSION = 1  # bump to invalidate cached static optimisation results
 
@@ -252,11 +253,11 @@ def _job(subject, name, seed, speed=1.0, scale=1.0, mirror=False, static_optimiz
             "cache_dir": None}
 
 
-# --- run -----------------------------------------------------------------------------------------
+# --- sequences -----------------------------------------------------------------------------------------
 
 
-def run(job: dict, out_dir: Path) -> list[str]:
-    """Build one job's sequence and write it into ``out_dir``; returns its name."""
+def sequences(job: dict) -> Iterator[Sequence]:
+    """The job's one sequence."""
     spec = SUBJECTS.get(job.get("subject"))
     if spec is None:
         raise HdysError(f"lab_real job: unknown subject {job.get('subject')!r}; "
@@ -273,9 +274,7 @@ def run(job: dict, out_dir: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="hdys_lab_real_") as tmp:
         seq = _process(spec, root, Path(tmp), job, speed, k, mirror)
     seq.meta["build_seconds"] = round(time.perf_counter() - t_start, 2)
-    write_sequence(out_dir, seq)
-    log.info("lab_real %s: %d frames in %.1f s", seq.name, seq.frames, seq.meta["build_seconds"])
-    return [seq.name]
+    yield seq
 
 
 def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, k: float,
@@ -290,20 +289,20 @@ def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, 
         model_path = _rescale_model(osim, model_path, k, mass, tmp)
 
     # 2. markers and GRF, transformed like the motion
-    times, names, xyz, rate = read_trc(root / spec.trc)
+    times, names, xyz, rate = _read_markers(root / spec.trc)
     times, xyz = _resample_markers(times, xyz, rate, tfac)
     xyz = xyz * k
     if mirror:
         xyz, names = _mirror_points(xyz, names)
     trc_path = tmp / "markers.trc"
-    write_trc(trc_path, times, names, xyz, rate)
+    _write_markers(trc_path, times, names, xyz, rate)
 
-    grf_t, grf_labels, grf = read_mot(root / spec.grf)
+    grf_t, grf_labels, grf = _read_table(root / spec.grf)
     forces = _external_forces(osim, root / spec.loads_xml)
     grf = _transform_grf(grf, grf_labels, forces, k, mirror)
     grf_t = grf_t * tfac
     grf_path = tmp / "grf.mot"
-    write_mot(grf_path, grf_t, grf_labels, grf)
+    _write_table(grf_path, grf_t, grf_labels, grf)
     loads_path = _write_loads(osim, root / spec.loads_xml, grf_path, tmp)
 
     # 3. IK over the window plus a margin, then ID
@@ -434,65 +433,31 @@ def _processing_note(spec: SubjectSpec, k: float) -> str:
 # --- files ---------------------------------------------------------------------------------------
 
 
-def read_trc(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
-    """Read a TRC file: times (T,), marker names, positions (T, P, 3) in metres, rate (Hz)."""
-    osim = _osim()
-    try:
-        table = osim.TimeSeriesTableVec3(str(path))
-    except RuntimeError as exc:
-        raise HdysError(f"{path}: not a readable TRC file ({exc})") from None
-    units = table.getTableMetaDataAsString("Units").strip().lower()
-    factor = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}.get(units)
-    if factor is None:
-        raise HdysError(f"{path}: unknown TRC Units {units!r}; expected mm, cm or m")
-    rate = float(table.getTableMetaDataAsString("DataRate"))
-    flat_table = table.flatten()  # keep a reference: getMatrix() views its memory
-    flat = flat_table.getMatrix().to_numpy().copy()  # (T, 3P)
-    xyz = flat.reshape(flat.shape[0], -1, 3) * factor
-    times = np.asarray(table.getIndependentColumn(), dtype=float)
+def _read_markers(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
+    """Read a TRC file (:func:`hdys_rt.data.formats.read_trc`): times (T,) on the exact uniform
+    grid, marker names, positions (T, P, 3) float64 in metres, rate (Hz)."""
+    names, rate, times, xyz, _ = formats.read_trc_values(path)
     uniform = times[0] + np.arange(times.size) / rate
     if np.max(np.abs(times - uniform)) > 0.25 / rate:
         raise HdysError(f"{path}: frame times are not uniform at DataRate {rate} Hz")
     # some TRC files round times to the ms (1/60 s -> 0.017): use the exact uniform grid
-    return uniform, list(table.getColumnLabels()), xyz, rate
+    return uniform, list(names), xyz, rate
 
 
-def write_trc(path: Path, times: np.ndarray, names: list[str], xyz: np.ndarray, rate: float):
-    """Write a TRC file in metres; NaN positions are written as empty fields (missing)."""
-    n, p = xyz.shape[:2]
-    lines = [
-        f"PathFileType\t4\t(X/Y/Z)\t{Path(path).name}",
-        "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame"
-        "\tOrigNumFrames",
-        f"{rate:g}\t{rate:g}\t{n}\t{p}\tm\t{rate:g}\t1\t{n}",
-        "Frame#\tTime\t" + "\t".join(f"{m}\t\t" for m in names),
-        "\t\t" + "\t".join(f"X{i + 1}\tY{i + 1}\tZ{i + 1}" for i in range(p)),
-        "",
-    ]
-    for i in range(n):
-        vals = "\t".join("" if not np.isfinite(v) else f"{v:.6f}" for v in xyz[i].ravel())
-        lines.append(f"{i + 1}\t{times[i]:.6f}\t{vals}")
-    Path(path).write_text("\n".join(lines) + "\n")
+def _write_markers(path: Path, times: np.ndarray, names: list[str], xyz: np.ndarray, rate: float):
+    """Write a TRC file in metres (6 decimals); NaN positions are written as empty fields."""
+    formats.write_trc_values(path, names, rate, times, xyz, units="m", precision=6)
 
 
-def read_mot(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Read a .mot/.sto table: times (T,), column labels, values (T, C)."""
-    osim = _osim()
-    try:
-        table = osim.TimeSeriesTable(str(path))
-    except RuntimeError as exc:
-        raise HdysError(f"{path}: not a readable .mot/.sto table ({exc})") from None
-    return (np.asarray(table.getIndependentColumn(), dtype=float),
-            list(table.getColumnLabels()), table.getMatrix().to_numpy().copy())
+def _read_table(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Read a .mot/.sto table as written (no degree conversion): times (T,), labels, (T, C)."""
+    table = formats.read_storage(path, angle_columns=())
+    return table.time, list(table.names), table.values
 
 
-def write_mot(path: Path, times: np.ndarray, labels: list[str], values: np.ndarray):
-    head = (f"{Path(path).stem}\nversion=1\nnRows={len(times)}\nnColumns={len(labels) + 1}\n"
-            "inDegrees=no\nendheader\n" + "\t".join(["time"] + list(labels)) + "\n")
-    body = np.column_stack([times, values])
-    buf = io.StringIO()
-    np.savetxt(buf, body, fmt="%.8f", delimiter="\t")
-    Path(path).write_text(head + buf.getvalue())
+def _write_table(path: Path, times: np.ndarray, labels: list[str], values: np.ndarray):
+    """Write a .mot table (``inDegrees=no``: values as given)."""
+    formats.write_storage(path, formats.Table(tuple(labels), times, values))
 
 
 def _match_times(times: np.ndarray, want: np.ndarray, tol: float) -> np.ndarray:
@@ -618,10 +583,10 @@ def _subject_model(osim, spec: SubjectSpec, root: Path, tmp: Path, mirror: bool)
         return root / spec.scaled_model
     static = root / spec.static_trc
     if mirror:
-        st_t, st_names, st_xyz, st_rate = read_trc(static)
+        st_t, st_names, st_xyz, st_rate = _read_markers(static)
         st_xyz, st_names = _mirror_points(st_xyz, st_names)
         static = tmp / "static_mirrored.trc"
-        write_trc(static, st_t, st_names, st_xyz, st_rate)
+        _write_markers(static, st_t, st_names, st_xyz, st_rate)
     tool = osim.ScaleTool(str(root / spec.scale_setup))
     tool.setPathToSubject("")  # else relative-to-setup prefixes break absolute paths
     tool.setSubjectMass(spec.mass_kg)
@@ -706,14 +671,14 @@ def _run_id(osim, model_path: Path, ik_path: Path, loads_path: Path, t_range, tm
     out = tmp / "id.sto"
     if not ok or not out.exists():
         raise HdysError(f"lab_real: OpenSim ID failed on {ik_path.name}")
-    return read_mot(out)
+    return _read_table(out)
 
 
 def _ik_errors(tmp: Path):
     files = sorted(tmp.glob("*_ik_marker_errors.sto"))
     if not files:
         return np.zeros(0), np.zeros(0)
-    t, labels, v = read_mot(files[0])
+    t, labels, v = _read_table(files[0])
     return t, v[:, labels.index("marker_error_RMS")]
 
 
@@ -764,7 +729,7 @@ def _keypoints(model, state, q_labels: list[str], q: np.ndarray) -> np.ndarray:
 
 def _grf_channels(grf_t, labels, grf, forces, ft, mass, pelvis_xz):
     """GRF representation at frame times ``ft``: (T, 10) and the channel names."""
-    bw = mass * G
+    bw = mass * reps.G
     cols, names = [], []
     for side in ("r", "l"):
         f = forces[side]
@@ -784,7 +749,7 @@ def _quality(rms_t, rms, id_labels, id_gen, mass, grf_t, grf_labels, grf, forces
         sel = (rms_t >= ft[0] - 1e-6) & (rms_t <= ft[-1] + 1e-6)
         q["ik_marker_rms_m"] = {"mean": round(float(np.mean(rms[sel])), 4),
                                 "max": round(float(np.max(rms[sel])), 4)}
-    bw = mass * G
+    bw = mass * reps.G
     res = {}
     for c in ("pelvis_tx_force", "pelvis_ty_force", "pelvis_tz_force"):
         if c in id_labels:
@@ -798,7 +763,7 @@ def _quality(rms_t, rms, id_labels, id_gen, mass, grf_t, grf_labels, grf, forces
     # mean vertical GRF / g over the window (not a whole number of strides: a rough check only)
     sel = (grf_t >= ft[0]) & (grf_t <= ft[-1])
     fy = sum(grf[sel, forces[s].columns(grf_labels, "force")[1]] for s in ("r", "l"))
-    q["grf_mean_over_window_kg"] = round(float(np.mean(fy) / G), 2)
+    q["grf_mean_over_window_kg"] = round(float(np.mean(fy) / reps.G), 2)
     return q
 
 
@@ -924,7 +889,7 @@ def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp)
     # the filtered coordinates (radians), as ID used them
     q_t, q_labels, q = _filtered_coordinates(osim, model, ik_path)
     q_mot = tmp / "ik_filtered.mot"
-    write_mot(q_mot, q_t, q_labels, q)
+    _write_table(q_mot, q_t, q_labels, q)
 
     so = osim.StaticOptimization()
     so.setName("so")
@@ -951,5 +916,5 @@ def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp)
     files = sorted((tmp / "so").glob("*_activation.sto"))
     if not ok or not files:
         raise HdysError(f"lab_real: OpenSim static optimisation failed on {ik_path.name}")
-    t, labels, act = read_mot(files[0])
+    t, labels, act = _read_table(files[0])
     return labels, t, act

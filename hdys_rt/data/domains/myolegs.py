@@ -45,16 +45,18 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.data.corpus import Sequence, Subject, write_sequence
+from hdys_rt.data.corpus import Sequence, Subject
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
+from hdys_rt.representations import G
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,6 @@ RATE = 100.0  # Hz
 from hdys_rt.data.shared import ENV_VAR  # noqa: F401 (re-export: overrides the shared data)
 MODEL_REL = Path("myo_sim") / "leg" / "myolegs.xml"
 NOMINAL_HEIGHT_M = 1.70
-G = 9.81
 
 MOTIONS: tuple[str, ...] = (
     "walk", "run", "turn", "squat", "sit_to_stand", "lunge", "calf_raise", "high_step", "sway",
@@ -130,6 +131,7 @@ class _Myo:
         self.mj = mujoco
         m = mujoco.MjModel.from_xml_path(str(path))
         m.dof_armature[:] = 0.0
+        m.opt.gravity[:] = (0.0, 0.0, -G)  # standard gravity (MuJoCo's default is -9.81)
         self.m = m
         self.d = mujoco.MjData(m)
         self.base_mass = m.body_mass.copy()
@@ -737,16 +739,61 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
     """Replay ``mo`` on MyoLegs with subject mass scale ``mass_scale``; see the module doc.
 
     ``mo`` should include ``pad_s`` seconds at both ends; they are simulated (filter and
-    derivative edges) and cut from the result.
+    derivative edges) and cut from the result. The steps: :func:`_root_path` (motion ->
+    qpos, qvel, qacc), :func:`_inverse_dynamics` (MuJoCo), :func:`_split_root_wrench` (GRF per
+    foot), :func:`_residual_forces` (what the GRF leaves on the root), :func:`_grf_channels`,
+    :func:`_static_optimisation` (activations), :func:`_quality`.
     """
-    from scipy.optimize import lsq_linear
-
     myo = _myo()
-    mj, m, d = myo.mj, myo.m, myo.d
     myo.set_subject(mass_scale)
-    mass = float(m.body_mass.sum())
+    mass = float(myo.m.body_mass.sum())
     bw = mass * G
     t0 = time.perf_counter()
+    R, root, q, qvel, qacc = _root_path(myo, mo)
+    sole = _sole_items(myo)
+    mk_items = [(b, p) for _, b, p in myo.markers]
+    kp_items = [(b, p) for _, b, p in myo.keypoints]
+    pts, qfrc, moment, gain, bias = _inverse_dynamics(myo, q, qvel, qacc,
+                                                      sole + mk_items + kp_items)
+    t_sim = time.perf_counter() - t0
+
+    ns = len(sole)
+    split = _split_root_wrench(mo, pts[:, :ns], qfrc[:, 0:3], bw)
+    net = qfrc - _residual_forces(myo, q, split)
+    Rroot = _root_rotations(q)
+    res_F = np.linalg.norm(net[:, 0:3], axis=1)
+    res_M = np.linalg.norm(np.einsum("tij,tj->ti", Rroot, net[:, 3:6]), axis=1)
+    grf = _grf_channels(root, split, bw)
+
+    # coupling: forces on dependent coordinates act on their driver (virtual work)
+    Gm = myo.coupling_matrix(q)
+    tau_full = np.einsum("tji,tj->ti", Gm, net)
+    tau = tau_full[:, myo.hinge_v]
+    arm = np.einsum("tmj,tji->tmi", moment, Gm)[:, :, myo.hinge_v]  # (T, 80, 14)
+
+    t1 = time.perf_counter()
+    act, reserve = _static_optimisation(myo, tau, arm, gain, bias)
+    t_so = time.perf_counter() - t1
+
+    # cut padding
+    T = q.shape[0]
+    pad = int(round(pad_s * RATE))
+    keep = slice(pad, T - pad)
+    quality = _quality(keep, split, grf, res_F, res_M, reserve, bw)
+    quality["seconds"] = {"dynamics": round(t_sim, 3), "static_optimisation": round(t_so, 3)}
+    nmk = len(mk_items)
+    return SimResult(
+        q=q[keep], hinge=q[keep][:, myo.hinge_q], pelvis_rot=R[keep], root=root[keep],
+        tau=tau[keep], grf=grf[keep], act=act[keep],
+        markers=pts[keep, ns:ns + nmk], keypoints=pts[keep, ns + nmk:], mass=mass,
+        quality=quality,
+    )
+
+
+def _root_path(myo: _Myo, mo: Motion):
+    """The motion as MuJoCo state: Y-up pelvis rotations R (T, 3, 3), root (T, 3) Z up, qpos
+    (T, nq), qvel and qacc (T, nv) by central differences (``mj_differentiatePos``)."""
+    mj, m = myo.mj, myo.m
     if mo.balance:
         _balance(myo, mo)
     R = _pelvis_rot(mo.pelvis, mo.heading)
@@ -762,12 +809,16 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
         mj.mj_differentiatePos(m, tmp, (b - a) * dt, q[a], q[b])
         qvel[t] = tmp
     qacc = np.gradient(qvel, dt, axis=0)
-    Gm = myo.coupling_matrix(q)
+    return R, root, q, qvel, qacc
 
-    sole = _sole_items(myo)
-    mk_items = [(b, p) for _, b, p in myo.markers]
-    kp_items = [(b, p) for _, b, p in myo.keypoints]
-    items = sole + mk_items + kp_items
+
+def _inverse_dynamics(myo: _Myo, q, qvel, qacc, items):
+    """``mj_inverse`` per frame (constraints and joint damping off). Returns the world points
+    (T, len(items), 3) of ``items`` ((body, local point) pairs), the generalised forces qfrc
+    (T, nv), the dense actuator moment arms (T, nu, nv) and each muscle's force at activation 1
+    minus at 0 (gain) and at 0 (bias), (T, nu) N, at the current length and velocity."""
+    mj, m, d = myo.mj, myo.m, myo.d
+    T = q.shape[0]
     bodies = np.array([b for b, _ in items])
     local = np.array([p for _, p in items])
     pts = np.empty((T, len(items), 3))
@@ -800,16 +851,37 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
             gain[t] = f1 - bias[t]
     finally:
         m.opt.disableflags = saved_flags
-    t_sim = time.perf_counter() - t0
+    return pts, qfrc, moment, gain, bias
 
-    # --- GRF from the root wrench (first pass: no external forces) ---------------------------
+
+def _root_rotations(q: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) root orientations from the free joint's quaternions (w, x, y, z) in qpos."""
     from scipy.spatial.transform import Rotation
 
-    ns = len(sole)
-    n1 = ns // 2
-    sole_p = pts[:, :ns]
-    F = qfrc[:, 0:3]
-    Rroot = Rotation.from_quat(np.concatenate([q[:, 4:7], q[:, 3:4]], axis=1)).as_matrix()
+    return Rotation.from_quat(np.concatenate([q[:, 4:7], q[:, 3:4]], axis=1)).as_matrix()
+
+
+@dataclass
+class _Split:
+    """The root force split over the feet (Z-up world): per foot the force Ff (T, 3) N, CoP
+    cop (T, 3) m on the floor and its fraction along heel -> toe (T,); the contact weights w
+    (T,) and the contact speeds (T,) m/s; the root force F (T, 3) N."""
+
+    F: np.ndarray
+    Ff: list
+    cop: list
+    along: list
+    w: list
+    speed: list
+
+
+def _split_root_wrench(mo: Motion, sole_p: np.ndarray, F: np.ndarray, bw: float) -> _Split:
+    """Split the root force ``F`` (T, 3) over the feet in contact (schedule x height gate, lever
+    rule of the contact-geometry CoPs), each foot's CoP clamped inside its sole.
+    ``sole_p`` (T, 2n, 3): the sole points of both feet (right then left), Z up."""
+    T = sole_p.shape[0]
+    dt = 1 / RATE
+    n1 = sole_p.shape[1] // 2
     heights, heel, toe, cvel, geo = [], [], [], [], []
     vel = np.gradient(sole_p[:, :, :2], dt, axis=0)
     for k in range(2):
@@ -842,8 +914,15 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
     Ff = [frac[:, k:k + 1] * F for k in range(2)]
     for k in range(2):
         Ff[k][:, 2] = np.maximum(Ff[k][:, 2], 0.0)
+    return _Split(F=F, Ff=Ff, cop=cop, along=[a for _, a in cops], w=w, speed=cvel)
 
-    # --- second pass: the GRF as external forces; what the root still needs is the residual --
+
+def _residual_forces(myo: _Myo, q: np.ndarray, split: _Split) -> np.ndarray:
+    """(T, nv) generalised forces of the feet's GRF applied at their CoPs (``mj_applyFT``);
+    ``qfrc`` minus these is what the root still needs (the residual)."""
+    mj, m, d = myo.mj, myo.m, myo.d
+    T = q.shape[0]
+    Ff, cop = split.Ff, split.cop
     qext = np.zeros((T, m.nv))
     buf = np.zeros(m.nv)
     zero3 = np.zeros(3)
@@ -857,31 +936,37 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
         mj.mj_comPos(m, d)
         for k in range(2):
             if Ff[k][t, 2] > 0:
-                body = foot_body[k][1] if cops[k][1][t] > toe_frac else foot_body[k][0]
+                body = foot_body[k][1] if split.along[k][t] > toe_frac else foot_body[k][0]
                 buf[:] = 0.0
                 mj.mj_applyFT(m, d, Ff[k][t], zero3, cop[k][t], body, buf)
                 qext[t] += buf
-    net = qfrc - qext
-    res_F = np.linalg.norm(net[:, 0:3], axis=1)
-    res_M = np.linalg.norm(np.einsum("tij,tj->ti", Rroot, net[:, 3:6]), axis=1)
+    return qext
+
+
+def _grf_channels(root: np.ndarray, split: _Split, bw: float) -> np.ndarray:
+    """(T, 10) :data:`~hdys_rt.representations.GRF_CHANNELS`: Y-up force per foot in body
+    weights, CoP x, z relative to the pelvis (m), NaN where the foot carries no load."""
+    T = root.shape[0]
     grf = np.full((T, 10), np.nan)
     pel_yup = zup_to_yup(root).astype(np.float64)
     for k in range(2):
-        fy = zup_to_yup(Ff[k]).astype(np.float64) / bw
-        cy = zup_to_yup(cop[k]).astype(np.float64)
+        fy = zup_to_yup(split.Ff[k]).astype(np.float64) / bw
+        cy = zup_to_yup(split.cop[k]).astype(np.float64)
         on = fy[:, 1] > 1e-3
         grf[:, 5 * k:5 * k + 3] = fy
         grf[:, 5 * k + 3] = np.where(on, cy[:, 0] - pel_yup[:, 0], np.nan)
         grf[:, 5 * k + 4] = np.where(on, cy[:, 2] - pel_yup[:, 2], np.nan)
+    return grf
 
-    # coupling: forces on dependent coordinates act on their driver (virtual work)
-    tau_full = np.einsum("tji,tj->ti", Gm, net)
-    tau = tau_full[:, myo.hinge_v]
-    arm = np.einsum("tmj,tji->tmi", moment, Gm)[:, :, myo.hinge_v]  # (T, 80, 14)
 
-    # --- static optimisation ----------------------------------------------------------------
-    t1 = time.perf_counter()
-    act = np.zeros((T, m.nu))
+def _static_optimisation(myo: _Myo, tau, arm, gain, bias) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame and leg ``min sum a^2 + sum (r / RESERVE_NM)^2``, ``0 <= a <= 1`` (BVLS) with
+    ``arm (gain a + bias) + r = tau``. Returns activations (T, 80) in the model's muscle order
+    and the reserve torques r (T, 14) N·m."""
+    from scipy.optimize import lsq_linear
+
+    T = tau.shape[0]
+    act = np.zeros((T, myo.m.nu))
     reserve = np.zeros((T, len(HINGES)))
     for side in SIDES:
         mi, hi = myo.side_muscles[side], myo.side_hinges[side]
@@ -895,15 +980,16 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
                              bounds=(0.0, 1.0), method="bvls")
             act[t, mi] = np.clip(sol.x, 0.0, 1.0)
             reserve[t, hi] = b - A @ sol.x
-    t_so = time.perf_counter() - t1
+    return act, reserve
 
-    # cut padding
-    pad = int(round(pad_s * RATE))
-    keep = slice(pad, T - pad)
+
+def _quality(keep: slice, split: _Split, grf, res_F, res_M, reserve, bw: float) -> dict:
+    """The per-sequence quality numbers of ``meta["quality"]`` over the frames ``keep``."""
+    w, F = split.w, split.F
     stance = np.concatenate([w[0][keep] > 0.9, w[1][keep] > 0.9])
-    slip = np.concatenate([cvel[0][keep], cvel[1][keep]])
+    slip = np.concatenate([split.speed[0][keep], split.speed[1][keep]])
     vy = grf[keep][:, [1, 6]].sum(axis=1)
-    quality = {
+    return {
         "root_residual_force_N": {"mean": float(res_F[keep].mean()), "max": float(res_F[keep].max())},
         "root_residual_moment_Nm": {"mean": float(res_M[keep].mean()), "max": float(res_M[keep].max())},
         "root_force_rms_BW": float(np.sqrt((F[keep] ** 2).sum(1).mean()) / bw),
@@ -911,18 +997,10 @@ def simulate(mo: Motion, mass_scale: float, pad_s: float = 0.5) -> SimResult:
         "reserve_torque_Nm": {"rms": float(np.sqrt((reserve[keep] ** 2).mean())),
                               "max": float(np.abs(reserve[keep]).max())},
         "stance_contact_speed_mps": float(np.median(slip[stance])) if stance.any() else 0.0,
-        "seconds": {"dynamics": round(t_sim, 3), "static_optimisation": round(t_so, 3)},
     }
-    nmk = len(mk_items)
-    return SimResult(
-        q=q[keep], hinge=q[keep][:, myo.hinge_q], pelvis_rot=R[keep], root=root[keep],
-        tau=tau[keep], grf=grf[keep], act=act[keep],
-        markers=pts[keep, ns:ns + nmk], keypoints=pts[keep, ns + nmk:], mass=mass,
-        quality=quality,
-    )
 
 
-# --- sequences, plan and run -----------------------------------------------------------------
+# --- sequences and plan -----------------------------------------------------------------
 
 SUBJECT_POOL = 12
 _FULL_MIX = (  # (motion, sequences, duration range s)
@@ -1040,14 +1118,10 @@ def build_sequence(spec: dict) -> Sequence:
     )
 
 
-def run(job: dict, out_dir: Path) -> list[str]:
-    """Build the job's sequences into ``out_dir``; returns their names."""
-    names = []
+def sequences(job: dict) -> Iterator[Sequence]:
+    """The job's sequences (one per spec), built one at a time."""
     for spec in job["sequences"]:
-        t0 = time.perf_counter()
         seq = build_sequence(spec)
-        write_sequence(out_dir, seq)
-        names.append(seq.name)
-        log.info("%s: %d frames in %.1f s (root residual %.0f N·m mean)", seq.name, seq.frames,
-                 time.perf_counter() - t0, seq.meta["quality"]["root_residual_moment_Nm"]["mean"])
-    return names
+        log.info("%s: root residual %.0f N·m mean", seq.name,
+                 seq.meta["quality"]["root_residual_moment_Nm"]["mean"])
+        yield seq

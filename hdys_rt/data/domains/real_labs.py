@@ -126,12 +126,3 @@ def _store(cache: Path, write) -> None:
         os.replace(part, cache)
     except OSError:  # another process stored it first
         shutil.rmtree(part, ignore_errors=True)
-
-
-def run(job: dict, out_dir: Path) -> list[str]:
-    """Build the job's sequences into ``out_dir`` (today's build.py); returns their names."""
-    names = []
-    for seq in sequences(job):
-        write_sequence(out_dir, seq)
-        names.append(seq.name)
-    return names

@@ -24,12 +24,11 @@ subset of 4 more per side.
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 
-from hdys_rt.data.corpus import Sequence, write_sequence
+from hdys_rt.data.corpus import Sequence
 from hdys_rt.data.domains import myolegs
 
 log = logging.getLogger(__name__)
@@ -132,12 +131,7 @@ def build_sequence(spec: dict) -> Sequence:
     )
 
 
-def run(job: dict, out_dir: Path) -> list[str]:
-    names = []
+def sequences(job: dict) -> Iterator[Sequence]:
+    """The job's sequences (one per spec), built one at a time."""
     for spec in job["sequences"]:
-        t0 = time.perf_counter()
-        seq = build_sequence(spec)
-        write_sequence(out_dir, seq)
-        names.append(seq.name)
-        log.info("%s: %d frames in %.1f s", seq.name, seq.frames, time.perf_counter() - t0)
-    return names
+        yield build_sequence(spec)

@@ -28,15 +28,14 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject
-from hdys_rt.data.domains.lab_real import (_osim, _quiet_stdout, read_mot, read_trc, write_mot,
-                                           write_trc)
+from hdys_rt.data.domains.lab_real import (_osim, _quiet_stdout, _read_markers, _read_table,
+                                           _write_markers, _write_table)
 from hdys_rt.data.labs import plates as pl
 from hdys_rt.data.labs.catalog import Trial
 from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
-G = 9.80665
 COP_MIN_FZ_N = 20.0  # CoP is NaN below this vertical force (as lab_real)
 
 # --- quality gates ---------------------------------------------------------------------------
@@ -210,7 +209,7 @@ def run_id(osim, model_path: Path, ik_path: Path, loads_xml: Path, cutoff_hz: fl
     out = tmp / "id.sto"
     if not ok or not out.exists():
         raise HdysError(f"OpenSim ID failed on {ik_path.name}")
-    return read_mot(out)
+    return _read_table(out)
 
 
 def coordinates(osim, model, ik_path: Path, cutoff_hz: float | None):
@@ -241,7 +240,7 @@ def radians_unwrapped(osim, model, ik_path: Path, out: Path) -> Path:
     for j, n in enumerate(labels):
         if cs.contains(n) and cs.get(n).getMotionType() == 1:  # rotational
             q[:, j] = np.unwrap(q[:, j])
-    write_mot(out, t, labels, q)
+    _write_table(out, t, labels, q)
     return out
 
 
@@ -374,13 +373,13 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
         height, notes["height"] = estimate_height(osim, real / trial.model)
 
     # markers (TRC, OpenSim ground: Y up) and kinematics
-    m_t, m_names, m_xyz, rate = read_trc(real / trial.trc)
+    m_t, m_names, m_xyz, rate = _read_markers(real / trial.trc)
     if trial.ik:
         ik_path = real / trial.ik
         notes["kinematics"] = f"given IK {Path(trial.ik).name}"
     else:
         trc = tmp / "markers.trc"
-        write_trc(trc, m_t, m_names, m_xyz, rate)
+        _write_markers(trc, m_t, m_names, m_xyz, rate)
         ik_path = run_ik(osim, model_path, trc, (m_t[0], m_t[-1]), tmp)
         notes["kinematics"] = "OpenSim IK here (all model markers found in the TRC, weight 1)"
     model = osim.Model(str(model_path))
@@ -396,7 +395,7 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
     markers = m_xyz[nearest(m_t, raw_t, 0.6 / rate, f"{trial.name} TRC vs IK")]
 
     # plates -> feet -> filtered loads at the kinematic frames
-    g_t, g_labels, g_val = read_mot(real / trial.grf)
+    g_t, g_labels, g_val = _read_table(real / trial.grf)
     plates = pl.find_plates(g_labels)
     g_t, g_val, g_rate = pl.uniform(g_t, g_val)
     F, P, Tq = pl.plate_signals(g_val, plates)
@@ -421,13 +420,13 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
             cols.append(loads_f[:, s, 3 + c])
             labels.append(f"{side}_torque_{a}")
     loads_mot = tmp / "feet.mot"
-    write_mot(loads_mot, raw_t, labels, np.stack(cols, 1))
+    _write_table(loads_mot, raw_t, labels, np.stack(cols, 1))
     loads_xml = write_loads(osim, loads_mot, tmp / "feet.xml")
 
     id_t, id_labels, gen = run_id(osim, model_path, ik_path, loads_xml, trial.cutoff_hz, tmp)
     gen = gen[nearest(id_t, raw_t, 0.6 / rate, f"{trial.name} ID vs IK")]
 
-    bw = mass * G
+    bw = mass * reps.G
     res_f = np.stack([gen[:, id_labels.index(f"pelvis_t{a}_force")] for a in "xyz"], 1)
     res_m = np.stack([gen[:, id_labels.index(f"pelvis_{a}_moment")]
                       for a in ("tilt", "list", "rotation")], 1)
