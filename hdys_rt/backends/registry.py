@@ -51,10 +51,6 @@ def _no_cuda(dev: torch.device) -> str | None:
     return None
 
 
-def _cuda_only(dev: torch.device) -> str | None:
-    return None if dev.type == "cuda" else f"needs a CUDA device, got {dev.type}"
-
-
 def _onnxruntime(dev: torch.device) -> str | None:
     try:
         import onnxruntime as ort
@@ -155,7 +151,7 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
     Engine("torch", "torch eager mode", ("cpu", "cuda"), _B + "torch_backends:TorchBackend",
            on_the_fly=True),
     Engine("cudagraph", "torch, captured once as a CUDA graph", ("cuda",),
-           _B + "torch_backends:CudaGraphBackend", (_cuda_only,), on_the_fly=True),
+           _B + "torch_backends:CudaGraphBackend", on_the_fly=True),
     Engine("onnxruntime", "ONNX Runtime", ("cpu", "cuda"),
            _B + "onnxruntime_backend:OnnxRuntimeBackend", (_onnxruntime,), artefact="step.onnx",
            exporter=_B + "engine:export_onnxruntime", on_the_fly=True,
@@ -174,9 +170,11 @@ PREFERENCE = {"cpu": ("onnxruntime", "aoti", "torch"),
               "cuda": ("cudagraph", "tensorrt", "aoti", "onnxruntime", "torch")}
 
 
-def names(exported: bool = False) -> tuple[str, ...]:
-    """Every engine name (``exported``: only those `hdys-rt export` builds)."""
-    return tuple(n for n, e in ENGINES.items() if not exported or e.artefact)
+def names(exported: bool = False, on_the_fly: bool = False) -> tuple[str, ...]:
+    """Every engine name (``exported``: only those `hdys-rt export` builds; ``on_the_fly``:
+    only those built when the estimator loads)."""
+    return tuple(n for n, e in ENGINES.items()
+                 if (e.artefact or not exported) and (e.on_the_fly or not on_the_fly))
 
 
 def get(name: str, warn: bool = True) -> Engine:

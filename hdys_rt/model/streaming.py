@@ -146,7 +146,12 @@ class StreamingEstimator:
         self.units = dict(meta["units"])
         self._frame = 0
         self._engine = None
+        # auto may pick an engine with fewer marker slots than the model takes: a larger frame
+        # then switches to the registry's choice for that many markers (see _fit)
+        self._auto = str(engine) == "auto"
         self.engine, self.engine_reason = self._open_engine(engine, n_points)
+        if not self._auto:
+            self.max_points = self._engine.max_points
         self.set_stream_rate(stream_rate or self.rate)
 
     @classmethod
@@ -187,7 +192,6 @@ class StreamingEstimator:
                             f"engine folder, got {name!r}")
         self._engine = EngineStepper(backend, BiasTable(self.model.decoder.rel_bias),
                                      tuple(self.outputs))
-        self.max_points = self._engine.max_points
         log.info("streaming estimator on the %s engine (%s; %s)", spec.name, why, backend)
         return spec.name, why
 
@@ -225,6 +229,17 @@ class StreamingEstimator:
         self._engine.reset()
         self._frame = 0
 
+    def _fit(self, n_points: int) -> None:
+        """(auto only) Reopen the engine for frames of ``n_points`` markers; the stream's
+        history restarts."""
+        old, stride = self._engine, self.stride
+        self.engine, self.engine_reason = self._open_engine("auto", n_points)
+        old.close()
+        log.warning("%d markers do not fit the %d slots of the engine auto chose: now on the "
+                    "%s engine (%s)", n_points, old.max_points, self.engine, self.engine_reason)
+        self._engine.set_stride(stride)
+        self._frame = 0
+
     def step(self, points: np.ndarray) -> dict[str, np.ndarray]:
         """One frame: points (P, 3) float32 metres Y up, NaN rows = missing -> name -> (C,)."""
         pts = np.asarray(points, dtype=np.float32)
@@ -233,6 +248,8 @@ class StreamingEstimator:
         if pts.shape[0] > self.max_points:
             raise HdysError(f"{pts.shape[0]} points exceed the model's bound of "
                             f"{self.max_points}")
+        if pts.shape[0] > self._engine.max_points:
+            self._fit(pts.shape[0])
         mask = np.isfinite(pts).all(1)
         state = self._frame % self.stride
         self._frame += 1
