@@ -164,6 +164,7 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
 )}
 
 ALIASES = {"eager": "torch", "onnx": "onnxruntime"}  # deprecated spellings -> the engine
+PORTABLE = "torch"  # runs on every device, any marker count: the estimator's default engine
 
 # what ``auto`` tries, fastest first (benchmarks/RESULTS.md), per device type
 PREFERENCE = {"cpu": ("onnxruntime", "aoti", "torch"),
@@ -201,7 +202,7 @@ def resolve_auto(device: str | torch.device = "cpu", n_points: int | None = None
     marker slots hold ``n_points`` (None: unknown, assume they fit). Returns (engine, why)."""
     dev = torch.device(device)
     skipped = []
-    for name in PREFERENCE.get(dev.type, ("torch",)):
+    for name in PREFERENCE.get(dev.type, (PORTABLE,)):
         e = ENGINES[name]
         why = e.unavailable(dev)
         if why is None and not (e.artefact if exported else e.on_the_fly):
@@ -225,5 +226,5 @@ def resolve(name: str, device: str | torch.device = "cpu",
     return get(name).require(device), "asked for"
 
 
-__all__ = ["Engine", "ENGINES", "ALIASES", "AUTO", "PREFERENCE", "ON_THE_FLY_POINTS", "names",
-           "get", "available", "resolve", "resolve_auto", "library_version"]
+__all__ = ["Engine", "ENGINES", "ALIASES", "AUTO", "PORTABLE", "PREFERENCE", "ON_THE_FLY_POINTS",
+           "names", "get", "available", "resolve", "resolve_auto", "library_version"]

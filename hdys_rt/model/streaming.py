@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENGINE = "torch"
-
 
 class EngineStepper:
     """Runs the functional step through a backend for ``stride`` interleaved states of ONE
@@ -171,7 +169,7 @@ class StreamingEstimator:
         from hdys_rt.backends.base import IOSpec
         from hdys_rt.model.step import BiasTable, StreamingStep
 
-        name = str(engine) if engine is not None else DEFAULT_ENGINE
+        name = str(engine) if engine is not None else registry.PORTABLE
         if name == registry.AUTO or name in registry.ENGINES or name in registry.ALIASES:
             spec, why = registry.resolve(name, self.device, n_points)
             step = StreamingStep(self.model, self.input_kind)
