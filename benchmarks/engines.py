@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hdys_rt.backends import registry
 from hdys_rt.backends.base import IOSpec
-from hdys_rt.backends.engine import export_aoti, export_onnx
 from hdys_rt.errors import HdysError
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model
@@ -39,8 +39,17 @@ from hdys_rt.training.loop import PRESETS
 
 log = logging.getLogger("benchmarks.engines")
 
-CPU_BACKENDS = ("eager", "onnxruntime", "aoti")
-GPU_BACKENDS = ("cudagraph", "eager", "onnxruntime", "tensorrt", "tensorrt-fp16", "aoti")
+FP16 = "-fp16"  # suffix: the FP16 build of an engine that has one (tensorrt-fp16)
+
+
+def default_backends(device: torch.device) -> list[str]:
+    """Every registry engine for the device type, plus the FP16 build of those that have one
+    (unavailable ones are listed and reported as skipped, with the registry's reason)."""
+    out = []
+    for e in registry.ENGINES.values():
+        if device.type in e.devices:
+            out += [e.name] + ([e.name + FP16] if e.fp16 and device.type == "cuda" else [])
+    return out
 
 
 def step_cost(step: StreamingStep, batch: int, max_points: int) -> tuple[float, float]:
@@ -84,36 +93,20 @@ def machine_peaks(device: torch.device) -> tuple[float, float]:
 
 
 def make_backend(name: str, step: StreamingStep, batch: int, P: int, device: str, tmp: Path):
+    """The backend of engine ``name`` (optionally ``NAME-fp16``) for ``batch`` streams: built
+    from the step, or exported into ``tmp`` first; the registry says which and whether it can
+    run here."""
+    fp16 = name.endswith(FP16)
+    e = registry.get(name[:-len(FP16)] if fp16 else name).require(device)
     io = IOSpec.from_shapes(step.io_shapes(batch, P))
-    if name == "eager":
-        from hdys_rt.backends.torch_backends import TorchBackend
-
-        return TorchBackend(step, io, device)
-    if name == "cudagraph":
-        from hdys_rt.backends.torch_backends import CudaGraphBackend
-
-        return CudaGraphBackend(step, io, device)
-    if name == "onnxruntime":
-        from hdys_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        path = tmp / f"b{batch}.onnx"
-        export_onnx(step, path, batch, P)
-        return OnnxRuntimeBackend(path, io, device)
-    if name == "aoti":
-        from hdys_rt.backends.aoti_backend import AotiBackend
-
-        path = tmp / f"b{batch}-{device.split(':')[0]}.pt2"
-        export_aoti(step, path, batch, P, device)
-        step.to("cpu")
-        return AotiBackend(path, io, device)
-    if name.startswith("tensorrt"):
-        from hdys_rt.backends.tensorrt_backend import TensorRTBackend, build_plan
-
-        src, plan = tmp / f"b{batch}-dyn.onnx", tmp / f"b{batch}-{name}.plan"
-        export_onnx(step, src, batch, P, dynamic_points=True)
-        build_plan(src, plan, io, fp16=name.endswith("fp16"), timing_cache=tmp / "timing.cache")
-        return TensorRTBackend(plan, io, device)
-    raise HdysError(f"unknown backend {name!r}")
+    if e.on_the_fly and not fp16:
+        return e.from_step(step, io, device)
+    if fp16 and not e.fp16:
+        raise HdysError(f"the {e.name} engine has no FP16 build")
+    folder = tmp / f"{name}-b{batch}-{torch.device(device).type}"
+    folder.mkdir(parents=True, exist_ok=True)
+    e.export(step, folder / e.artefact, io, device, fp16, folder)
+    return e.from_artefact(folder / e.artefact, io, device)
 
 
 def fill_inputs(be, step: StreamingStep, valid: int, seed: int = 0) -> None:
@@ -127,8 +120,7 @@ def fill_inputs(be, step: StreamingStep, valid: int, seed: int = 0) -> None:
     inp["mask"].copy_(mask)
     inp["k_cache"].copy_(torch.randn(inp["k_cache"].shape, generator=g))
     inp["v_cache"].copy_(torch.randn(inp["v_cache"].shape, generator=g))
-    bias = BiasTable(step.dblocks[0].qkv.weight.new_zeros(
-        step.cfg.dec_layers, step.cfg.dec_heads, step.cfg.window))
+    bias = BiasTable(step.decoder.rel_bias)
     inp["attn_bias"].copy_(bias(3 * step.cfg.window + 1).expand_as(inp["attn_bias"]))
 
 
@@ -153,7 +145,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="saved model (default: fresh small-preset model)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--backends", nargs="+", help="default: every one available on the device")
+    ap.add_argument("--backends", nargs="+", help="engines of hdys_rt.backends.registry (NAME or "
+                    "NAME-fp16); default: every one for the device type")
     ap.add_argument("--streams", nargs="+", type=int, help="batch sizes (default cpu: 1 8; "
                     "cuda: 1 256)")
     ap.add_argument("--steps", type=int, default=10000)
@@ -180,7 +173,7 @@ def main(argv=None) -> int:
         model = HDyS(PRESETS["small"].model).eval()
     step = StreamingStep(model)
     streams = args.streams or ([1, 256] if dev.type == "cuda" else [1, 8])
-    names = args.backends or list(GPU_BACKENDS if dev.type == "cuda" else CPU_BACKENDS)
+    names = args.backends or default_backends(dev)
     flop_peak, bw_peak = machine_peaks(dev)
     cpu_name = platform.processor() or platform.machine()
     where = (torch.cuda.get_device_name(dev) if dev.type == "cuda" else

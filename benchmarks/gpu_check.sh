@@ -29,7 +29,7 @@ for m in ("onnx", "onnxruntime", "tensorrt", "safetensors", "pytest"):
 PYEOF
 cat "$OUT/env.txt"
 
-# 1. GPU parity tests (eager CUDA, CUDA graph, onnxruntime CUDA EP, AOTInductor CUDA, TensorRT)
+# 1. GPU parity tests (torch CUDA, CUDA graph, onnxruntime CUDA EP, AOTInductor CUDA, TensorRT)
 timeout 200 $PY -m pytest -q -rs -m gpu tests/test_engines.py -p no:cacheprovider \
     --junitxml "$OUT/gpu-tests.xml" > "$OUT/gpu-tests.txt" 2>&1
 echo "gpu tests rc=$?" | tee -a "$OUT/gpu-tests.txt"

@@ -1,13 +1,16 @@
-"""Engines and backends: the functional step, parity of every available backend against float64
-torch over a sequence longer than the window (ring wrap-around, masked and missing markers),
-engine.json checks, the export command, and the estimator's engine choice.
+"""Engines and backends: the functional step, parity of every engine of the registry against
+float64 torch over a sequence longer than the window (ring wrap-around, masked and missing
+markers), the registry (names, availability, auto), engine.json checks, the export command, and
+the estimator's engine choice.
 
 Tolerances (max |engine - float64| divided by the largest |float64| value of the same output,
-over every step): fp32 engines 1e-5, TensorRT fp16 1e-2.
+over every step): fp32 engines 1e-5 (onnxruntime on CUDA 1e-4: cuDNN/TF32 paths; TensorRT fp32
+1e-4), TensorRT fp16 1e-2. An engine that cannot run here is skipped with the registry's reason.
 """
 
 import copy
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -15,9 +18,9 @@ import pytest
 import torch
 
 from hdys_rt import representations as reps
+from hdys_rt.backends import registry
 from hdys_rt.backends.base import IOSpec
 from hdys_rt.backends.engine import check_engine, export_engine, export_onnx, open_engine
-from hdys_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
 from hdys_rt.backends.torch_backends import CudaGraphBackend, TorchBackend
 from hdys_rt.cli import main
 from hdys_rt.errors import HdysError
@@ -38,20 +41,9 @@ try:
     import onnxruntime as ort
 except ImportError:  # the onnx extra is not installed
     ort = None
-try:
-    import tensorrt  # noqa: F401
-    HAVE_TRT = True
-except ImportError:
-    HAVE_TRT = False
 
-CUDA = torch.cuda.is_available()
+HAVE_TRT = registry.library_version("tensorrt") is not None
 need_ort = pytest.mark.skipif(ort is None, reason="onnxruntime not installed (hdys-rt[onnx])")
-need_gpu = pytest.mark.skipif(not CUDA, reason="no CUDA GPU on this machine")
-need_trt = pytest.mark.skipif(not HAVE_TRT, reason="TensorRT is not installed: pip install "
-                              "'hdys-rt[tensorrt]' (not installable on this workplace's machines)")
-need_ort_cuda = pytest.mark.skipif(
-    ort is None or "CUDAExecutionProvider" not in ort.get_available_providers(),
-    reason="onnxruntime has no CUDA execution provider here")
 
 
 def _model(seed=0):
@@ -105,6 +97,7 @@ def run_sequence(backend, stream, streams=1) -> np.ndarray:
         inp["points"][:, :P] = pts
         inp["mask"][:, :P] = mask[t].float()
         inp["attn_bias"][:] = bias(t)
+        backend.use_points(P)  # the torch engine runs only these rows; the others the padding
         out = backend.infer()
         inp["k_cache"][:, :, :, t % W] = out["k_new"]
         inp["v_cache"][:, :, :, t % W] = out["v_new"]
@@ -181,24 +174,75 @@ def test_cudagraph_needs_cuda():
         CudaGraphBackend(StreamingStep(_model()), _io(), "cpu")
 
 
-# --- parity: every available backend vs float64 torch -------------------------------------------
+# --- parity: every engine of the registry vs float64 torch -------------------------------------
 
-def test_parity_torch_eager_cpu(model_path, stream, reference):
+ENGINE_CASES = [pytest.param(name, dev, fp16, id=f"{name}-{dev}" + ("-fp16" if fp16 else ""),
+                             marks=[pytest.mark.gpu] if dev == "cuda" else [])
+                for name, e in registry.ENGINES.items() for dev in e.devices
+                for fp16 in ((False, True) if e.fp16 else (False,))]
+TOLERANCES = {("onnxruntime", "cuda"): 1e-4, ("tensorrt", "cuda"): FP32_TOL * 10}
+
+
+def test_parity_covers_every_engine_of_the_registry():
+    assert {c.values[0] for c in ENGINE_CASES} == set(registry.names())
+
+
+@pytest.mark.parametrize("name,device,fp16", ENGINE_CASES)
+def test_engine_parity(name, device, fp16, model_path, stream, reference, tmp_path, request):
+    """Every engine through the registry: built on the fly (batch 1 and 3) or exported (batch 1),
+    the same frames in, the float64 offline forward's outputs out."""
+    e = registry.get(name)
+    why = e.unavailable(device)
+    if why:
+        pytest.skip(f"{name} on {device}: {why}")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tol = FP16_TOL if fp16 else TOLERANCES.get((name, device), FP32_TOL)
+    m, _ = load_model(model_path, device=device)
+    step = StreamingStep(m)
+    if e.on_the_fly:
+        for B in (1, 3):
+            with e.from_step(step, _io(B), device) as be:
+                assert be.name == name
+                got = run_sequence(be, stream)
+            assert got.shape[1] == B
+            assert_parity(got, reference, tol)
+        return
+    if name == "aoti" and device == "cpu":
+        folder = request.getfixturevalue("aoti_engine")  # the one shared AOTInductor compile
+    else:
+        folder = tmp_path / "e"
+        info = export_engine(name, str(model_path), folder, max_points=PMAX, device=device,
+                             fp16=fp16)
+        assert info["precision"] == ("fp16" if fp16 else "fp32")
+        if name == "tensorrt":
+            assert (folder / "timing.cache").stat().st_size > 0
+    with open_engine(folder, device=device) as be:
+        assert be.name == name
+        assert_parity(run_sequence(be, stream)[:, 0], reference, tol)
+
+
+def test_step_shares_the_model_weights(model_path, stream, reference):
+    """The step holds the model's modules: a change to the model's weights is a change to the
+    step (nothing copied by key)."""
     m, _ = load_model(model_path)
-    with TorchBackend(StreamingStep(m), _io()) as be:
-        assert_parity(run_sequence(be, stream)[:, 0], reference, FP32_TOL)
+    step = StreamingStep(m)
+    assert step.heads[0] is m.heads[SMALL.dyn_outputs[0]] and step.decoder is m.decoder
+    with torch.no_grad():
+        m.decoder.ln.bias.add_(1.0)
+    with registry.get("torch").from_step(step, _io(), "cpu") as be:
+        got = run_sequence(be, stream)[:, 0]
+    assert np.abs(got - reference).max() > 1e-2
 
 
-@need_ort
-def test_parity_onnxruntime_cpu_and_batched(model_path, stream, reference, tmp_path):
-    m, _ = load_model(model_path)
-    for B in (1, 3):
-        path = tmp_path / f"b{B}.onnx"
-        export_onnx(StreamingStep(m), path, batch=B, max_points=PMAX)
-        with OnnxRuntimeBackend(path, _io(B)) as be:
-            got = run_sequence(be, stream)
-        assert got.shape[1] == B
-        assert_parity(got, reference, FP32_TOL)
+@pytest.fixture(scope="module")
+def aoti_engine(model_path, tmp_path_factory):
+    """One AOTInductor compile (~100 s) shared by every test that needs a CPU aoti engine."""
+    why = registry.get("aoti").unavailable("cpu")
+    if why:
+        pytest.skip(f"aoti on cpu: {why}")
+    out = tmp_path_factory.mktemp("engines") / "aoti"
+    export_engine("aoti", str(model_path), out, batch=1, max_points=PMAX)
+    return out
 
 
 @need_ort
@@ -215,70 +259,54 @@ def test_tensorrt_source_onnx_has_a_dynamic_marker_axis(model_path, tmp_path):
         ex = st.example_inputs(1, n)
         ex[0].normal_()
         ex[4].zero_()
-        want = st(*ex)[0].numpy()
+        with torch.no_grad():
+            want = st(*ex)[0].numpy()
         got = sess.run(["out"], dict(zip(("points", "mask", "k_cache", "v_cache", "attn_bias"),
                                          (t.numpy() for t in ex))))[0]
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 
-@pytest.fixture(scope="module")
-def aoti_engine(model_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("engines") / "aoti"
-    export_engine("aoti", str(model_path), out, batch=1, max_points=PMAX)
-    return out
+# --- the registry --------------------------------------------------------------------------------
+
+def test_registry_one_spelling_and_deprecated_aliases(caplog):
+    assert registry.names() == ("torch", "cudagraph", "onnxruntime", "aoti", "tensorrt")
+    assert registry.names(exported=True) == ("onnxruntime", "aoti", "tensorrt")
+    assert registry.names(on_the_fly=True) == ("torch", "cudagraph", "onnxruntime")
+    with caplog.at_level(logging.WARNING, logger="hdys_rt.backends.registry"):
+        assert registry.get("eager").name == "torch" and registry.get("onnx").name == \
+            "onnxruntime"
+    assert "'eager' is deprecated: use 'torch'" in caplog.text
+    with pytest.raises(HdysError, match=r"unknown engine 'tvm': choose one of \('torch'"):
+        registry.get("tvm")
+    for e in registry.ENGINES.values():  # every backend class answers to its registry name
+        assert e.backend_class().name == e.name
 
 
-def test_parity_aoti_cpu(aoti_engine, stream, reference):
-    with open_engine(aoti_engine) as be:
-        assert be.name == "aoti"
-        assert_parity(run_sequence(be, stream)[:, 0], reference, FP32_TOL)
+def test_registry_availability_reasons():
+    assert registry.get("torch").unavailable("cpu") is None
+    assert "runs on cuda, not cpu" in registry.get("cudagraph").unavailable("cpu")
+    assert "runs on cuda, not cpu" in registry.get("tensorrt").unavailable("cpu")
+    if not HAVE_TRT:
+        assert "pip install 'hdys-rt[tensorrt]'" in registry.get("tensorrt").unavailable("cuda")
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in registry.get("torch").unavailable("cuda")
+        with pytest.raises(HdysError, match="no engine can run on cuda"):
+            registry.resolve_auto("cuda")
+    with pytest.raises(HdysError, match="engine cudagraph on cpu: the cudagraph engine runs on "
+                       "cuda, not cpu"):
+        registry.resolve("cudagraph", "cpu")
 
 
-@pytest.mark.gpu
-@need_gpu
-def test_parity_torch_eager_cuda(model_path, stream, reference):
-    m, _ = load_model(model_path)
-    with TorchBackend(StreamingStep(m), _io(), "cuda") as be:
-        assert_parity(run_sequence(be, stream)[:, 0], reference, FP32_TOL)
-
-
-@pytest.mark.gpu
-@need_gpu
-def test_parity_cudagraph(model_path, stream, reference):
-    m, _ = load_model(model_path)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    with CudaGraphBackend(StreamingStep(m), _io(4), "cuda") as be:
-        assert_parity(run_sequence(be, stream), reference, FP32_TOL)
-
-
-@pytest.mark.gpu
-@need_gpu
-@need_ort_cuda
-def test_parity_onnxruntime_cuda(model_path, stream, reference, tmp_path):
-    export_engine("onnx", str(model_path), tmp_path / "e", max_points=PMAX)
-    with open_engine(tmp_path / "e", device="cuda") as be:
-        assert_parity(run_sequence(be, stream)[:, 0], reference, 1e-4)  # cuDNN/TF32 paths
-
-
-@pytest.mark.gpu
-@need_gpu
-def test_parity_aoti_cuda(model_path, stream, reference, tmp_path):
-    export_engine("aoti", str(model_path), tmp_path / "e", max_points=PMAX, device="cuda")
-    with open_engine(tmp_path / "e", device="cuda") as be:
-        assert_parity(run_sequence(be, stream)[:, 0], reference, FP32_TOL)
-
-
-@pytest.mark.gpu
-@need_gpu
-@need_trt
-@pytest.mark.parametrize("fp16,tol", [(False, FP32_TOL * 10), (True, FP16_TOL)])
-def test_parity_tensorrt(model_path, stream, reference, tmp_path, fp16, tol):
-    info = export_engine("tensorrt", str(model_path), tmp_path / "e", max_points=PMAX,
-                         device="cuda", fp16=fp16)
-    assert info["precision"] == ("fp16" if fp16 else "fp32")
-    assert (tmp_path / "e" / "timing.cache").stat().st_size > 0
-    with open_engine(tmp_path / "e", device="cuda") as be:
-        assert_parity(run_sequence(be, stream)[:, 0], reference, tol)
+def test_resolve_auto_decides_once():
+    e, why = registry.resolve_auto("cpu")
+    if ort is None:
+        assert e.name == "torch" and "onnxruntime is not installed" in why
+        return
+    assert e.name == "onnxruntime"
+    assert registry.resolve_auto("cpu", n_points=64)[0].name == "onnxruntime"
+    e, why = registry.resolve_auto("cpu", n_points=65)  # more markers than the slots built
+    assert e.name == "torch" and "takes at most 64 markers" in why
+    assert registry.resolve_auto("cpu", n_points=100, exported=True)[0].name == "onnxruntime"
 
 
 # --- TensorRT where it is not installed ---------------------------------------------------------
@@ -303,12 +331,12 @@ def test_tensorrt_missing_is_one_line_naming_the_extra(model_path, tmp_path, cap
 @need_ort
 def test_export_onnx_cli_writes_engine_json(model_path, tmp_path, capsys):
     out = tmp_path / "engines" / "cpu-onnx"
-    assert main(["export", "--engine", "onnx", "--model", str(model_path), "--out", str(out),
-                 "--max-points", str(PMAX)]) == 0
-    assert "onnx engine" in capsys.readouterr().out
+    assert main(["export", "--engine", "onnxruntime", "--model", str(model_path), "--out",
+                 str(out), "--max-points", str(PMAX)]) == 0
+    assert "onnxruntime engine" in capsys.readouterr().out
     info = json.loads((out / "engine.json").read_text())
     meta = json.loads(model_path.with_suffix(".json").read_text())
-    assert info["engine"] == "onnx" and (out / info["artefact"]).is_file()
+    assert info["engine"] == "onnxruntime" and (out / info["artefact"]).is_file()
     assert info["inputs"]["points"] == {"shape": [1, PMAX, 3], "dtype": "float32"}
     assert info["inputs"]["k_cache"]["shape"] == [1, 2, 2, 8, 16]
     assert info["outputs"]["out"]["shape"] == [1, sum(reps.get(k).size
@@ -317,16 +345,25 @@ def test_export_onnx_cli_writes_engine_json(model_path, tmp_path, capsys):
     assert info["model"]["weights_sha256"] == meta["weights_sha256"]
     assert info["builder"]["torch"] == torch.__version__ and "onnxruntime" in info["builder"]
     assert "physical units" in info["normalisation"]
-    assert info["rebuild"].startswith("hdys-rt export --engine onnx")
+    assert info["rebuild"].startswith("hdys-rt export --engine onnxruntime ")
     assert check_engine(info, out) == []
+    # the old spelling still builds the same engine; an old engine.json ("onnx") still opens
+    assert main(["export", "--engine", "onnx", "--model", str(model_path), "--out",
+                 str(tmp_path / "old"), "--max-points", str(PMAX)]) == 0
+    old = json.loads((tmp_path / "old" / "engine.json").read_text())
+    assert old["engine"] == "onnxruntime"
+    (tmp_path / "old" / "engine.json").write_text(json.dumps(dict(old, engine="onnx")))
+    with open_engine(tmp_path / "old") as be:
+        assert be.name == "onnxruntime"
 
 
 @need_ort
 def test_engine_checks_say_what_to_rebuild(model_path, tmp_path):
     out = tmp_path / "e"
-    export_engine("onnx", str(model_path), out, max_points=PMAX)
+    export_engine("onnxruntime", str(model_path), out, max_points=PMAX)
     # the model changed
-    with pytest.raises(HdysError, match=r"model changed.*rebuild: hdys-rt export --engine onnx"):
+    with pytest.raises(HdysError, match=r"model changed.*rebuild: hdys-rt export --engine "
+                       "onnxruntime"):
         open_engine(out, model_sha256="0" * 64)
     # a compiled artefact from another torch
     info = json.loads((out / "engine.json").read_text())
@@ -346,12 +383,15 @@ def test_engine_checks_say_what_to_rebuild(model_path, tmp_path):
 
 
 def test_export_refuses_bad_arguments(model_path, tmp_path):
-    with pytest.raises(HdysError, match="max_points must be in 1..32"):
-        export_engine("onnx", str(model_path), tmp_path / "e", max_points=33)
+    if ort is not None:
+        with pytest.raises(HdysError, match="max_points must be in 1..32"):
+            export_engine("onnxruntime", str(model_path), tmp_path / "e", max_points=33)
     with pytest.raises(HdysError, match="--fp16 is for --engine tensorrt"):
-        export_engine("onnx", str(model_path), tmp_path / "e", fp16=True)
+        export_engine("onnxruntime", str(model_path), tmp_path / "e", fp16=True)
     with pytest.raises(HdysError, match="unknown engine 'tvm'"):
         export_engine("tvm", str(model_path), tmp_path / "e")
+    with pytest.raises(HdysError, match="the torch engine has nothing to export"):
+        export_engine("torch", str(model_path), tmp_path / "e")
 
 
 # --- the estimator's engine choice --------------------------------------------------------------
@@ -367,13 +407,14 @@ def _stream_steps(est, stream):
     return np.stack(outs)
 
 
-@pytest.mark.parametrize("engine", ["eager", "onnxruntime", "folder-onnx", "folder-aoti"])
+@pytest.mark.parametrize("engine", ["torch", "eager", "onnxruntime", "auto", "folder-onnx",
+                                    "folder-aoti"])
 def test_estimator_engines_match_torch(engine, model_path, stream, reference, tmp_path,
                                        request):
-    if "onnx" in engine and ort is None:
+    if engine in ("onnxruntime", "folder-onnx") and ort is None:
         pytest.skip("onnxruntime not installed (hdys-rt[onnx])")
     if engine == "folder-onnx":
-        export_engine("onnx", str(model_path), tmp_path / "e", max_points=PMAX)
+        export_engine("onnxruntime", str(model_path), tmp_path / "e", max_points=PMAX)
         engine = str(tmp_path / "e")
     elif engine == "folder-aoti":
         engine = str(request.getfixturevalue("aoti_engine"))
@@ -397,8 +438,10 @@ def test_estimator_engine_interleaved_stream_rate(model_path):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(24, 8, 3, generator=g)
     ref = StreamingEstimator(m, meta, stream_rate=200.0)
-    est = StreamingEstimator(m, meta, stream_rate=200.0, engine="eager")
-    assert est.stride == 2
+    if ort is None:
+        pytest.skip("onnxruntime not installed (hdys-rt[onnx])")
+    est = StreamingEstimator(m, meta, stream_rate=200.0, engine="onnxruntime")
+    assert est.stride == 2 and ref.engine == "torch"
     for t in range(24):
         a, b = ref.step(x[t].numpy()), est.step(x[t].numpy())
         np.testing.assert_allclose(b["grf"], a["grf"], rtol=1e-4, atol=1e-5)
@@ -407,27 +450,56 @@ def test_estimator_engine_interleaved_stream_rate(model_path):
 def test_estimator_engine_errors(model_path, tmp_path):
     with pytest.raises(HdysError, match="engine must be one of"):
         StreamingEstimator.load(model_path, engine="tvm")
-    est = StreamingEstimator.load(model_path, engine="eager")
+    with pytest.raises(HdysError, match="the aoti engine is not built on the fly: build it "
+                       "with `hdys-rt export --engine aoti"):
+        StreamingEstimator.load(model_path, engine="aoti")
+    est = StreamingEstimator.load(model_path, engine="torch")
     with pytest.raises(HdysError, match="33 points exceed"):
         est.step(np.zeros((SMALL.max_points + 1, 3), np.float32))
     if ort is not None:
-        export_engine("onnx", str(model_path), tmp_path / "b2", batch=2, max_points=PMAX)
+        export_engine("onnxruntime", str(model_path), tmp_path / "b2", batch=2, max_points=PMAX)
         with pytest.raises(HdysError, match="export it with --batch 1"):
             StreamingEstimator.load(model_path, engine=str(tmp_path / "b2"))
         other = save_model(_model(seed=5), tmp_path / "other", rate=100.0)
-        export_engine("onnx", str(other), tmp_path / "o", max_points=PMAX)
+        export_engine("onnxruntime", str(other), tmp_path / "o", max_points=PMAX)
         with pytest.raises(HdysError, match="model changed"):
             StreamingEstimator.load(model_path, engine=str(tmp_path / "o"))
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @need_ort
-def test_export_auto_keeps_the_fastest(model_path, tmp_path):
-    out = tmp_path / "auto"
-    info = export_engine("auto", str(model_path), out, max_points=PMAX)
-    times = info["auto"]["candidates_ms"]
-    assert set(times) >= {"onnx"} and info["auto"]["picked"] == min(times, key=times.get)
-    assert info["engine"] == info["auto"]["picked"] and not (out / ".candidates").exists()
+def test_estimator_auto_switches_engine_for_more_markers_than_its_slots(tmp_path, caplog):
+    """auto on CPU: onnxruntime with 64 slots; a 70-marker frame moves the stream to the
+    registry's choice for 70 markers (torch), which then equals the offline forward."""
+    torch.manual_seed(0)
+    m = HDyS(ModelConfig(**{**SMALL.to_dict(), "max_points": 80})).eval()
+    est = StreamingEstimator.load(save_model(m, tmp_path / "m80", rate=100.0), engine="auto")
+    assert est.engine == "onnxruntime" and est.max_points == 80
+    x = torch.randn(1, 3, 70, 3)
+    with caplog.at_level(logging.WARNING, logger="hdys_rt.model.streaming"):
+        got = np.stack([est.step(x[0, t].numpy())["grf"] for t in range(3)])
+    assert est.engine == "torch" and "takes at most 64 markers" in est.engine_reason
+    assert "70 markers do not fit the 64 slots" in caplog.text
+    want = m.predict("markers", x, torch.ones(1, 3, 70, dtype=torch.bool))["grf"][0].numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    est.close()
+
+
+@need_ort
+def test_export_auto_is_the_registry_choice(model_path, tmp_path):
+    info = export_engine("auto", str(model_path), tmp_path / "a", max_points=PMAX)
+    assert info["engine"] == registry.resolve_auto("cpu", exported=True)[0].name
+    assert info["rebuild"].startswith(f"hdys-rt export --engine {info['engine']} ")
+
+
+@need_ort
+def test_export_fastest_keeps_the_fastest(model_path, tmp_path):
+    out = tmp_path / "fastest"
+    info = export_engine("fastest", str(model_path), out, max_points=PMAX)
+    times = info["fastest"]["candidates_ms"]
+    assert set(times) == {e.name for e in registry.available("cpu", exported=True)}
+    assert info["fastest"]["picked"] == min(times, key=times.get)
+    assert info["engine"] == info["fastest"]["picked"] and not (out / ".candidates").exists()
     assert f"--out {out} " in info["rebuild"]
     assert check_engine(json.loads((out / "engine.json").read_text()), out) == []
 
@@ -439,7 +511,7 @@ def test_serve_runs_with_an_engine_folder(tmp_path, capsys):
     torch.manual_seed(0)  # room for the 41 markers of the bundled gait clip
     model_path = save_model(HDyS(ModelConfig(**{**SMALL.to_dict(), "max_points": 64})).eval(),
                             tmp_path / "m64", rate=100.0)
-    export_engine("onnx", str(model_path), tmp_path / "e", max_points=48)
+    export_engine("onnxruntime", str(model_path), tmp_path / "e", max_points=48)
     with socket.socket() as s:  # a free port for the publisher
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -24,6 +24,10 @@ class AotiBackend(Backend):
         self.path = Path(path)
         self.runner = None
 
+    @classmethod
+    def from_artefact(cls, path, io: IOSpec, device, threads: int = 1) -> "AotiBackend":
+        return cls(path, io, device)
+
     def _load(self) -> None:
         if not self.path.exists():
             raise HdysError(f"AOTInductor package {self.path} not found; re-export the engine")

@@ -159,6 +159,23 @@ class Backend:
     def clone(self) -> "Backend":
         raise NotImplementedError
 
+    def use_points(self, n: int) -> None:
+        """The next frames fill only the first ``n`` marker rows of ``points``/``mask`` (the
+        rest is zero padding, masked out). Static-shape backends run the padding anyway; the
+        eager torch backend runs only those rows. The result is the same either way."""
+
+    # --- construction (see hdys_rt.backends.registry) -------------------------------------------
+    @classmethod
+    def from_step(cls, step, io: IOSpec, device) -> "Backend":
+        """Built now from a :class:`~hdys_rt.model.step.StreamingStep` (engines built on the
+        fly)."""
+        raise HdysError(f"the {cls.name} backend is not built on the fly; export an engine")
+
+    @classmethod
+    def from_artefact(cls, path, io: IOSpec, device, threads: int = 1) -> "Backend":
+        """Over an exported artefact file."""
+        raise HdysError(f"the {cls.name} backend has no artefact to load")
+
     # --- for subclasses -------------------------------------------------------------------------
     def _precheck(self) -> None:
         """Fail early (before allocating anything) when a dependency is missing."""

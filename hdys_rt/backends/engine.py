@@ -5,7 +5,7 @@ An engine folder (``engines/NAME/``) holds the artefact (``step.onnx``, ``step.p
 ``step.plan`` + the ``step.onnx`` it was built from and the TensorRT timing cache) and
 ``engine.json``::
 
-    {"format": "hdys-engine", "version": 1, "engine": "onnx", "artefact": "step.onnx",
+    {"format": "hdys-engine", "version": 1, "engine": "onnxruntime", "artefact": "step.onnx",
      "artefact_sha256": "...", "device": "cpu", "precision": "fp32",
      "inputs": {"points": {"shape": [1, 64, 3], "dtype": "float32"}, ...},
      "outputs": {"out": {...}, "k_new": {...}, "v_new": {...}},
@@ -16,11 +16,13 @@ An engine folder (``engines/NAME/``) holds the artefact (``step.onnx``, ``step.p
      "rebuild": "hdys-rt export ..."}
 
 Loading checks the format, the artefact's hash, the source model's hash, and for compiled
-artefacts the torch / TensorRT version and the GPU, and says exactly what to rebuild.
+artefacts the torch / TensorRT version and the GPU, and says exactly what to rebuild. Which
+engines exist, their artefact names and exporters: :mod:`hdys_rt.backends.registry`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -34,6 +36,7 @@ from pathlib import Path
 import torch
 
 from hdys_rt import __version__
+from hdys_rt.backends import registry
 from hdys_rt.backends.base import Backend, IOSpec
 from hdys_rt.errors import HdysError
 from hdys_rt.model.io import load_model, sha256
@@ -43,8 +46,7 @@ log = logging.getLogger(__name__)
 
 FORMAT, VERSION = "hdys-engine", 1
 OPSET = 17  # pinned: LayerNormalization is native from 17; onnxruntime >= 1.17 and TRT 10 run it
-ENGINES = ("onnx", "aoti", "tensorrt")
-ARTEFACTS = {"onnx": "step.onnx", "aoti": "step.pt2", "tensorrt": "step.plan"}
+FASTEST = "fastest"  # export only: build every exportable engine here, time each, keep the best
 NORMALISATION = ("folded into the engine: inputs are marker positions in metres (Y up; the "
                  "horizontal centroid is removed inside), outputs are physical units (each "
                  "head's last layer is scaled by the model's std and shifted by its mean)")
@@ -52,34 +54,70 @@ NORMALISATION = ("folded into the engine: inputs are marker positions in metres 
 
 # --- exporting --------------------------------------------------------------------------------
 
-def export_onnx(step: StreamingStep, path: str | Path, batch: int = 1, max_points: int = 64,
+def _frozen_copy(step: StreamingStep, device="cpu", dtype=torch.float32) -> StreamingStep:
+    """A copy of the step (and of the model modules it references) to trace: exporting never
+    moves or converts the caller's model."""
+    return copy.deepcopy(step).to(device=device, dtype=dtype).requires_grad_(False).eval()
+
+
+def export_onnx(step: StreamingStep, path, batch: int = 1, max_points: int = 64,
                 dynamic_points: bool = False) -> None:
     """Write the step as ONNX (opset :data:`OPSET`, legacy TorchScript exporter: no onnxscript
-    needed). ``dynamic_points`` leaves the marker axis symbolic (the TensorRT source, whose
-    optimisation profile spans it); otherwise every shape is static."""
+    needed) to ``path`` (a file name or a binary file object). ``dynamic_points`` leaves the
+    marker axis symbolic (the TensorRT source, whose optimisation profile spans it); otherwise
+    every shape is static."""
+    step = _frozen_copy(step)
     ex = step.example_inputs(batch, max_points)
     axes = {"points": {1: "points"}, "mask": {1: "points"}} if dynamic_points else None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(step.float().cpu(), ex, str(path), input_names=list(INPUT_NAMES),
-                          output_names=list(OUTPUT_NAMES), opset_version=OPSET,
-                          dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+        torch.onnx.export(step, ex, path if hasattr(path, "write") else str(path),
+                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                          opset_version=OPSET, dynamic_axes=axes, do_constant_folding=True,
+                          dynamo=False)
     try:
         import onnx  # the onnx extra: check what was written
     except ImportError:
         log.warning("onnx is not installed: %s written unchecked", path)
         return
-    onnx.checker.check_model(str(path))
+    if hasattr(path, "getvalue"):
+        onnx.checker.check_model(onnx.load_from_string(path.getvalue()))
+    else:
+        onnx.checker.check_model(str(path))
 
 
 def export_aoti(step: StreamingStep, path: str | Path, batch: int = 1, max_points: int = 64,
                 device: str = "cpu") -> None:
     """Compile the step ahead of time with AOTInductor into a ``.pt2`` package for ``device``."""
-    step = step.to(device)
+    step = _frozen_copy(step, device)
     ex = step.example_inputs(batch, max_points, device=device)
     with torch.inference_mode(False), torch.no_grad():
         ep = torch.export.export(step, ex)
     torch._inductor.aoti_compile_and_package(ep, package_path=str(path))
+
+
+# exporters named by the registry: (step, artefact path, io, device, fp16, folder) -> facts
+
+def export_onnxruntime(step, path, io: IOSpec, device, fp16, folder) -> dict:
+    export_onnx(step, path, io.batch, io.max_points)
+    return {"exporter": f"torch.onnx.export (TorchScript), opset {OPSET}", "precision": "fp32"}
+
+
+def export_aoti_artefact(step, path, io: IOSpec, device, fp16, folder) -> dict:
+    export_aoti(step, path, io.batch, io.max_points, device)
+    return {"exporter": "torch.export + torch._inductor.aoti_compile_and_package",
+            "precision": "fp32"}
+
+
+def export_tensorrt(step, path, io: IOSpec, device, fp16, folder) -> dict:
+    from hdys_rt.backends.tensorrt_backend import build_plan
+
+    src = Path(folder) / "step.onnx"
+    export_onnx(step, src, io.batch, io.max_points, dynamic_points=True)
+    facts = build_plan(src, path, io, fp16=fp16, timing_cache=Path(folder) / "timing.cache")
+    return {"exporter": f"torch.onnx.export opset {OPSET} -> tensorrt.Builder",
+            "tensorrt": facts["tensorrt"], "profile": facts["profile"],
+            "precision": facts["precision"]}
 
 
 def _versions() -> dict:
@@ -103,26 +141,28 @@ def export_engine(engine: str, model: str | None, out: str | Path, batch: int = 
                   max_points: int | None = 64, device: str = "cpu", fp16: bool = False,
                   input_kind: str = "markers") -> dict:
     """Export ``model`` (None = the bundled one) as ``engine`` into folder ``out``; returns the
-    ``engine.json`` it wrote. ``engine="auto"`` builds every available engine for ``device``,
-    times each and keeps the fastest."""
+    ``engine.json`` it wrote. ``engine="auto"``: the registry's choice for ``device``
+    (:func:`~hdys_rt.backends.registry.resolve_auto`); ``"fastest"``: build every exportable
+    engine available for ``device``, time each and keep the fastest."""
     out = Path(out)
     dev = torch.device(device)
-    if engine == "auto":
-        return _export_auto(model, out, batch, max_points, device, fp16, input_kind)
-    if engine not in ENGINES:
-        raise HdysError(f"unknown engine {engine!r}; choose one of {ENGINES + ('auto',)}")
+    if engine == FASTEST:
+        return _export_fastest(model, out, batch, max_points, device, fp16, input_kind)
+    if engine == registry.AUTO:
+        spec, why = registry.resolve_auto(device, exported=True)
+        log.info("export: engine %s (%s)", spec.name, why)
+    else:
+        spec = registry.get(engine)
+        if not spec.artefact:
+            raise HdysError(f"the {spec.name} engine has nothing to export (it is built when "
+                            f"the estimator loads); export one of "
+                            f"{registry.names(exported=True) + (registry.AUTO, FASTEST)}")
     if batch < 1:
         raise HdysError(f"batch must be >= 1, got {batch}")
-    if fp16 and engine != "tensorrt":
-        raise HdysError(f"--fp16 is for --engine tensorrt (got {engine}); the others are fp32")
-    if engine == "tensorrt":
-        from hdys_rt.backends.tensorrt_backend import import_tensorrt
-
-        import_tensorrt()  # one-line error naming the extra, before any work
-        if dev.type != "cuda":
-            raise HdysError("TensorRT engines are built on a CUDA device: add --device cuda")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise HdysError(f"--device {device}: torch reports no CUDA device here")
+    if fp16 and not spec.fp16:
+        raise HdysError(f"--fp16 is for --engine tensorrt (got {spec.name}); the others are "
+                        "fp32")
+    spec.require(dev)  # one-line error (a missing extra, no CUDA) before any work
     mdl, meta = load_model(model, device="cpu")
     step = StreamingStep(mdl, input_kind)
     P = max_points or mdl.cfg.max_points
@@ -131,25 +171,11 @@ def export_engine(engine: str, model: str | None, out: str | Path, batch: int = 
                         f"got {P}")
     io = IOSpec.from_shapes(step.io_shapes(batch, P))
     out.mkdir(parents=True, exist_ok=True)
-    art = out / ARTEFACTS[engine]
+    art = out / spec.artefact
     t0 = time.perf_counter()
-    builder = {"exporter": None}
-    precision = "fp32"
-    if engine == "onnx":
-        export_onnx(step, art, batch, P)
-        builder["exporter"] = f"torch.onnx.export (TorchScript), opset {OPSET}"
-    elif engine == "aoti":
-        export_aoti(step, art, batch, P, device)
-        builder["exporter"] = "torch.export + torch._inductor.aoti_compile_and_package"
-    else:
-        from hdys_rt.backends.tensorrt_backend import build_plan
-
-        src = out / "step.onnx"
-        export_onnx(step, src, batch, P, dynamic_points=True)
-        facts = build_plan(src, art, io, fp16=fp16, timing_cache=out / "timing.cache")
-        builder.update(exporter=f"torch.onnx.export opset {OPSET} -> tensorrt.Builder",
-                       tensorrt=facts["tensorrt"], profile=facts["profile"])
-        precision = facts["precision"]
+    builder = spec.export(step, art, io, device, fp16, out)
+    precision = builder.pop("precision")
+    engine = spec.name
     builder["seconds"] = round(time.perf_counter() - t0, 1)
     rebuild = ["hdys-rt", "export", "--engine", engine, "--out", str(out), "--batch", str(batch),
                "--max-points", str(P), "--device", device]
@@ -178,28 +204,6 @@ def export_engine(engine: str, model: str | None, out: str | Path, batch: int = 
     return info
 
 
-def available_engines(device: str = "cpu") -> list[str]:
-    """Engines that can be built and run here for ``device``."""
-    dev = torch.device(device)
-    names = []
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime as ort
-
-        if dev.type == "cpu" or "CUDAExecutionProvider" in ort.get_available_providers():
-            names.append("onnx")
-    except ImportError:
-        pass
-    if shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++"):
-        names.append("aoti")  # AOTInductor needs a C++ compiler
-    if dev.type == "cuda":
-        from hdys_rt.backends.tensorrt_backend import tensorrt_version
-
-        if tensorrt_version():
-            names.append("tensorrt")
-    return names
-
-
 def time_backend(backend: Backend, steps: int = 300, warmup: int = 50) -> float:
     """Median seconds per ``infer`` of an active backend (first-step inputs)."""
     import numpy as np
@@ -220,8 +224,8 @@ def time_backend(backend: Backend, steps: int = 300, warmup: int = 50) -> float:
     return float(np.median(ts))
 
 
-def _export_auto(model, out, batch, max_points, device, fp16, input_kind) -> dict:
-    names = available_engines(device)
+def _export_fastest(model, out, batch, max_points, device, fp16, input_kind) -> dict:
+    names = [e.name for e in registry.available(device, exported=True)]
     if not names:
         raise HdysError(f"no engine can be built for {device} here (install 'hdys-rt[onnx]' or "
                         "a C++ compiler for AOTInductor)")
@@ -229,19 +233,19 @@ def _export_auto(model, out, batch, max_points, device, fp16, input_kind) -> dic
     times = {}
     for name in names:
         d = tmp / name
-        export_engine(name, model, d, batch, max_points, device, fp16 and name == "tensorrt",
-                      input_kind)
+        export_engine(name, model, d, batch, max_points, device,
+                      fp16 and registry.get(name).fp16, input_kind)
         with open_engine(d, device=device) as be:
             times[name] = time_backend(be)
-        log.info("auto: %s step %.3f ms", name, times[name] * 1e3)
+        log.info("fastest: %s step %.3f ms", name, times[name] * 1e3)
     best = min(times, key=times.get)
     for f in (tmp / best).iterdir():
         shutil.move(str(f), Path(out) / f.name)
     shutil.rmtree(tmp)
     info = read_engine(out)
     info["rebuild"] = info["rebuild"].replace(shlex.quote(str(tmp / best)), shlex.quote(str(out)))
-    info["auto"] = {"candidates_ms": {k: round(v * 1e3, 4) for k, v in times.items()},
-                    "picked": best}
+    info["fastest"] = {"candidates_ms": {k: round(v * 1e3, 4) for k, v in times.items()},
+                       "picked": best}
     (Path(out) / "engine.json").write_text(json.dumps(info, indent=1, ensure_ascii=False))
     return info
 
@@ -253,7 +257,8 @@ def read_engine(folder: str | Path) -> dict:
     js = Path(folder) / "engine.json"
     if not js.exists():
         raise HdysError(f"{folder}: no engine.json (not an engine folder); build one with "
-                        "`hdys-rt export --engine onnx|aoti|tensorrt --out DIR`")
+                        f"`hdys-rt export --engine {'|'.join(registry.names(exported=True))} "
+                        "--out DIR`")
     try:
         info = json.loads(js.read_text())
     except ValueError as exc:
@@ -280,32 +285,31 @@ def check_engine(info: dict, folder: str | Path, device: str | None = None,
                    f"{str(info.get('model', {}).get('weights_sha256'))[:12]}, this model is "
                    f"{model_sha256[:12]}")
     dev = torch.device(device or info.get("device", "cpu"))
-    kind = info.get("engine")
+    try:
+        spec = registry.get(info.get("engine", "?"), warn=False)  # old files: "onnx"
+    except HdysError as exc:
+        return [f"{exc}; rebuild: {rebuild}"]
     built = info.get("builder", {})
-    if kind in ("aoti", "tensorrt") and dev.type != info.get("device"):
-        why.append(f"built for {info.get('device')}, asked to run on {dev.type}")
-    if kind == "aoti" and built.get("torch") != torch.__version__:
-        why.append(f"AOTInductor package built with torch {built.get('torch')}, this is "
-                   f"torch {torch.__version__}")
-    if kind == "tensorrt":
-        from hdys_rt.backends.tensorrt_backend import tensorrt_version
-
-        have = tensorrt_version()
+    if spec.pinned_to:
+        if dev.type != info.get("device"):
+            why.append(f"built for {info.get('device')}, asked to run on {dev.type}")
+        have = registry.library_version(spec.pinned_to)
         if have is None:
-            from hdys_rt.backends.tensorrt_backend import EXTRA_HINT
-
-            return [EXTRA_HINT]
-        if have != built.get("tensorrt"):
-            why.append(f"plan built with TensorRT {built.get('tensorrt')}, this is {have}")
-    if kind in ("aoti", "tensorrt") and dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why.append("no CUDA device here")
-        else:
-            here = _gpu(dev)
-            gpu = info.get("gpu") or {}
-            if gpu.get("compute_capability") != here["compute_capability"]:
-                why.append(f"built on {gpu.get('name')} (sm {gpu.get('compute_capability')}), "
-                           f"this GPU is {here['name']} (sm {here['compute_capability']})")
+            return [spec.unavailable(info.get("device", dev.type)) or
+                    f"{spec.pinned_to} is not installed"]
+        if have != built.get(spec.pinned_to):
+            why.append(f"{spec.name} artefact built with {spec.pinned_to} "
+                       f"{built.get(spec.pinned_to)}, this is {spec.pinned_to} {have}")
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                why.append("no CUDA device here")
+            else:
+                here = _gpu(dev)
+                gpu = info.get("gpu") or {}
+                if gpu.get("compute_capability") != here["compute_capability"]:
+                    why.append(f"built on {gpu.get('name')} (sm "
+                               f"{gpu.get('compute_capability')}), this GPU is {here['name']} "
+                               f"(sm {here['compute_capability']})")
     return [f"{w}; rebuild: {rebuild}" for w in why]
 
 
@@ -319,16 +323,4 @@ def open_engine(folder: str | Path, device: str | None = None,
     io = IOSpec.from_dict(info)
     art = Path(folder) / info["artefact"]
     dev = device or info.get("device", "cpu")
-    if info["engine"] == "onnx":
-        from hdys_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(art, io, dev, threads=threads)
-    if info["engine"] == "aoti":
-        from hdys_rt.backends.aoti_backend import AotiBackend
-
-        return AotiBackend(art, io, dev)
-    if info["engine"] == "tensorrt":
-        from hdys_rt.backends.tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(art, io, dev)
-    raise HdysError(f"engine {folder}: unknown engine kind {info['engine']!r}; rebuild it")
+    return registry.get(info["engine"], warn=False).from_artefact(art, io, dev, threads=threads)

@@ -27,15 +27,33 @@ def import_onnxruntime():
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, io: IOSpec, device="cpu", threads: int = 1):
+    def __init__(self, path: str | Path | bytes, io: IOSpec, device="cpu", threads: int = 1):
+        """``path``: the ``.onnx`` file, or the ONNX model itself as bytes."""
         super().__init__(io, device)
-        self.path = Path(path)
+        self.path = path if isinstance(path, bytes) else Path(path)
         self.threads = threads
         self.session = None
 
+    @classmethod
+    def from_step(cls, step, io: IOSpec, device) -> "OnnxRuntimeBackend":
+        """Exported now, in memory (no file): static shapes of ``io``."""
+        import io as _io
+
+        from hdys_rt.backends.engine import export_onnx
+
+        import_onnxruntime()
+        buf = _io.BytesIO()
+        export_onnx(step, buf, io.batch, io.max_points)
+        return cls(buf.getvalue(), io, device)
+
+    @classmethod
+    def from_artefact(cls, path, io: IOSpec, device, threads: int = 1) -> "OnnxRuntimeBackend":
+        return cls(path, io, device, threads=threads)
+
     def _load(self) -> None:
         ort = import_onnxruntime()
-        if not self.path.exists():
+        src = self.path if isinstance(self.path, bytes) else str(self.path)
+        if not isinstance(self.path, bytes) and not self.path.exists():
             raise HdysError(f"ONNX model {self.path} not found; re-export the engine")
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
@@ -53,13 +71,14 @@ class OnnxRuntimeBackend(Backend):
         else:
             providers, dev, dev_id = ["CPUExecutionProvider"], "cpu", 0
         try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
+            self.session = ort.InferenceSession(src, so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise HdysError(f"onnxruntime cannot load {self.path} ({exc}); re-export the "
+            raise HdysError(f"onnxruntime cannot load {self._what()} ({exc}); re-export the "
                             "engine") from None
         names = [i.name for i in self.session.get_inputs()]
         if names != [t.name for t in self.io.inputs]:
-            raise HdysError(f"{self.path}: inputs {names} do not match engine.json; re-export")
+            raise HdysError(f"{self._what()}: inputs {names} do not match engine.json; "
+                            "re-export")
         self.binding = self.session.io_binding()
         for spec in self.io.inputs:
             self._bind(self.binding.bind_input, spec.name, self.inputs[spec.name], dev, dev_id)
@@ -75,6 +94,9 @@ class OnnxRuntimeBackend(Backend):
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()  # inputs written by torch
         self.session.run_with_iobinding(self.binding)
+
+    def _what(self) -> str:
+        return "the ONNX model built in memory" if isinstance(self.path, bytes) else str(self.path)
 
     def _release(self) -> None:
         self.session = self.binding = None

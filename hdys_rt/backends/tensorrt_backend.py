@@ -100,6 +100,10 @@ class TensorRTBackend(Backend):
         self.plan_path = Path(plan_path)
         self.engine = self.context = self.stream = None
 
+    @classmethod
+    def from_artefact(cls, path, io: IOSpec, device, threads: int = 1) -> "TensorRTBackend":
+        return cls(path, io, device)
+
     def _precheck(self) -> None:
         import_tensorrt()
 

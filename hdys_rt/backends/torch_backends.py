@@ -1,4 +1,5 @@
-"""Torch backends: eager (CPU/CUDA) and CUDA-graph capture of the step (CUDA only)."""
+"""Torch backends: the ``torch`` engine (eager, CPU/CUDA) and ``cudagraph`` (the step captured
+once as a CUDA graph, CUDA only)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,28 @@ log = logging.getLogger(__name__)
 class TorchBackend(Backend):
     """The step in torch eager mode. ``step`` is shared (read-only) between clones."""
 
-    name = "eager"
+    name = "torch"
 
     def __init__(self, step: StreamingStep, io: IOSpec, device="cpu"):
         super().__init__(io, device)
         self.step = step
+        self.points = io.max_points  # marker rows run per step (see use_points)
+
+    @classmethod
+    def from_step(cls, step: StreamingStep, io: IOSpec, device) -> "TorchBackend":
+        return cls(step, io, device)
+
+    def use_points(self, n: int) -> None:
+        self.points = max(1, min(int(n), self.io.max_points))
 
     def _load(self) -> None:
         self.step = self.step.to(self.device)
 
     @torch.inference_mode()
     def _run(self) -> None:
-        res = self.step(*self.inputs.values())
+        inp, n = self.inputs, self.points
+        res = self.step(inp["points"][:, :n], inp["mask"][:, :n], inp["k_cache"],
+                        inp["v_cache"], inp["attn_bias"])
         for name, t in zip(OUTPUT_NAMES, res):
             self.outputs[name].copy_(t)
 
@@ -69,6 +80,9 @@ class CudaGraphBackend(TorchBackend):
             self.outputs = dict(zip(OUTPUT_NAMES, res))
         torch.cuda.synchronize(self.device)
         log.info("captured the step as a CUDA graph (%s)", self.io.inputs[0].shape)
+
+    def use_points(self, n: int) -> None:
+        """The graph was captured at ``max_points``: padding is run."""
 
     def _run(self) -> None:
         self.graph.replay()

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from hdys_rt.backends.registry import AUTO
 from hdys_rt.commands._live import positive_float, render
 from hdys_rt.errors import HdysError
 
@@ -26,7 +27,7 @@ def add_arguments(p) -> None:
     p.add_argument("--publish", default="tcp://127.0.0.1:5560",
                    help="also publish estimates here for `hdys-rt listen` ('none': do not)")
     p.add_argument("--model", metavar="PATH", help="model to use (default: the bundled model)")
-    p.add_argument("--engine", default="auto", metavar="NAME|DIR",
+    p.add_argument("--engine", default=AUTO, metavar="NAME|DIR",
                    help="inference engine (see `hdys-rt serve --help`); auto = fastest here")
     p.add_argument("--plain", action="store_true",
                    help="print a status line per second instead of the live view")

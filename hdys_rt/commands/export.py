@@ -12,13 +12,20 @@ from hdys_rt.errors import HdysError
 log = logging.getLogger(__name__)
 
 NAME = "export"
-HELP = ("compile a model's streaming step to an inference engine (ONNX, AOTInductor, TensorRT) "
-        "in a folder with its engine.json")
+HELP = ("compile a model's streaming step to an inference engine (ONNX Runtime, AOTInductor, "
+        "TensorRT) in a folder with its engine.json")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--engine", choices=("onnx", "aoti", "tensorrt", "auto"), required=True,
-                   help="engine to build; auto builds every available one and keeps the fastest")
+    from hdys_rt.backends import registry
+    from hdys_rt.backends.engine import FASTEST
+
+    built = registry.names(exported=True)
+    old = tuple(a for a, e in registry.ALIASES.items() if e in built)  # deprecated spellings
+    p.add_argument("--engine", choices=built + (registry.AUTO, FASTEST) + old, required=True,
+                   metavar="{" + ",".join(built + (registry.AUTO, FASTEST)) + "}",
+                   help=f"engine to build; {registry.AUTO}: the registry's choice for --device; "
+                   f"{FASTEST}: build every available one, time each, keep the fastest")
     p.add_argument("--model", metavar="PATH",
                    help="model (NAME.safetensors + NAME.json); default: the bundled model")
     p.add_argument("--out", required=True, metavar="DIR", help="engine folder, e.g. engines/NAME/")
@@ -44,9 +51,9 @@ def run(args) -> int:
                          fp16=args.fp16,
                          input_kind=args.input_kind)
     extra = ""
-    if "auto" in info:
-        extra = " (auto: " + ", ".join(f"{k} {v:.3f} ms" for k, v in
-                                        info["auto"]["candidates_ms"].items()) + ")"
+    if "fastest" in info:
+        extra = " (fastest of: " + ", ".join(f"{k} {v:.3f} ms" for k, v in
+                                             info["fastest"]["candidates_ms"].items()) + ")"
     print(f"hdys-rt export: {info['engine']} engine in {args.out}: {info['artefact']}, batch "
           f"{info['batch']}, {info['max_points']} points, {info['precision']}{extra}",
           flush=True)

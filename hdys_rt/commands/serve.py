@@ -62,9 +62,14 @@ def add_arguments(p) -> None:
     g.add_argument("--model", metavar="PATH", help="model (NAME.safetensors + NAME.json); "
                    "default: the bundled model")
     g.add_argument("--device", default="cpu", help="torch device")
-    g.add_argument("--engine", default="torch", metavar="NAME|DIR",
-                   help="inference engine: torch, eager, cudagraph, onnxruntime, auto (fastest "
-                   "here), or an engine folder from `hdys-rt export`")
+    from hdys_rt.backends import registry
+
+    live = registry.names(on_the_fly=True)
+    folder_only = [n for n in registry.names() if n not in live]
+    g.add_argument("--engine", default=registry.AUTO, metavar="NAME|DIR",
+                   help=f"inference engine: {', '.join(live)}, {registry.AUTO} (default: the "
+                   "fastest here that fits the markers), or an engine folder from `hdys-rt "
+                   f"export` (needed for {', '.join(folder_only)})")
     g.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
     g.add_argument("--input", choices=reps.POINT_SETS, default="markers",
                    help="what the streams' points are: optical markers, or skeletal keypoints "
@@ -169,6 +174,7 @@ def run(args) -> int:
         estimators = load_estimators(len(sources), args.model, check_device(args.device),
                                      args.threads,
                                      engine=args.engine, input_kind=args.input)
+        log.info("engine %s (%s)", estimators[0].engine, estimators[0].engine_reason)
         sinks = [Publisher(publish, curve=curve)]
         if args.lsl_out:
             from hdys_rt.streams.lsl import LslEstimateSink

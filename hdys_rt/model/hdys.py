@@ -56,10 +56,13 @@ class Block(nn.Module):
         x = x + self.proj(a.transpose(1, 2).reshape(N, L, H * dh))
         return x + self.ff(self.ln2(x))
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None,
+                attend=F.scaled_dot_product_attention) -> torch.Tensor:
+        """x (N, L, d); attn_mask (bool: allowed, or additive float) broadcastable to
+        (N, H, L, L); ``attend(q, k, v, attn_mask)`` -> (N, H, L, dh) (the export step passes
+        a plain-matmul one)."""
         q, k, v = self.qkv_heads(x)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        return self.finish(x, a)
+        return self.finish(x, attend(q, k, v, attn_mask))
 
 
 def canonical_points(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -71,7 +74,10 @@ def canonical_points(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1).to(pts.dtype)  # (N, P, 1)
     pts = torch.where(mask.unsqueeze(-1), pts, torch.zeros_like(pts))
     centroid = (pts * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0)  # (N,1,3)
-    centroid = centroid * pts.new_tensor([1.0, 0.0, 1.0])
+    # keep the height: zero the centroid's y by slicing (no constant tensor: a host-to-device
+    # copy is not allowed inside a captured CUDA graph)
+    centroid = torch.cat([centroid[..., :1], torch.zeros_like(centroid[..., 1:2]),
+                          centroid[..., 2:]], -1)
     return (pts - centroid) * m
 
 
@@ -88,20 +94,33 @@ class PointSetEncoder(nn.Module):
         self.ln = nn.LayerNorm(dp)
         self.out = nn.Linear(2 * dp, cfg.latent)
 
-    def forward(self, pts: torch.Tensor, mask: torch.Tensor):
-        """pts (N, P, 3) metres, mask (N, P) bool -> latent (N, D), point features (N, P, dp)."""
+    def features(self, pts: torch.Tensor, mask: torch.Tensor,
+                 attend=F.scaled_dot_product_attention) -> torch.Tensor:
+        """pts (N, P, 3) metres, mask (N, P) bool -> point features (N, P, dp); ``attend``: see
+        :meth:`Block.forward`."""
         empty = ~mask.any(1, keepdim=True)  # (N, 1): frames with no valid point
         safe = mask | empty  # attend to zeros rather than to nothing (avoids NaN)
         x = self.embed(canonical_points(pts, mask))  # (N, P, dp)
         attn = safe[:, None, None, :]  # (N, 1, 1, P) keys allowed
         for blk in self.blocks:
-            x = blk(x, attn)
-        x = self.ln(x)
+            x = blk(x, attn, attend)
+        return self.ln(x)
+
+    @staticmethod
+    def pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Masked mean and max over the points: x (N, P, dp), mask (N, P) bool -> (N, 2 dp);
+        a frame with no valid point pools to zeros."""
+        empty = ~mask.any(1, keepdim=True)  # (N, 1)
         m = mask.unsqueeze(-1).to(x.dtype)
         mean = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # (N, dp)
         mx = x.masked_fill(~mask.unsqueeze(-1), -1e4).amax(1)
         mx = torch.where(empty, torch.zeros_like(mx), mx)
-        return self.out(torch.cat([mean, mx], -1)), x
+        return torch.cat([mean, mx], -1)
+
+    def forward(self, pts: torch.Tensor, mask: torch.Tensor):
+        """pts (N, P, 3) metres, mask (N, P) bool -> latent (N, D), point features (N, P, dp)."""
+        x = self.features(pts, mask)
+        return self.out(self.pool(x, mask)), x
 
 
 class VectorEncoder(nn.Module):
@@ -198,11 +217,18 @@ class HDyS(nn.Module):
                 getattr(self, f"std_{k}").copy_(
                     torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-3))
 
+    def stats(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalisation buffers (mean (C,), std (C,)) of vector representation ``key``,
+        physical units (the tensors themselves, not copies)."""
+        return getattr(self, f"mean_{key}"), getattr(self, f"std_{key}")
+
     def normalise(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        return (x - getattr(self, f"mean_{key}")) / getattr(self, f"std_{key}")
+        mean, std = self.stats(key)
+        return (x - mean) / std
 
     def denormalise(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        return x * getattr(self, f"std_{key}") + getattr(self, f"mean_{key}")
+        mean, std = self.stats(key)
+        return x * std + mean
 
     # --- encoders ---------------------------------------------------------------------------
     def encode_kin(self, key: str, x: torch.Tensor, mask: torch.Tensor):
