@@ -170,3 +170,29 @@ def trials(real: Path) -> list[Trial]:
             source="Dorn et al. 2012 sprinting, processed by AddBiomechanics; via "
                    "keenon/nimblephysics data/osim/JA1GaitResults"))
     return out
+
+
+#: C3D files without a model (``real/c3d/``): GRF-only sequences (see :mod:`.c3d_grf`).
+#: file stem -> (task, person, lab); one person per file (the BTKData samples come from
+#: different users and labs). Files not listed are left out: btk_Eb015pr, nimble_welk007 (no
+#: heel/toe markers the mapping knows), btk_Gait, nimble_UpsideDownData, opensimcore_* (no body
+#: mass in the file and no quiet stance to weigh the person).
+C3D_GRF = {
+    "btk_FunctionalWalk": ("walk", "btk_functionalwalk", "btkdata_functionalwalk"),
+    "btk_PiG_Motion-FlatFoot-Full": ("walk", "btk_pig_flatfoot", "btkdata_pig_flatfoot"),
+    "btk_PiG_Motion3_FF": ("walk", "btk_pig_motion3", "btkdata_pig_motion3"),
+    "nimble_Return11_c3dfile1": ("other", "nimble_return11", "nimble_return11"),
+}
+C3D_SOURCE = ("Biomechanical-ToolKit/BTKData and keenon/nimblephysics data/c3d sample files "
+              "(see ../shared/data/README.md); GRF-only: markers + force plates, no model")
+
+
+def c3d_trials(real: Path) -> list[dict]:
+    """GRF-only jobs for the C3D files of :data:`C3D_GRF` present under ``real/c3d``."""
+    out = []
+    for stem, (task, person, lab) in C3D_GRF.items():
+        if (Path(real) / "c3d" / f"{stem}.c3d").exists():
+            out.append({"file": f"c3d/{stem}.c3d", "name": f"c3d__{stem}", "task": task,
+                        "person": person, "lab": lab, "cutoff_hz": CUTOFF_HZ[task],
+                        "source": C3D_SOURCE})
+    return out
