@@ -19,8 +19,9 @@ GRF-only sequences (markers + per-foot GRF, torques NaN; :mod:`hdys_rt.data.labs
 Not covered yet: ``fukuchi_rbds001/`` (its C3D plate reads 159 N peaks in running: the treadmill
 calibration is not in the file), sEMG envelopes, ``.b3d``.
 
-Measured (2026-12, 2 workers on the 2-core VM): 38 trials, 15 kept, 23 dropped by the gates,
-66 s from scratch, 0.5 s from the cache.
+Measured (2026-12, 2 workers on the 2-core VM, ``--domains real_labs``): 38 trials + 4 C3D
+files, 22 sequences (18 through ID, 4 GRF-only) of 8 people, 20 trials dropped by the gates,
+85 s from scratch (hamner_subject04's scaling and IK: ~11 s a trial).
 """
 
 from __future__ import annotations
