@@ -9,7 +9,9 @@ import pytest
 from hdys_rt import representations as reps
 from hdys_rt.data.build import write_job
 from hdys_rt.data.corpus import read_sequence
+from hdys_rt.data.labs import chain
 from hdys_rt.data.labs import plates as pl
+from hdys_rt.data.labs.catalog import C3D_GRF
 from hdys_rt.errors import HdysError
 
 TQ = reps.RAJAGOPAL_TORQUE_JOINTS
@@ -99,6 +101,9 @@ def _gates_hold(seq):
 def test_plan_covers_every_folder_with_a_model_and_shares_the_opencap_person():
     full = real_labs.plan(0, quick=False)
     assert real_labs.plan(0, quick=False) == full
+    grf_only = [j for j in full if "c3d" in j]
+    assert {j["c3d"]["name"] for j in grf_only} == {f"c3d__{k}" for k in C3D_GRF}
+    full = [j for j in full if "trial" in j]
     folders = {j["trial"]["folder"] for j in full}
     assert folders == {"opencap_subject4", "opencap_unfiltered", "camargo_levelground",
                        "hamner_subject01", "hamner_subject02", "hamner_subject04",
@@ -108,7 +113,7 @@ def test_plan_covers_every_folder_with_a_model_and_shares_the_opencap_person():
     assert len(set(person.values())) == 6
     tasks = {j["trial"]["task"] for j in full}
     assert tasks == {"walk", "run", "jump", "sit_to_stand", "squat"}
-    quick = real_labs.plan(0, quick=True)
+    quick = [j for j in real_labs.plan(0, quick=True) if "trial" in j]
     assert sorted(j["trial"]["task"] for j in quick) == sorted(
         ["walk", "jump", "sit_to_stand", "squat", "run"])
 
@@ -119,6 +124,8 @@ def test_quick_plan_keeps_every_trial_and_meta_names_task_person_lab(quick):
     for seq in seqs.values():
         assert seq.meta["task"] in ("walk", "run", "jump", "sit_to_stand", "squat")
         assert seq.meta["lab"] and seq.meta["person"] == seq.subject.id
+        if seq.meta.get("grf_only"):
+            continue
         _gates_hold(seq)
         assert seq.names["torques_rajagopal"] == TQ
         assert seq.data["markers"].shape[2] == 3 and seq.frames > 50
@@ -147,6 +154,7 @@ def test_walking_opencap(quick):
 def test_running_hamner(quick):
     seq = quick[0]["hamner_subject01__run200"]
     assert seq.meta["task"] == "run" and seq.meta["knee_sign_flipped"]
+    assert seq.meta["quality"]["plate_delay_s"] == 0.0075  # the plates' clock, fitted in flight
     fy = _grf(seq, "r_fy") + _grf(seq, "l_fy")
     assert 2.0 <= fy.max() <= 3.0  # BW
     flight = (_grf(seq, "r_fy") < 0.03) & (_grf(seq, "l_fy") < 0.03)
@@ -187,3 +195,75 @@ def test_rebuild_reads_the_cache(quick):
         "build_seconds"] + 0.2
     assert np.array_equal(seq.data["grf"], seqs["opencap_subject4__walking1"].data["grf"],
                           equal_nan=True)
+
+
+def test_plate_delay_recovers_a_shift_only_where_the_trial_flies():
+    t = np.arange(300) / 100.0
+    fy = np.clip(np.sin(2 * np.pi * 2.8 * t), 0, None) * 1800.0  # N: stance humps and flight
+    need = np.interp(t + 0.012, t, fy)  # the kinematics need the force 12 ms later
+    d, before, after = chain.plate_delay(t, fy, need - fy, np.ones(t.size, bool))
+    assert d == 0.0125 and after < 0.3 * before  # quarter-frame steps
+    walk = 700.0 + 100.0 * np.sin(2 * np.pi * t)  # never leaves the ground: not fitted
+    assert chain.plate_delay(t, walk, np.interp(t + 0.012, t, walk) - walk,
+                             np.ones(t.size, bool))[0] == 0.0
+
+
+def test_zero_coded_markers_are_missing():
+    xyz = np.ones((4, 2, 3))
+    xyz[:, 1] = 0.0
+    out = chain.missing_as_nan(xyz)
+    assert np.isnan(out[:, 1]).all() and np.isfinite(out[:, 0]).all()
+
+
+def _one(name, tmp_path):
+    from hdys_rt.data.labs.catalog import trials
+
+    (t,) = [t for t in trials(REAL) if t.name == name]
+    try:
+        return chain.process(t, REAL, tmp_path, "real_labs")
+    except chain.Dropped as exc:
+        pytest.fail(f"{name} dropped: {exc.reason}")
+
+
+@pytest.mark.slow
+def test_hamner_subject02_markers_fit_once_zeros_are_missing(tmp_path):
+    seq, rep = _one("hamner_subject02__running", tmp_path)
+    assert rep["marker_rmse_m"] < 0.03  # was 0.25 m with L.Bicep's zeros read as positions
+    assert seq.meta["cutoff_hz"] == 8.0 and rep["residual_force_pct_bw"] < 25.0
+    fy = _grf(seq, "r_fy") + _grf(seq, "l_fy")
+    assert 2.0 <= fy.max() <= 3.0  # running at ~4 m/s, 8 Hz
+
+
+@pytest.mark.slow
+def test_hamner_subject04_scaled_per_segment_from_the_dynamic_trial(tmp_path):
+    seq, rep = _one("hamner_subject04__run200", tmp_path)
+    assert rep["marker_rmse_m"] < 0.02  # uniform scaling gave 5.2 cm
+    assert "scaled per segment" in seq.meta["processing"]
+    assert abs(seq.subject.mass_kg - 80.47) < 0.05
+    stance = _grf(seq, "r_fy") > 1.0
+    assert -3.5 <= _tq(seq, "knee_angle_r")[stance].min() <= -1.0
+
+
+def test_grf_only_c3d(quick):
+    seq = quick[0]["c3d__btk_PiG_Motion3_FF"]
+    assert seq.meta["grf_only"] and seq.subject.mass_kg == 74.0  # PROCESSING:Bodymass
+    assert np.isnan(seq.data["torques_rajagopal"]).all()
+    fy = _grf(seq, "r_fy") + _grf(seq, "l_fy")
+    assert 1.0 <= fy.max() <= 1.4  # walking peak, BW
+    assert {a["side"] for a in seq.meta["plate_assignment"]} == {"r", "l"}
+    names = seq.names["markers"]
+    heel = seq.data["markers"][:, names.index("R.Heel"), 1]
+    assert 0.0 < np.nanmedian(heel) < 0.15  # metres, Y up
+    # the right foot's load is applied where its heel and toe are (the CoP lies under it)
+    r = _grf(seq, "r_fy") > 0.5
+    assert r.any()
+
+
+def test_missing_raw_folder_fails_in_one_line(tmp_path, monkeypatch):
+    from hdys_rt.data.shared import use_raw_dir
+
+    with pytest.raises(HdysError, match="--raw .*no such folder"):
+        use_raw_dir(tmp_path / "absent")
+    monkeypatch.setenv("HDYS_SHARED_DATA", str(tmp_path))
+    with pytest.raises(HdysError, match="real/ comes from .*nimblephysics"):
+        real_labs.check_inputs()

@@ -16,6 +16,9 @@ def add_arguments(p):
     sub.required = True
     b = sub.add_parser("build", help="build the corpus (real lab, simulated, sEMG, kinematics-only)")
     b.add_argument("--out", required=True, help="output folder")
+    b.add_argument("--raw", default=None, metavar="DIR",
+                   help="raw-data folder holding opensim-models/, myo_sim/, real/ (default: "
+                        "$HDYS_SHARED_DATA, else ../shared/data); see the README for its sources")
     b.add_argument("--quick", action="store_true", help="small corpus for tests (< 1 minute)")
     b.add_argument("--seed", type=int, default=0, help="seed: the build is deterministic given it")
     b.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
@@ -30,6 +33,10 @@ def run(args) -> int:
     if args.action == "build":
         from hdys_rt.data.build import build_corpus
 
+        if args.raw is not None:
+            from hdys_rt.data.shared import use_raw_dir
+
+            use_raw_dir(args.raw)
         if args.workers is not None and args.workers < 1:
             raise HdysError(f"--workers must be >= 1, got {args.workers}")
         summary = build_corpus(args.out, seed=args.seed, quick=args.quick, workers=args.workers,

@@ -18,6 +18,10 @@ ENV_VAR = "HDYS_SHARED_DATA"
 SOURCES = {
     "opensim-models": "git clone https://github.com/opensim-org/opensim-models",
     "myo_sim": "git clone https://github.com/MyoHub/myo_sim",
+    "real": "the real-lab pack assembled from keenon/nimblephysics (data/grf/Subject4, "
+            "OpenCapUnfiltered, CarmagoTest; data/osim/HamnerMultipleTrials, HamnerSubject04, "
+            "JA1GaitResults; data/c3d), opensim-org/opensim-models (Pipelines/Hamner) and "
+            "Biomechanical-ToolKit/BTKData, laid out as the README's 'Training data' table says",
 }
 
 
@@ -26,6 +30,16 @@ def where_to_get(first_part: str) -> str:
     src = SOURCES.get(first_part)
     return (f"{first_part}/ comes from `{src}`" if src else
             f"{first_part}/ is listed in the README's 'Training data' section")
+
+
+def use_raw_dir(raw: str | os.PathLike) -> Path:
+    """Make ``raw`` the shared data folder of this process and its workers (``--raw DIR``)."""
+    root = Path(raw).expanduser().resolve()
+    if not root.is_dir():
+        raise HdysError(f"--raw {raw}: no such folder (it should hold opensim-models/, myo_sim/ "
+                        f"and real/; see the README, 'Training data')")
+    os.environ[ENV_VAR] = str(root)
+    return root
 
 
 def default_shared_dir() -> Path:

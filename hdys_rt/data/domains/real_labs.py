@@ -14,10 +14,14 @@ group), ``lab`` and ``quality`` (marker RMSE m, residual force %BW, residual mom
 
 Results are cached under ``<cache>/real_labs/<key>/`` (key: the input files' contents and
 :data:`PIPELINE_VERSION`), so a rebuild with unchanged inputs reads them back.
-Not covered yet: the model-less C3D folders (``c3d/``, ``fukuchi_rbds001/``), sEMG.
+C3D files without a model (``c3d/``, see :data:`hdys_rt.data.labs.catalog.C3D_GRF`) give
+GRF-only sequences (markers + per-foot GRF, torques NaN; :mod:`hdys_rt.data.labs.c3d_grf`).
+Not covered yet: ``fukuchi_rbds001/`` (its C3D plate reads 159 N peaks in running: the treadmill
+calibration is not in the file), sEMG envelopes, ``.b3d``.
 
-Measured (2026-12, 2 workers on the 2-core VM): 38 trials, 15 kept, 23 dropped by the gates,
-66 s from scratch, 0.5 s from the cache.
+Measured (2026-12, 2 workers on the 2-core VM, ``--domains real_labs``): 38 trials + 4 C3D
+files, 22 sequences (18 through ID, 4 GRF-only) of 8 people, 20 trials dropped by the gates,
+85 s from scratch (hamner_subject04's scaling and IK: ~11 s a trial).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from pathlib import Path
 from hdys_rt.data.corpus import Sequence, read_sequence, write_sequence
 from hdys_rt.data.domains.lab_real import cache_root
 from hdys_rt.data.labs import chain
-from hdys_rt.data.labs.catalog import Trial, trials
+from hdys_rt.data.labs import c3d_grf
+from hdys_rt.data.labs.catalog import Trial, c3d_trials, trials
 from hdys_rt.data.shared import shared_data_dir
 from hdys_rt.errors import HdysError
 
@@ -54,7 +59,7 @@ PIPELINE_VERSION = 1  # bump to invalidate cached results
 #: The quick plan: one trial per task (and per model family) that passes the gates, small
 #: enough for tests; the drop jump comes from the second OpenCap folder (same person id).
 QUICK = ("opencap_subject4__walking1", "opencap_unfiltered__DJ1", "opencap_subject4__STS1",
-         "opencap_subject4__squats1", "hamner_subject01__run200")
+         "opencap_subject4__squats1", "hamner_subject01__run200", "c3d__btk_PiG_Motion3_FF")
 
 
 def real_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -67,10 +72,18 @@ def plan(seed: int, quick: bool) -> list[dict]:
     """One job per trial (quick: :data:`QUICK`); ``seed`` is unused (no augmentation)."""
     del seed
     found = trials(real_root())
+    grf_only = c3d_trials(real_root())
     if quick:
         found = [t for t in found if t.name in QUICK]
-    return [{"domain": DOMAIN, "trial": t.as_job(), "data_root": None, "cache_dir": None}
-            for t in found]
+        grf_only = [c for c in grf_only if c["name"] in QUICK]
+    return ([{"domain": DOMAIN, "trial": t.as_job(), "data_root": None, "cache_dir": None}
+             for t in found]
+            + [{"domain": DOMAIN, "c3d": c, "data_root": None} for c in grf_only])
+
+
+def check_inputs() -> None:
+    """Fail in one line, naming the folder and its public source, when ``real/`` is absent."""
+    real_root()
 
 
 def _cache_key(trial: Trial, real: Path) -> str:
@@ -85,6 +98,15 @@ def _cache_key(trial: Trial, real: Path) -> str:
 
 def sequences(job: dict) -> Iterator[Sequence]:
     """The job's sequence (none when a quality gate drops the trial), cached."""
+    if "c3d" in job:  # GRF-only, fast: not cached
+        c = job["c3d"]
+        try:
+            yield c3d_grf.process(real_root(job.get("data_root")) / c["file"], c["name"],
+                                  c["person"], c["lab"], c["task"], c["cutoff_hz"],
+                                  c["source"], DOMAIN)
+        except c3d_grf.Skipped as exc:
+            log.warning("real_labs %s skipped: %s", c["name"], exc)
+        return
     try:
         trial = Trial(**job["trial"])
     except (KeyError, TypeError) as exc:

@@ -24,6 +24,11 @@ TASKS = ("walk", "run", "jump", "sit_to_stand", "squat", "other")
 CUTOFF_HZ = {"walk": 6.0, "sit_to_stand": 6.0, "squat": 6.0, "other": 6.0,
              "run": 12.0, "jump": 12.0}
 SPRINT_CUTOFF_HZ = 15.0  # sprinting (dorn_sprint_ja1): faster impacts, 250 Hz markers
+#: Running recorded at 60 Hz (hamner_subject02, markers and plates both): 12 Hz is 0.4 of the
+#: Nyquist frequency and the twice-differentiated marker noise dominates the residual (measured
+#: RMS residual force 35.8 / 29.2 / 21.5 / 19.9 %BW at 15 / 12 / 8 / 6 Hz); 8 Hz keeps most of
+#: the impact (still equal on kinematics and loads).
+LOW_RATE_RUN_CUTOFF_HZ = 8.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ def trials(real: Path) -> list[Trial]:
             grf="hamner_subject02/subject02_running_grf.mot",
             ik="hamner_subject02/outputReference/ResultsIK/subject02_running_ik.mot",
             mass_kg=65.9, height_m=1.83, height_note="Setup_Scale.xml <mass>, <height>",
-            cutoff_hz=CUTOFF_HZ["run"],
+            cutoff_hz=LOW_RATE_RUN_CUTOFF_HZ,
             source="Hamner et al. 2010 running (opensim-models Pipelines/Hamner, Apache-2.0): "
                    "the pipeline's scaled + registered model and IK"))
     h04 = real / "hamner_subject04" / "subject04"
@@ -164,4 +169,30 @@ def trials(real: Path) -> list[Trial]:
             ik="dorn_sprint_ja1/JA1Gait35_ik.mot", cutoff_hz=SPRINT_CUTOFF_HZ,
             source="Dorn et al. 2012 sprinting, processed by AddBiomechanics; via "
                    "keenon/nimblephysics data/osim/JA1GaitResults"))
+    return out
+
+
+#: C3D files without a model (``real/c3d/``): GRF-only sequences (see :mod:`.c3d_grf`).
+#: file stem -> (task, person, lab); one person per file (the BTKData samples come from
+#: different users and labs). Files not listed are left out: btk_Eb015pr, nimble_welk007 (no
+#: heel/toe markers the mapping knows), btk_Gait, nimble_UpsideDownData, opensimcore_* (no body
+#: mass in the file and no quiet stance to weigh the person).
+C3D_GRF = {
+    "btk_FunctionalWalk": ("walk", "btk_functionalwalk", "btkdata_functionalwalk"),
+    "btk_PiG_Motion-FlatFoot-Full": ("walk", "btk_pig_flatfoot", "btkdata_pig_flatfoot"),
+    "btk_PiG_Motion3_FF": ("walk", "btk_pig_motion3", "btkdata_pig_motion3"),
+    "nimble_Return11_c3dfile1": ("other", "nimble_return11", "nimble_return11"),
+}
+C3D_SOURCE = ("Biomechanical-ToolKit/BTKData and keenon/nimblephysics data/c3d sample files "
+              "(see ../shared/data/README.md); GRF-only: markers + force plates, no model")
+
+
+def c3d_trials(real: Path) -> list[dict]:
+    """GRF-only jobs for the C3D files of :data:`C3D_GRF` present under ``real/c3d``."""
+    out = []
+    for stem, (task, person, lab) in C3D_GRF.items():
+        if (Path(real) / "c3d" / f"{stem}.c3d").exists():
+            out.append({"file": f"c3d/{stem}.c3d", "name": f"c3d__{stem}", "task": task,
+                        "person": person, "lab": lab, "cutoff_hz": CUTOFF_HZ[task],
+                        "source": C3D_SOURCE})
     return out

@@ -64,6 +64,17 @@ STILL_FOOT_S = 0.05
 SUPPORT_RESIDUAL_BW = 0.5
 SUPPORT_RESIDUAL_S = 0.10
 MIN_KEPT_S = 0.5  # fewer kept seconds than this: the trial is dropped
+# Synchronisation of plates and markers (see plate_delay): hamner_subject01's plates lag its
+# markers by 7.5-12.5 ms (the vertical residual of run300 falls from 23 to 9 %BW RMS once shifted);
+# a delay is searched within +-MAX_PLATE_DELAY_S and applied only when it lowers the vertical
+# residual by MIN_DELAY_GAIN (walking trials, which pin the timing weakly, stay at 0).
+MAX_PLATE_DELAY_S = 0.030
+MIN_DELAY_GAIN = 0.20
+# Only trials with flight (both feet off the plates: vertical force under MIN_DELAY_FLIGHT_BW on
+# at least MIN_DELAY_FLIGHT_FRACTION of the frames; a 2 m/s jog flies on ~7 %) pin the timing;
+# in walking the fit drifts to the bound (OpenCap walks gave 27.5 ms where the same session's drop jumps give 0) and is not run.
+MIN_DELAY_FLIGHT_BW = 0.03
+MIN_DELAY_FLIGHT_FRACTION = 0.05
 
 FOOT_POINTS = {"r": ("calcn_r", "toes_r"), "l": ("calcn_l", "toes_l")}
 
@@ -136,6 +147,102 @@ def scale_uniform(osim, generic: Path, height_m: float, mass_kg: float, out: Pat
         raise HdysError(f"scaling {generic.name} by {k:.3f} failed")
     model.printToXML(str(out))
     return k
+
+
+#: Per-segment scaling from the markers' own distances (pose-independent pairs: both markers on
+#: the scaled segments, so any dynamic frame measures them): segments -> marker pairs. Segments
+#: not listed (or whose markers are missing) take the height ratio. Foot length uses heel-toe
+#: only (the generic MT5 sits 30 % too close to the heel on Hamner's model).
+MEASUREMENTS = (
+    (("pelvis",), (("RASI", "LASI"), ("RPSI", "LPSI"), ("RASI", "RPSI"), ("LASI", "LPSI"))),
+    (("talus_r", "calcn_r", "toes_r"), (("RCAL", "RTOE"),)),
+    (("talus_l", "calcn_l", "toes_l"), (("LCAL", "LTOE"),)),
+    (("torso",), (("RACR", "LACR"), ("C7", "CLAV"))),
+)
+NEUTRAL_COORDINATES = ("hip_flexion_r", "hip_flexion_l", "knee_angle_r", "knee_angle_l",
+                       "ankle_angle_r", "ankle_angle_l")
+PLACEMENT_STEP = 5  # marker placement searches every 5th frame for the most neutral pose
+
+
+def scale_from_markers(osim, generic: Path, names: list[str], xyz: np.ndarray,
+                       height_m: float, mass_kg: float, tmp: Path) -> tuple[Path, str]:
+    """Scale ``generic`` from a dynamic trial, as AddBiomechanics does where no static trial
+    exists: (1) per-segment factors from marker distances that do not depend on the pose
+    (:data:`MEASUREMENTS`; mean over frames / the generic model's), the height ratio for the
+    rest, total mass ``mass_kg`` (mass distribution kept); (2) IK on every
+    :data:`PLACEMENT_STEP`-th frame and, at the most neutral pose (hip, knee, ankle nearest 0),
+    every model marker moved onto its measured position (what OpenSim's MarkerPlacer does with a
+    static trial): the cluster markers of the generic model are placeholders. ``xyz`` ``(T, P,
+    3)`` m. Returns the model path and a note with the factors."""
+    k = height_m / estimate_height(osim, generic)[0]
+    model = osim.Model(str(generic))
+    state = model.initSystem()
+    ms = model.getMarkerSet()
+    col = {n: j for j, n in enumerate(names)}
+    factors = {}
+    for bodies, pairs in MEASUREMENTS:
+        ratios = []
+        for a, b in pairs:
+            if a in col and b in col and ms.contains(a) and ms.contains(b):
+                d_exp = np.nanmean(np.linalg.norm(xyz[:, col[a]] - xyz[:, col[b]], axis=1))
+                d_mod = np.linalg.norm(ms.get(a).getLocationInGround(state).to_numpy()
+                                       - ms.get(b).getLocationInGround(state).to_numpy())
+                if np.isfinite(d_exp) and d_mod > 0:
+                    ratios.append(d_exp / d_mod)
+        if ratios:
+            for body in bodies:
+                factors[body] = float(np.mean(ratios))
+    scale_set = osim.ScaleSet()
+    for i in range(model.getBodySet().getSize()):
+        body = model.getBodySet().get(i).getName()
+        f = factors.get(body, k)
+        sc = osim.Scale()
+        sc.setSegmentName(body)
+        sc.setScaleFactors(osim.Vec3(f, f, f))
+        sc.setApply(True)
+        scale_set.cloneAndAppend(sc)
+    if not model.scale(state, scale_set, True, mass_kg):
+        raise HdysError(f"scaling {generic.name} failed")
+    scaled = tmp / "scaled_segments.osim"
+    model.printToXML(str(scaled))
+
+    # marker placement at the most neutral pose of a decimated IK
+    m_t = np.arange(xyz.shape[0])  # frame index as time: only the pose matters here
+    sub = slice(None, None, PLACEMENT_STEP)
+    sub_trc = tmp / "placement.trc"
+    _write_markers(sub_trc, m_t[sub].astype(float), names, xyz[sub], 1.0)
+    (tmp / "placement").mkdir(exist_ok=True)
+    ik = run_ik(osim, scaled, sub_trc, (0.0, float(m_t[sub][-1])), tmp / "placement")
+    model = osim.Model(str(scaled))
+    state = model.initSystem()
+    qt, ql, q = coordinates(osim, model, ik, None)
+    neutral = sum(q[:, ql.index(c)] ** 2 for c in NEUTRAL_COORDINATES if c in ql)
+    i = int(np.argmin(neutral))
+    cs = model.getCoordinateSet()
+    for j, c in enumerate(ql):
+        if cs.contains(c):
+            cs.get(c).setValue(state, float(q[i, j]), False)
+    model.realizePosition(state)
+    frame = int(round(qt[i]))
+    ground = model.getGround()
+    ms = model.getMarkerSet()
+    moved = 0
+    for n, j in col.items():
+        p = xyz[frame, j]
+        if ms.contains(n) and np.all(np.isfinite(p)):
+            mk = ms.get(n)
+            loc = ground.findStationLocationInAnotherFrame(state, osim.Vec3(*map(float, p)),
+                                                           mk.getParentFrame())
+            mk.set_location(loc)
+            moved += 1
+    out = tmp / "scaled.osim"
+    model.printToXML(str(out))
+    note = (f"{generic.name} scaled per segment from the dynamic trial (no static trial): "
+            + ", ".join(f"{b} {f:.3f}" for b, f in sorted(factors.items()))
+            + f", others {k:.3f} (height {height_m} m); mass {mass_kg} kg; {moved} markers "
+              f"placed at the most neutral frame ({frame}, hip/knee/ankle RMS "
+              f"{math.degrees(math.sqrt(neutral[i] / len(NEUTRAL_COORDINATES))):.0f} deg)")
+    return out, note
 
 
 # --- OpenSim tools ---------------------------------------------------------------------------
@@ -282,6 +389,63 @@ def pose_points(model, state, q_labels, q, marker_names, with_keypoints: bool):
     return mk, ft, kp
 
 
+def write_foot_loads(path: Path, t: np.ndarray, loads_f: np.ndarray) -> Path:
+    """A ``.mot`` of the feet's loads ``(T, 2, 6)`` (force and moment about the ground origin)
+    with the column names :func:`write_loads` refers to; the point columns are zero."""
+    cols, labels = [], []
+    for s, side in enumerate(("r", "l")):
+        for c, a in enumerate("xyz"):
+            cols.append(loads_f[:, s, c])
+            labels.append(f"{side}_force_v{a}")
+        for a in "xyz":
+            cols.append(np.zeros(len(t)))
+            labels.append(f"{side}_force_p{a}")
+        for c, a in enumerate("xyz"):
+            cols.append(loads_f[:, s, 3 + c])
+            labels.append(f"{side}_torque_{a}")
+    _write_table(path, t, labels, np.stack(cols, 1))
+    return path
+
+
+def plate_delay(t: np.ndarray, fy: np.ndarray, residual_y: np.ndarray,
+                use: np.ndarray) -> tuple[float, float, float]:
+    """The plates' clock against the kinematics' (s): the delay ``d`` within
+    +-:data:`MAX_PLATE_DELAY_S` (quarter-frame steps) that makes the vertical plate force
+    ``fy(t + d)`` best match what the kinematics need, ``m (a_y + g) = fy(t) + residual_y(t)``
+    (N, ``(T,)`` each, over the frames ``use``). Returns ``(d, rms before, rms after)`` in N; ``d``
+    is 0 unless it lowers that RMS by :data:`MIN_DELAY_GAIN` (a delay fitted to noise is not
+    applied), nor where the trial has no flight. In flight ``m (a_y + g)`` must be 0 and at impact it peaks: both pin the timing to
+    a few ms where the motion is vigorous (running, landing)."""
+    need = fy + residual_y
+    dt = float(np.median(np.diff(t)))
+    sel = np.flatnonzero(use)
+    sel = sel[(sel > 2) & (sel < len(t) - 3)]
+    if sel.size < 20:
+        return 0.0, float("nan"), float("nan")
+    weight = np.median(need[sel])  # ~ body weight (N)
+    if np.mean(fy[sel] < MIN_DELAY_FLIGHT_BW * weight) < MIN_DELAY_FLIGHT_FRACTION:
+        return 0.0, float("nan"), float("nan")  # no flight: the timing is not pinned
+
+    def rms(d):
+        return float(np.sqrt(np.mean((need[sel] - np.interp(t[sel] + d, t, fy)) ** 2)))
+
+    before = rms(0.0)
+    steps = int(MAX_PLATE_DELAY_S / (0.25 * dt))
+    best = min((rms(k * 0.25 * dt), k * 0.25 * dt) for k in range(-steps, steps + 1))
+    if best[0] <= (1.0 - MIN_DELAY_GAIN) * before:
+        return round(best[1], 5), before, best[0]
+    return 0.0, before, before
+
+
+def missing_as_nan(xyz: np.ndarray) -> np.ndarray:
+    """Markers ``(T, P, 3)`` with exact ``(0, 0, 0)`` samples set to NaN: older TRC writers code
+    a missing marker as zeros (hamner_subject02's L.Bicep is all zeros; read as a position it
+    alone put the marker RMSE at 25 cm)."""
+    xyz = xyz.copy()
+    xyz[np.all(xyz == 0.0, axis=-1)] = np.nan
+    return xyz
+
+
 def knee_flexion_negative(model) -> bool:
     """True for gait2392-family knees (flexion < 0: range about -2.1..0.17 rad)."""
     c = model.getCoordinateSet()
@@ -357,10 +521,10 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
     if trial.scale:
         if not (trial.mass_kg and trial.height_m):
             raise HdysError(f"{trial.name}: scaling needs mass_kg and height_m")
-        k = scale_uniform(osim, model_path, trial.height_m, trial.mass_kg, tmp / "scaled.osim")
-        model_path = tmp / "scaled.osim"
-        notes["model"] = (f"{Path(trial.model).name} scaled uniformly by {k:.4f} to height "
-                          f"{trial.height_m} m, mass {trial.mass_kg} kg (no static trial)")
+        _, s_names, s_xyz, _ = _read_markers(real / trial.trc)
+        model_path, notes["model"] = scale_from_markers(
+            osim, model_path, s_names, missing_as_nan(s_xyz), trial.height_m,
+            trial.mass_kg, tmp)
     else:
         notes["model"] = f"given scaled model {Path(trial.model).name}"
     mass = model_mass(osim, model_path)
@@ -374,6 +538,7 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
 
     # markers (TRC, OpenSim ground: Y up) and kinematics
     m_t, m_names, m_xyz, rate = _read_markers(real / trial.trc)
+    m_xyz = missing_as_nan(m_xyz)
     if trial.ik:
         ik_path = real / trial.ik
         notes["kinematics"] = f"given IK {Path(trial.ik).name}"
@@ -394,45 +559,47 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
     # markers at the kinematic frames
     markers = m_xyz[nearest(m_t, raw_t, 0.6 / rate, f"{trial.name} TRC vs IK")]
 
-    # plates -> feet -> filtered loads at the kinematic frames
-    g_t, g_labels, g_val = _read_table(real / trial.grf)
+    # plates -> feet -> filtered loads at the kinematic frames, then ID; the plates' clock is
+    # checked against the kinematics' (see plate_delay) and ID rerun when a delay is found
+    g_t0, g_labels, g_val = _read_table(real / trial.grf)
     plates = pl.find_plates(g_labels)
-    g_t, g_val, g_rate = pl.uniform(g_t, g_val)
+    g_t0, g_val, g_rate = pl.uniform(g_t0, g_val)
     F, P, Tq = pl.plate_signals(g_val, plates)
-    mask, assigned = pl.assign_feet(g_t, F, P, plates, raw_t, feet)
     floor_y = pl.floor_height(P, F)
-    loads = pl.foot_loads(F, P, Tq, mask)
-    loads = pl.lowpass(loads.reshape(len(g_t), -1), trial.cutoff_hz, g_rate).reshape(loads.shape)
-    inside = (raw_t >= g_t[0] - 1e-9) & (raw_t <= g_t[-1] + 1e-9)
-    if inside.sum() < 10:
-        raise HdysError(f"{trial.name}: the plate table does not cover the kinematics")
-    loads_f = np.stack([np.interp(raw_t, g_t, loads[:, s, c], left=0.0, right=0.0)
-                        for s in range(2) for c in range(6)], 1).reshape(len(raw_t), 2, 6)
-    cols, labels = [], []
-    for s, side in enumerate(("r", "l")):
-        for c, a in enumerate("xyz"):
-            cols.append(loads_f[:, s, c])
-            labels.append(f"{side}_force_v{a}")
-        for a in "xyz":
-            cols.append(np.zeros(len(raw_t)))
-            labels.append(f"{side}_force_p{a}")
-        for c, a in enumerate("xyz"):
-            cols.append(loads_f[:, s, 3 + c])
-            labels.append(f"{side}_torque_{a}")
-    loads_mot = tmp / "feet.mot"
-    _write_table(loads_mot, raw_t, labels, np.stack(cols, 1))
-    loads_xml = write_loads(osim, loads_mot, tmp / "feet.xml")
 
-    id_t, id_labels, gen = run_id(osim, model_path, ik_path, loads_xml, trial.cutoff_hz, tmp)
-    gen = gen[nearest(id_t, raw_t, 0.6 / rate, f"{trial.name} ID vs IK")]
+    def loads_and_id(delay_s: float):
+        g_t = g_t0 - delay_s
+        mask, assigned = pl.assign_feet(g_t, F, P, plates, raw_t, feet)
+        loads = pl.foot_loads(F, P, Tq, mask)
+        loads = pl.lowpass(loads.reshape(len(g_t), -1), trial.cutoff_hz,
+                           g_rate).reshape(loads.shape)
+        inside = (raw_t >= g_t[0] - 1e-9) & (raw_t <= g_t[-1] + 1e-9)
+        if inside.sum() < 10:
+            raise HdysError(f"{trial.name}: the plate table does not cover the kinematics")
+        loads_f = np.stack([np.interp(raw_t, g_t, loads[:, s, c], left=0.0, right=0.0)
+                            for s in range(2) for c in range(6)], 1).reshape(len(raw_t), 2, 6)
+        loads_xml = write_loads(osim, write_foot_loads(tmp / "feet.mot", raw_t, loads_f),
+                                tmp / "feet.xml")
+        id_t, id_labels, gen = run_id(osim, model_path, ik_path, loads_xml, trial.cutoff_hz, tmp)
+        gen = gen[nearest(id_t, raw_t, 0.6 / rate, f"{trial.name} ID vs IK")]
+        loaded = np.stack([np.interp(raw_t, g_t, (mask[:, :, s].any(0)).astype(float)) > 0
+                           for s in range(2)], 1)
+        return assigned, inside, loads_f, id_labels, gen, loaded
+
+    assigned, inside, loads_f, id_labels, gen, loaded = loads_and_id(0.0)
+    fy_total = loads_f[:, :, 1].sum(1)
+    delay, before, after = plate_delay(raw_t, fy_total,
+                                       gen[:, id_labels.index("pelvis_ty_force")], inside)
+    if delay:
+        assigned, inside, loads_f, id_labels, gen, loaded = loads_and_id(delay)
+    report["plate_delay_s"] = delay
+    report["vertical_residual_n"] = {"before": round(before, 1), "after": round(after, 1)}
 
     bw = mass * reps.G
     res_f = np.stack([gen[:, id_labels.index(f"pelvis_t{a}_force")] for a in "xyz"], 1)
     res_m = np.stack([gen[:, id_labels.index(f"pelvis_{a}_moment")]
                       for a in ("tilt", "list", "rotation")], 1)
     res_f_bw = np.linalg.norm(res_f, axis=1) / bw
-    loaded = np.stack([np.interp(raw_t, g_t, (mask[:, :, s].any(0)).astype(float)) > 0
-                       for s in range(2)], 1)
     ok = ~unmeasured_contact(raw_t, feet, loaded, res_f_bw, rate) & inside
     a, b = longest_run(ok)
     report.update({
@@ -508,6 +675,7 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
             "residual_force_pct_bw": report["residual_force_pct_bw"],
             "residual_moment_pct_bwh": report["residual_moment_pct_bwh"],
             "kept_fraction": round((b - a) / len(raw_t), 3),
+            "plate_delay_s": report["plate_delay_s"],
             "gates": {"marker_rmse_m": MAX_MARKER_RMSE_M,
                       "residual_force_pct_bw": max_f, "residual_moment_pct_bwh": max_m},
         },
