@@ -10,9 +10,10 @@ from hdys_rt.errors import HdysError
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|auto)$")
 
 
-def check_device(name: str, allow_auto: bool = True) -> str:
+def check_device(name: str, allow_auto: bool = True, require_present: bool = True) -> str:
     """``name`` resolved to a device this machine has (``auto``: cuda if present, else cpu);
-    raises :class:`HdysError` for an unknown name or a GPU that is not there."""
+    raises :class:`HdysError` for an unknown name or (``require_present``) a GPU that is not
+    there (export leaves that to the engine registry, which names every missing piece)."""
     import torch
 
     text = str(name).strip().lower()
@@ -21,7 +22,7 @@ def check_device(name: str, allow_auto: bool = True) -> str:
         raise HdysError(f"--device must be {choices}, got {name!r}")
     if text == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if text.startswith("cuda"):
+    if text.startswith("cuda") and require_present:
         if not torch.cuda.is_available():
             why = ("this torch is a CPU-only build" if torch.version.cuda is None
                    else "no NVIDIA GPU is visible")

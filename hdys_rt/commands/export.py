@@ -46,8 +46,8 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise HdysError(f"--out {out} is a file; give a folder for the engine")
     info = export_engine(args.engine, args.model, args.out, batch=args.batch,
-                         max_points=args.max_points, device=check_device(args.device,
-                                                                         allow_auto=False),
+                         max_points=args.max_points, device=check_device(
+                             args.device, allow_auto=False, require_present=False),
                          fp16=args.fp16,
                          input_kind=args.input_kind)
     extra = ""
