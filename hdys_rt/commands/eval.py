@@ -59,8 +59,8 @@ def run(args) -> int:
     if tasks["tasks"]:
         print(format_task_report(tasks))
     else:
-        print(f"hdys-rt eval: no {args.split} trial with a task (walk, run, jump, sit_to_stand, "
-              "squat) in this corpus; see --per-domain")
+        print("hdys-rt eval: no trial with a task (walk, run, jump, sit_to_stand, squat) in "
+              f"split {args.split!r} of this corpus; see --per-domain")
     domains = {}
     if args.per_domain or args.json:
         for lab in [f["holdout_lab"] for f in tasks["scope"]["folds"]]:
