@@ -8,6 +8,21 @@ Conventions (all data in the corpus, the model and the wire format follow them):
 * Missing values are NaN in storage. Downstream code turns them into boolean masks: a sample
   carries only the subset of representations (and of channels) that its data set has.
 
+Torque signs (``torques_rajagopal``; the one place they are written down, referenced by the
+``.sto`` files of ``hdys-rt estimate``): the OpenSim coordinate convention of the Rajagopal
+(2016) model, as OpenSim inverse dynamics reports it: a channel's torque is the generalized
+force along its coordinate, positive when it acts to INCREASE the coordinate. Ground axes X
+forward, Y up, Z right. Per coordinate (both sides alike), positive means:
+
+* ``hip_flexion``: flexion (thigh forward): + = hip flexor moment;
+* ``hip_adduction``: adduction (thigh toward the midline); ``hip_rotation``: internal rotation;
+* ``knee_angle``: flexion (0 = straight, up to 120 deg): + = knee flexor moment, so the knee
+  extensor moment of stance is negative (data in gait2354's opposite sign are flipped when built);
+* ``ankle_angle``: dorsiflexion: + = dorsiflexor moment, push-off (plantarflexor) is negative;
+* ``subtalar_angle``: inversion; ``mtp_angle``: toe extension (toes up);
+* ``lumbar_extension``: trunk extension (leaning back); ``lumbar_bending``: bending to the
+  right (about +X); ``lumbar_rotation``: the trunk turning to the left (about +Y).
+
 Each representation is a :class:`Representation`: a key, its kind (kinematic / dynamic), whether
 it is a *point set* (``(T, P, 3)``, any number and order of named points) or a *vector*
 (``(T, C)``, a fixed canonical channel list), the canonical channel names and the unit.

@@ -273,7 +273,7 @@ def test_train_resume_and_eval_commands(tmp_path):
     assert main(["eval", "--model", str(out / "model.safetensors"), "--data",
                  str(tmp_path / "corpus"), "--split", "all", "--json", str(tmp_path / "e.json")]) == 0
     rep = json.loads((tmp_path / "e.json").read_text())
-    assert rep["sim"]["markers"]["torques_rajagopal"]["metric"] == "mPJE"
+    assert rep["domains"]["person_split"]["sim"]["markers"]["torques_rajagopal"]["metric"] == "mPJE"
 
 
 def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):

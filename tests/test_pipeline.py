@@ -46,7 +46,7 @@ def test_train_small_and_eval_end_to_end(quick_corpus, tmp_path):
                  "--json", str(tmp_path / "eval.json")]) == 0
     rep = json.loads((tmp_path / "eval.json").read_text())
     # the held-out real subject is evaluated with markers in, torques out, per joint
-    lab = rep["lab_real"]["markers"]["torques_rajagopal"]
+    lab = rep["domains"]["person_split"]["lab_real"]["markers"]["torques_rajagopal"]
     assert lab["metric"] == "mPJE" and lab["unit"] == "N·m/kg"
     assert {"knee_angle_r", "ankle_angle_r", "hip_flexion_r"} <= set(lab["per_channel"])
     assert 0.0 < lab["value"] < 5.0

@@ -5,6 +5,7 @@ COMMANDS: tuple[str, ...] = (
     "hdys_rt.commands.data",
     "hdys_rt.commands.train",
     "hdys_rt.commands.eval",
+    "hdys_rt.commands.estimate",
     "hdys_rt.commands.serve",
     "hdys_rt.commands.replay",
     "hdys_rt.commands.listen",

@@ -25,6 +25,9 @@ def add_arguments(p):
                    help="stop after this wall time (0 = no limit)")
     p.add_argument("--latent", type=int, default=None, help="latent size (default 128)")
     p.add_argument("--domains", nargs="+", default=None, help="train on these domains only")
+    p.add_argument("--holdout-lab", default=None, metavar="LAB",
+                   help="leave-one-lab-out: train on every lab but LAB (meta.lab, else the "
+                   "domain); default: the person split (about one person in five held out)")
     p.add_argument("--fraction", nargs="+", default=None, metavar="DOMAIN=F",
                    help="keep only fraction F (0..1] of a domain's training frames")
     p.add_argument("--no-align", action="store_true", help="ablation: no InfoNCE alignment")
@@ -65,6 +68,7 @@ def run(args) -> int:
     cfg = preset(args.preset, **over)
     stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
                  progress=not args.no_progress, device=device, fraction=fraction or None,
+                 holdout_lab=args.holdout_lab,
                  command="hdys-rt " + " ".join(shlex.quote(a) for a in args._argv))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"model written to {stem}.safetensors (+ .json)")

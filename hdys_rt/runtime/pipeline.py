@@ -59,6 +59,10 @@ class PipelineOptions:
             raise HdysError(f"--height must be within 0.5..2.5 m and needs --mass, got "
                             f"{self.height_m}")
 
+    def min_valid(self, n_points: int) -> int:
+        """Fewest valid points a frame of ``n_points`` needs to be estimated (else too_few)."""
+        return self.min_markers or max(3, (n_points + 1) // 2)
+
 
 def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> None:
     """Raise :class:`HdysError` when ``estimator`` cannot serve markers ``names`` at ``rate``."""
@@ -146,7 +150,7 @@ class StreamPipeline:
             self.est.reset()
         self.phases = int(getattr(self.est, "stride", 1))
         n = len(names)
-        self.min_markers = self.opt.min_markers or max(3, (n + 1) // 2)
+        self.min_markers = self.opt.min_valid(n)
         self.buf = np.full((n, 3), np.nan, dtype=np.float32)  # (points, xyz)
         # what is published: the model's outputs, plus absolute ones when the subject is known
         self.out_names, self.out_units = dict(self.est.outputs), dict(self.est.units)

@@ -13,6 +13,7 @@ Plus ``"domain"``: list of B domain names.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -27,16 +28,98 @@ from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
-TEST_FRACTION_BUCKETS = 5  # subjects whose hash % 5 == 0 are held out (when no explicit split)
+TEST_FRACTION_BUCKETS = 5  # persons whose hash % 5 == 0 are held out (when no explicit split)
 
 
-def subject_split(seq_meta: dict, subject_id: str) -> str:
-    """'train' or 'test': the sequence's explicit meta['split'], else a stable hash of the
-    subject id (about one subject in five is held out)."""
-    if seq_meta.get("split") in ("train", "test"):
-        return seq_meta["split"]
-    h = int(hashlib.sha256(subject_id.encode()).hexdigest(), 16)
+# --- splits: the one place that decides which sequences train and which test ------------------
+
+def person_of(seq_meta: dict, subject_id: str) -> str:
+    """The split group of a sequence: ``meta["person"]`` when present (folders that hold one
+    person share it), else the sequence's subject id."""
+    return str(seq_meta.get("person") or subject_id)
+
+
+def lab_of(seq_meta: dict, domain: str) -> str:
+    """The lab of a sequence: ``meta["lab"]`` when present, else its domain's name."""
+    return str(seq_meta.get("lab") or domain)
+
+
+def hash_split(person: str) -> str:
+    """'train' or 'test' from a stable hash of the person id (about one person in five is held
+    out)."""
+    h = int(hashlib.sha256(person.encode()).hexdigest(), 16)
     return "test" if h % TEST_FRACTION_BUCKETS == 0 else "train"
+
+
+@dataclass(frozen=True)
+class SeqInfo:
+    """What the split needs to know of one sequence (read from its sidecar alone)."""
+
+    path: Path
+    domain: str
+    name: str
+    person: str
+    lab: str
+    task: str | None
+    explicit: str | None  # meta["split"] when it names one
+
+
+def scan(corpus: str | Path, domains: list[str] | None = None) -> list[SeqInfo]:
+    """The sidecars of ``domains`` (None: every domain) without reading their arrays."""
+    avail = list_domains(corpus)
+    domains = avail if domains is None else list(domains)
+    for d in domains:
+        if d not in avail:
+            raise HdysError(f"domain {d!r} not in corpus {corpus} (has {avail})")
+    out = []
+    for d in domains:
+        for path in list_sequences(corpus, d):
+            try:
+                head = json.loads(path.read_text())
+                meta, sub = head.get("meta") or {}, head["subject"]["id"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise HdysError(f"{path}: not a readable sequence sidecar ({exc})") from None
+            explicit = meta.get("split") if meta.get("split") in ("train", "test") else None
+            out.append(SeqInfo(path, d, str(head.get("name", path.stem)), person_of(meta, sub),
+                               lab_of(meta, d), meta.get("task"), explicit))
+    return out
+
+
+def assign_splits(infos: list[SeqInfo], holdout_lab: str | None = None) -> dict[Path, str]:
+    """Sidecar path -> 'train' | 'test', decided per PERSON so that no person is on both sides.
+
+    * ``holdout_lab`` None: a person whose sequences name an explicit ``meta["split"]`` takes it
+      (they must agree), else :func:`hash_split` of the person id.
+    * ``holdout_lab`` LAB (leave-one-lab-out): the persons of LAB test, everyone else trains;
+      explicit splits are ignored.
+
+    Raises :class:`HdysError` when a person's explicit splits disagree, when a person appears
+    in the held-out lab and another one, or when ``holdout_lab`` names no lab of ``infos``.
+    """
+    by_person: dict[str, list[SeqInfo]] = {}
+    for i in infos:
+        by_person.setdefault(i.person, []).append(i)
+    if holdout_lab is not None and holdout_lab not in {i.lab for i in infos}:
+        raise HdysError(f"--holdout-lab {holdout_lab!r} is no lab of these sequences; labs: "
+                        f"{sorted({i.lab for i in infos})}")
+    out = {}
+    for person, items in by_person.items():
+        if holdout_lab is not None:
+            labs = {i.lab for i in items}
+            if holdout_lab in labs and len(labs) > 1:
+                raise HdysError(f"person {person!r} has sequences in labs {sorted(labs)}: "
+                                f"holding out {holdout_lab!r} would put them on both sides")
+            side = "test" if holdout_lab in labs else "train"
+        else:
+            explicit = {i.explicit for i in items if i.explicit}
+            if len(explicit) > 1:
+                names = [f"{i.domain}/{i.name}={i.explicit}" for i in items if i.explicit]
+                raise HdysError(f"person {person!r}: sequences name different splits "
+                                f"({', '.join(names[:4])}); make meta.split agree")
+            side = explicit.pop() if explicit else hash_split(person)
+        for i in items:
+            out[i.path] = side
+    return out
 
 
 def resample(x: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
@@ -62,30 +145,38 @@ class SeqArrays:
     mass_kg: float
     data: dict[str, np.ndarray]  # key -> (T, P, 3) or canonical (T, C); NaN = missing
     frames: int
+    person: str = ""  # the split group (:func:`person_of`)
+    lab: str = ""  # :func:`lab_of`
+    task: str | None = None  # meta["task"] (walk, run, jump, sit_to_stand, squat) when known
 
 
 class CorpusData:
-    """The sequences of a corpus (some domains, one split), in memory at ``rate`` Hz."""
+    """The sequences of a corpus (some domains, one split), in memory at ``rate`` Hz.
+
+    The split is decided per person by :func:`assign_splits` (training and evaluation both
+    load through here, so they never disagree): ``split`` 'train' | 'test' | None (all);
+    ``holdout_lab``: leave-one-lab-out instead of the person hash."""
 
     def __init__(self, corpus: str | Path, rate: float = 100.0, split: str | None = "train",
                  domains: list[str] | None = None, keys: tuple[str, ...] | None = None,
                  min_frames: int = 8, max_points: int = 128,
-                 fraction: dict[str, float] | None = None, fraction_seed: int = 0):
+                 fraction: dict[str, float] | None = None, fraction_seed: int = 0,
+                 holdout_lab: str | None = None):
         """``fraction``: keep only this fraction (0..1] of a domain's frames (whole sequences,
         drawn with ``fraction_seed``), per domain name; domains not named are kept whole."""
+        if split not in ("train", "test", None):
+            raise HdysError(f"split must be 'train', 'test' or None (all), got {split!r}")
         self.rate = rate
-        avail = list_domains(corpus)
-        domains = avail if domains is None else list(domains)
-        for d in domains:
-            if d not in avail:
-                raise HdysError(f"domain {d!r} not in corpus {corpus} (has {avail})")
+        infos = scan(corpus, domains)
+        sides = assign_splits(infos, holdout_lab)
         self.seqs: dict[str, list[SeqArrays]] = {}
-        for d in domains:
+        for d in dict.fromkeys(i.domain for i in infos):
             items = []
-            for path in list_sequences(corpus, d):
-                seq = read_sequence(path)
-                if split is not None and subject_split(seq.meta, seq.subject.id) != split:
+            for info in (i for i in infos if i.domain == d):
+                path = info.path
+                if split is not None and sides[path] != split:
                     continue
+                seq = read_sequence(path)
                 data = {}
                 for k in seq.data:
                     if keys is not None and k not in keys:
@@ -101,7 +192,7 @@ class CorpusData:
                 T = next(iter(data.values())).shape[0]
                 if T >= min_frames:
                     items.append(SeqArrays(seq.name, d, seq.subject.id, seq.subject.mass_kg,
-                                           data, T))
+                                           data, T, info.person, info.lab, info.task))
             f = (fraction or {}).get(d, 1.0)
             if f < 1.0 and items:
                 rng = np.random.default_rng(fraction_seed)
@@ -117,8 +208,9 @@ class CorpusData:
             if items:
                 self.seqs[d] = items
         if not self.seqs:
-            raise HdysError(f"corpus {corpus}: no sequences for split={split!r} "
-                            f"in domains {domains}")
+            raise HdysError(f"corpus {corpus}: no sequences for split={split!r}"
+                            f"{f' holding out lab {holdout_lab!r}' if holdout_lab else ''} "
+                            f"in domains {domains or sorted({i.domain for i in infos})}")
 
     @property
     def domains(self) -> list[str]:

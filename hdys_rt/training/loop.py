@@ -155,9 +155,11 @@ class LossStep(torch.nn.Module):
 
 def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
           domains: list[str] | None = None, progress: bool = True, device: str = "cpu",
-          command: str | None = None, fraction: dict[str, float] | None = None) -> Path:
-    """Train on the corpus' training split; writes checkpoints and ``out/model.safetensors``
-    + ``model.json``. Returns the model stem path."""
+          command: str | None = None, fraction: dict[str, float] | None = None,
+          holdout_lab: str | None = None) -> Path:
+    """Train on the corpus' training split (persons, or every lab but ``holdout_lab``: see
+    :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
+    ``out/model.safetensors`` + ``model.json``. Returns the model stem path."""
     rank, world = _dist_init()
     torch.manual_seed(cfg.seed + rank)
     if device == "cpu":
@@ -167,7 +169,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
     # fraction: keep only part of chosen domains' frames (scale-vs-heterogeneity ablation)
     data = CorpusData(data_dir, rate=cfg.rate, split="train", domains=domains,
                       max_points=cfg.model.max_points, fraction=fraction,
-                      fraction_seed=cfg.seed)
+                      fraction_seed=cfg.seed, holdout_lab=holdout_lab)
     keys = tuple(k for k in cfg.model.kin_inputs + cfg.model.dyn_outputs if k in data.keys())
     model = HDyS(cfg.model).to(device)
     model.set_normalisation(data.normalisation())
