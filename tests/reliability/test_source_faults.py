@@ -76,7 +76,7 @@ def test_lsl_stream_returning_with_unusable_layouts_is_rejected_and_others_keep_
                 assert other_stream_served(k)  # serving goes on meanwhile
                 k += 1
                 assert lsl.error is None and not r.server.pipelines[0].done
-                del out  # this outlet goes too
+                out = None  # this outlet goes too
             assert "channels" in lsl.rejection or "markers" in lsl.rejection
             good = marker_outlet(lsl_name, gait.names, 100.0)  # a usable layout again
             assert r.wait_for(lambda: (good.push_sample(gait.xyz[0].reshape(-1),
