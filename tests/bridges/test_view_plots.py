@@ -147,6 +147,7 @@ def test_eval_plot_pngs(coco_walk, model_path, tmp_path, capsys, png):
     red = (img[..., 0] > 150) & (img[..., 1] < 120)  # the estimate traces
     black = img.max(-1) < 60                          # the reference traces
     assert red.sum() > 200 and black.sum() > 200
-    assert json.loads((tmp_path / "eval.json").read_text())["lab"]["keypoints"]["frames"] == T
+    rep = json.loads((tmp_path / "eval.json").read_text())
+    assert rep["domains"]["person_split"]["lab"]["keypoints"]["frames"] == T
     assert main(["eval", "--model", model_path, "--data", str(corpus), "--split", "all",
                  "--plot", str(tmp_path / "p2"), "--trial", "nope"]) == 1
