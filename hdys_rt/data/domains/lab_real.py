@@ -27,13 +27,11 @@ The OpenSim tools write intermediate files: each job works in its own temporary 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -43,8 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.data import formats
 from hdys_rt.data.corpus import Sequence, Subject
+from hdys_rt.data.opensim_tools import (load_opensim, quiet_stdout, read_markers, read_table,
+                                          write_markers, write_table)
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
 
@@ -192,35 +191,6 @@ def cache_root(explicit: str | os.PathLike | None = None) -> Path:
     return Path(__file__).resolve().parents[3] / ".cache"
 
 
-def _osim():
-    """Import opensim lazily (heavy) with its logging silenced."""
-    try:
-        import opensim
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise HdysError(f"lab_real needs the `opensim` package (pip install opensim): {exc}")
-    opensim.Logger.setLevelString("critical")  # tool failures raise; the rest is noise
-    return opensim
-
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    """Silence C++ writes to stdout (OpenSim prints model summaries with std::cout)."""
-    sys.stdout.flush()
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, ValueError, io.UnsupportedOperation):
-        yield
-        return
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-
-
 # --- plan ----------------------------------------------------------------------------------------
 
 
@@ -279,7 +249,7 @@ def sequences(job: dict) -> Iterator[Sequence]:
 
 def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, k: float,
              mirror: bool) -> Sequence:
-    osim = _osim()
+    osim = load_opensim()
     tfac = math.sqrt(k) / speed  # new time = source time x tfac
     mass = spec.mass_kg * k**3
 
@@ -289,20 +259,20 @@ def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, 
         model_path = _rescale_model(osim, model_path, k, mass, tmp)
 
     # 2. markers and GRF, transformed like the motion
-    times, names, xyz, rate = _read_markers(root / spec.trc)
+    times, names, xyz, rate = read_markers(root / spec.trc)
     times, xyz = _resample_markers(times, xyz, rate, tfac)
     xyz = xyz * k
     if mirror:
         xyz, names = _mirror_points(xyz, names)
     trc_path = tmp / "markers.trc"
-    _write_markers(trc_path, times, names, xyz, rate)
+    write_markers(trc_path, times, names, xyz, rate)
 
-    grf_t, grf_labels, grf = _read_table(root / spec.grf)
+    grf_t, grf_labels, grf = read_table(root / spec.grf)
     forces = _external_forces(osim, root / spec.loads_xml)
     grf = _transform_grf(grf, grf_labels, forces, k, mirror)
     grf_t = grf_t * tfac
     grf_path = tmp / "grf.mot"
-    _write_table(grf_path, grf_t, grf_labels, grf)
+    write_table(grf_path, grf_t, grf_labels, grf)
     loads_path = _write_loads(osim, root / spec.loads_xml, grf_path, tmp)
 
     # 3. IK over the window plus a margin, then ID
@@ -433,33 +403,6 @@ def _processing_note(spec: SubjectSpec, k: float) -> str:
 # --- files ---------------------------------------------------------------------------------------
 
 
-def _read_markers(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
-    """Read a TRC file (:func:`hdys_rt.data.formats.read_trc`): times (T,) on the exact uniform
-    grid, marker names, positions (T, P, 3) float64 in metres, rate (Hz)."""
-    names, rate, times, xyz, _ = formats.read_trc_values(path)
-    uniform = times[0] + np.arange(times.size) / rate
-    if np.max(np.abs(times - uniform)) > 0.25 / rate:
-        raise HdysError(f"{path}: frame times are not uniform at DataRate {rate} Hz")
-    # some TRC files round times to the ms (1/60 s -> 0.017): use the exact uniform grid
-    return uniform, list(names), xyz, rate
-
-
-def _write_markers(path: Path, times: np.ndarray, names: list[str], xyz: np.ndarray, rate: float):
-    """Write a TRC file in metres (6 decimals); NaN positions are written as empty fields."""
-    formats.write_trc_values(path, names, rate, times, xyz, units="m", precision=6)
-
-
-def _read_table(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Read a .mot/.sto table as written (no degree conversion): times (T,), labels, (T, C)."""
-    table = formats.read_storage(path, angle_columns=())
-    return table.time, list(table.names), table.values
-
-
-def _write_table(path: Path, times: np.ndarray, labels: list[str], values: np.ndarray):
-    """Write a .mot table (``inDegrees=no``: values as given)."""
-    formats.write_storage(path, formats.Table(tuple(labels), times, values))
-
-
 def _match_times(times: np.ndarray, want: np.ndarray, tol: float) -> np.ndarray:
     """Indices of ``want`` in ``times`` (nearest; they must agree to ``tol`` s)."""
     idx = np.clip(np.searchsorted(times, want), 1, len(times) - 1)
@@ -583,10 +526,10 @@ def _subject_model(osim, spec: SubjectSpec, root: Path, tmp: Path, mirror: bool)
         return root / spec.scaled_model
     static = root / spec.static_trc
     if mirror:
-        st_t, st_names, st_xyz, st_rate = _read_markers(static)
+        st_t, st_names, st_xyz, st_rate = read_markers(static)
         st_xyz, st_names = _mirror_points(st_xyz, st_names)
         static = tmp / "static_mirrored.trc"
-        _write_markers(static, st_t, st_names, st_xyz, st_rate)
+        write_markers(static, st_t, st_names, st_xyz, st_rate)
     tool = osim.ScaleTool(str(root / spec.scale_setup))
     tool.setPathToSubject("")  # else relative-to-setup prefixes break absolute paths
     tool.setSubjectMass(spec.mass_kg)
@@ -607,7 +550,7 @@ def _subject_model(osim, spec: SubjectSpec, root: Path, tmp: Path, mirror: bool)
     placer.setOutputModelFileName(str(out))
     placer.setOutputMotionFileName(str(tmp / "static.mot"))
     placer.setOutputMarkerFileName("")
-    with _quiet_stdout():
+    with quiet_stdout():
         ok = tool.run()
     if not ok or not out.exists():
         raise HdysError(f"lab_real {spec.id}: OpenSim ScaleTool failed; check {spec.scale_setup}")
@@ -644,7 +587,7 @@ def _run_ik(osim, setup: Path, model_path: Path, trc: Path, t_range, tmp: Path) 
     tool.setResultsDir(str(tmp))
     tool.set_report_errors(True)
     tool.set_report_marker_locations(False)
-    with _quiet_stdout():
+    with quiet_stdout():
         ok = tool.run()
     if not ok or not out.exists():
         raise HdysError(f"lab_real: OpenSim IK failed on {trc}; check {setup}")
@@ -666,19 +609,19 @@ def _run_id(osim, model_path: Path, ik_path: Path, loads_path: Path, t_range, tm
     tool.setExcludedForces(excluded)
     tool.setResultsDir(str(tmp))
     tool.setOutputGenForceFileName("id.sto")
-    with _quiet_stdout():
+    with quiet_stdout():
         ok = tool.run()
     out = tmp / "id.sto"
     if not ok or not out.exists():
         raise HdysError(f"lab_real: OpenSim ID failed on {ik_path.name}")
-    return _read_table(out)
+    return read_table(out)
 
 
 def _ik_errors(tmp: Path):
     files = sorted(tmp.glob("*_ik_marker_errors.sto"))
     if not files:
         return np.zeros(0), np.zeros(0)
-    t, labels, v = _read_table(files[0])
+    t, labels, v = read_table(files[0])
     return t, v[:, labels.index("marker_error_RMS")]
 
 
@@ -889,7 +832,7 @@ def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp)
     # the filtered coordinates (radians), as ID used them
     q_t, q_labels, q = _filtered_coordinates(osim, model, ik_path)
     q_mot = tmp / "ik_filtered.mot"
-    _write_table(q_mot, q_t, q_labels, q)
+    write_table(q_mot, q_t, q_labels, q)
 
     so = osim.StaticOptimization()
     so.setName("so")
@@ -911,10 +854,10 @@ def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp)
     tool.setResultsDir(str(tmp / "so"))
     state = model.initSystem()
     tool.setStatesFromMotion(state, osim.Storage(str(q_mot)), False)
-    with _quiet_stdout():
+    with quiet_stdout():
         ok = tool.run()
     files = sorted((tmp / "so").glob("*_activation.sto"))
     if not ok or not files:
         raise HdysError(f"lab_real: OpenSim static optimisation failed on {ik_path.name}")
-    t, labels, act = _read_table(files[0])
+    t, labels, act = read_table(files[0])
     return labels, t, act

@@ -28,8 +28,8 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject
-from hdys_rt.data.domains.lab_real import (_osim, _quiet_stdout, _read_markers, _read_table,
-                                           _write_markers, _write_table)
+from hdys_rt.data.opensim_tools import (load_opensim, quiet_stdout, read_markers, read_table,
+                                          write_markers, write_table)
 from hdys_rt.data.labs import plates as pl
 from hdys_rt.data.labs.catalog import Trial
 from hdys_rt.errors import HdysError
@@ -210,7 +210,7 @@ def scale_from_markers(osim, generic: Path, names: list[str], xyz: np.ndarray,
     m_t = np.arange(xyz.shape[0])  # frame index as time: only the pose matters here
     sub = slice(None, None, PLACEMENT_STEP)
     sub_trc = tmp / "placement.trc"
-    _write_markers(sub_trc, m_t[sub].astype(float), names, xyz[sub], 1.0)
+    write_markers(sub_trc, m_t[sub].astype(float), names, xyz[sub], 1.0)
     (tmp / "placement").mkdir(exist_ok=True)
     ik = run_ik(osim, scaled, sub_trc, (0.0, float(m_t[sub][-1])), tmp / "placement")
     model = osim.Model(str(scaled))
@@ -270,7 +270,7 @@ def run_ik(osim, model_path: Path, trc: Path, t_range, tmp: Path) -> Path:
     tool.setResultsDir(str(tmp))
     tool.set_report_errors(False)
     tool.set_report_marker_locations(False)
-    with _quiet_stdout():
+    with quiet_stdout():
         ok = tool.run()
     if not ok or not out.exists():
         raise HdysError(f"OpenSim IK failed on {trc}")
@@ -311,12 +311,12 @@ def run_id(osim, model_path: Path, ik_path: Path, loads_xml: Path, cutoff_hz: fl
     tool.setExcludedForces(excluded)
     tool.setResultsDir(str(tmp))
     tool.setOutputGenForceFileName("id.sto")
-    with _quiet_stdout():
+    with quiet_stdout():
         ok = tool.run()
     out = tmp / "id.sto"
     if not ok or not out.exists():
         raise HdysError(f"OpenSim ID failed on {ik_path.name}")
-    return _read_table(out)
+    return read_table(out)
 
 
 def coordinates(osim, model, ik_path: Path, cutoff_hz: float | None):
@@ -347,7 +347,7 @@ def radians_unwrapped(osim, model, ik_path: Path, out: Path) -> Path:
     for j, n in enumerate(labels):
         if cs.contains(n) and cs.get(n).getMotionType() == 1:  # rotational
             q[:, j] = np.unwrap(q[:, j])
-    _write_table(out, t, labels, q)
+    write_table(out, t, labels, q)
     return out
 
 
@@ -403,7 +403,7 @@ def write_foot_loads(path: Path, t: np.ndarray, loads_f: np.ndarray) -> Path:
         for c, a in enumerate("xyz"):
             cols.append(loads_f[:, s, 3 + c])
             labels.append(f"{side}_torque_{a}")
-    _write_table(path, t, labels, np.stack(cols, 1))
+    write_table(path, t, labels, np.stack(cols, 1))
     return path
 
 
@@ -514,14 +514,14 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
     """Run the chain on ``trial`` (paths under ``real``); returns the sequence and its report.
 
     Raises :class:`Dropped` when a quality gate fails, :class:`HdysError` on unusable inputs."""
-    osim = _osim()
+    osim = load_opensim()
     report: dict = {"trial": trial.name, "folder": trial.folder, "task": trial.task}
     model_path = real / trial.model
     notes = {}
     if trial.scale:
         if not (trial.mass_kg and trial.height_m):
             raise HdysError(f"{trial.name}: scaling needs mass_kg and height_m")
-        _, s_names, s_xyz, _ = _read_markers(real / trial.trc)
+        _, s_names, s_xyz, _ = read_markers(real / trial.trc)
         model_path, notes["model"] = scale_from_markers(
             osim, model_path, s_names, missing_as_nan(s_xyz), trial.height_m,
             trial.mass_kg, tmp)
@@ -537,14 +537,14 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
         height, notes["height"] = estimate_height(osim, real / trial.model)
 
     # markers (TRC, OpenSim ground: Y up) and kinematics
-    m_t, m_names, m_xyz, rate = _read_markers(real / trial.trc)
+    m_t, m_names, m_xyz, rate = read_markers(real / trial.trc)
     m_xyz = missing_as_nan(m_xyz)
     if trial.ik:
         ik_path = real / trial.ik
         notes["kinematics"] = f"given IK {Path(trial.ik).name}"
     else:
         trc = tmp / "markers.trc"
-        _write_markers(trc, m_t, m_names, m_xyz, rate)
+        write_markers(trc, m_t, m_names, m_xyz, rate)
         ik_path = run_ik(osim, model_path, trc, (m_t[0], m_t[-1]), tmp)
         notes["kinematics"] = "OpenSim IK here (all model markers found in the TRC, weight 1)"
     model = osim.Model(str(model_path))
@@ -561,7 +561,7 @@ def process(trial: Trial, real: Path, tmp: Path, domain: str) -> tuple[Sequence,
 
     # plates -> feet -> filtered loads at the kinematic frames, then ID; the plates' clock is
     # checked against the kinematics' (see plate_delay) and ID rerun when a delay is found
-    g_t0, g_labels, g_val = _read_table(real / trial.grf)
+    g_t0, g_labels, g_val = read_table(real / trial.grf)
     plates = pl.find_plates(g_labels)
     g_t0, g_val, g_rate = pl.uniform(g_t0, g_val)
     F, P, Tq = pl.plate_signals(g_val, plates)
