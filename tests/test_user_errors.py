@@ -167,3 +167,21 @@ def test_modified_engine_artefact(hdys, model_path, engine_copy):
     data = art.read_bytes()
     art.write_bytes(data[:-4] + b"\0\0\0\0")
     one_line_error(serve_once(hdys, model_path, "--engine", folder), "hash mismatch")
+
+
+def test_corrupt_c3d_is_one_line(hdys, tmp_path):
+    """4 changed bytes in a real C3D's parameter section (ANALOG:OFFSET renamed, which made
+    ezc3d segfault): one line, exit 1, from the file-reading commands."""
+    pytest.importorskip("ezc3d")
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1].parent / "shared/data/real/c3d/btk_Eb015pr.c3d"
+    if not src.is_file():
+        pytest.skip(f"{src} not found (shared data)")
+    raw = bytearray(src.read_bytes())
+    i = raw.index(b"\x06\x02OFFSET", 512)
+    raw[i + 2:i + 6] = b"XFFS"
+    bad = tmp_path / "bad.c3d"
+    bad.write_bytes(bytes(raw))
+    one_line_error(hdys("estimate", bad, "--out", tmp_path / "o.csv"), "hdys-rt estimate: error:",
+                   "ANALOG:OFFSET is missing")
