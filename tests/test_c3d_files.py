@@ -120,3 +120,15 @@ def test_header_frame_count_disagreeing_with_point_frames(tmp_path):
     m, ref = formats.read_c3d(p), formats.read_c3d(src)
     assert m.xyz.shape == ref.xyz.shape == (450, 26, 3)
     np.testing.assert_array_equal(m.xyz, ref.xyz)
+
+
+def test_subject_mass_and_height_from_processing():
+    """Vicon Nexus writes PROCESSING:Bodymass (kg) and Height (mm): they reach the Recording
+    that replay / bridge publish as subject metadata; files without them have no subject."""
+    from hdys_rt.bridges.files import load_file
+
+    rec = load_file(C3D / "btk_FunctionalWalk.c3d")
+    assert (rec.subject.mass_kg, rec.subject.height_m) == (60.0, 1.68)
+    m = formats.read_c3d(C3D / "btk_PiG_Motion3_FF.c3d")
+    assert (m.subject.mass_kg, m.subject.height_m) == (74.0, 1.76)
+    assert formats.read_c3d(C3D / "btk_Eb015pr.c3d").subject is None

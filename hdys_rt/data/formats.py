@@ -647,7 +647,7 @@ def read_c3d(
     """
     path = Path(path)
     size = _check_file(path, limits)
-    _c3d_preflight(path, size, limits)
+    layout = _c3d_preflight(path, size, limits)
     ezc3d = _import_ezc3d(path)
     try:
         c3d = ezc3d.c3d(str(path))
@@ -698,7 +698,24 @@ def read_c3d(
     time = (first + np.arange(n_frames)) / rate
     log.debug("read %s: %d frames x %d markers at %g Hz (%s), %d occluded samples", path,
               n_frames, n_points, rate, units, int(missing.sum()))
-    return MarkerData(tuple(labels), rate, time, _to_yup(xyz, vertical, path), units, str(path))
+    return MarkerData(tuple(labels), rate, time, _to_yup(xyz, vertical, path), units, str(path),
+                      subject=_c3d_subject(path, layout))
+
+
+def _c3d_subject(path: Path, layout: C3DLayout) -> corpus.Subject | None:
+    """The subject from ``PROCESSING:Bodymass`` (kg) and ``PROCESSING:Height`` (mm, cm or m:
+    told apart by size; 1.70 m when absent), as Vicon Nexus writes them; None without a mass
+    (or with values outside the plausible range, logged)."""
+    mass = layout.number("PROCESSING:BODYMASS")
+    if mass is None or mass <= 0:
+        return None
+    h = layout.number("PROCESSING:HEIGHT") or 0.0
+    height = h / 1000 if h > 300 else h / 100 if h > 3 else h if h > 0 else 1.70
+    try:
+        return corpus.Subject(path.stem, float(mass), float(height))
+    except HdysError as exc:
+        log.warning("%s: PROCESSING:Bodymass/Height ignored (%s)", path, exc)
+        return None
 
 
 def write_c3d(
