@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import re
-import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
