@@ -122,9 +122,10 @@ def predict_sequence(model: HDyS, key: str, x: np.ndarray) -> dict[str, np.ndarr
 
 def evaluate(model: HDyS, data_dir: str | Path, split: str | None = "test",
              inputs: list[str] | None = None, domains: list[str] | None = None,
-             rate: float = 100.0, holdout_lab: str | None = None) -> dict:
+             rate: float = 100.0, holdout_lab: str | None = None, progress=None) -> dict:
     """Evaluate ``model`` on a corpus split (the person split, or leave ``holdout_lab`` out);
-    returns {domain: {input: {output: result}}}."""
+    returns {domain: {input: {output: result}}}. ``progress(iterable, desc)`` wraps each
+    domain's sequences (a progress bar; None: none)."""
     data = CorpusData(data_dir, rate=rate, split=split, domains=domains,
                       max_points=model.cfg.max_points, holdout_lab=holdout_lab)
     inputs = list(inputs or model.cfg.kin_inputs)
@@ -132,7 +133,7 @@ def evaluate(model: HDyS, data_dir: str | Path, split: str | None = "test",
     for dom, items in data.seqs.items():
         acc: dict[str, dict[str, Accumulator]] = {}
         frames: dict[str, int] = {}
-        for s in items:
+        for s in (progress or _no_progress)(items, dom):
             for key in inputs:
                 if key not in s.data or key not in model.cfg.kin_inputs:
                     continue
@@ -148,6 +149,10 @@ def evaluate(model: HDyS, data_dir: str | Path, split: str | None = "test",
                                  **{k: a.result() for k, a in outs.items()}}
                            for key, outs in acc.items()}
     return report
+
+
+def _no_progress(items, desc):
+    return items
 
 
 def format_report(report: dict) -> str:
@@ -365,13 +370,15 @@ def _folds(data_dir, domains, holdout_labs) -> list[str | None]:
 
 def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test",
                    domains: list[str] | None = None, rate: float = 100.0,
-                   input_key: str = "markers", holdout_labs: list[str] | None = None) -> dict:
+                   input_key: str = "markers", holdout_labs: list[str] | None = None,
+                   progress=None) -> dict:
     """The per task x big joint report (see the module doc) of ``model`` on ``data_dir``.
 
     ``split``: 'test' (held-out persons), 'train' or None (all); ``holdout_labs``: leave-one-
     lab-out folds (their test sides pooled; ``["each"]`` = every lab in turn) instead of the
     person split. Mean curves always come from the fold's TRAINING side. Sequences with no
     task (:func:`task_of`) are left out. Returns ``{"scope": {...}, "tasks": {task: {...}}}``.
+    ``progress(iterable, desc)`` wraps each domain's sequences (a progress bar; None: none).
     """
     if input_key not in model.cfg.kin_inputs:
         raise HdysError(f"input {input_key!r} is not one this model takes "
@@ -391,8 +398,8 @@ def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test"
         curves = _mean_curves(train)
         fold = {"holdout_lab": lab, "test_persons": set(), "train_persons": sorted(
             {s.person for items in (train.seqs.values() if train else ()) for s in items})}
-        for items in test.seqs.values():
-            for s in items:
+        for dom, items in test.seqs.items():
+            for s in (progress or _no_progress)(items, f"{lab or 'tasks'} {dom}"):
                 task = task_of(s)
                 if task is None or input_key not in s.data:
                     continue

@@ -202,3 +202,20 @@ def test_eval_command_prints_and_writes_the_table(tmp_path, model_path, capsys):
     assert main(["eval", "--model", model_path, "--data", str(tmp_path / "c"),
                  "--holdout-lab", "L9"]) == 1
     assert "--holdout-lab 'L9' is no lab of these sequences" in capsys.readouterr().err
+
+
+def test_eval_shows_a_progress_bar_on_stderr_unless_asked_not_to(tmp_path, model_path, capsys):
+    seqs = []
+    for lab, person in (("L1", "ann"), ("L2", "bob")):
+        mk, tq, g = _trial(100)
+        seqs.append(_seq(f"{person}_walk", "labs", person,
+                         {"person": person, "lab": lab, "task": "walk"},
+                         markers=mk, torque=tq, grf=g))
+    _write(tmp_path / "c", seqs)
+    args = ["eval", "--model", model_path, "--data", str(tmp_path / "c"), "--holdout-lab", "L2",
+            "--per-domain"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "L2 labs:" in err and "0/1" in err and "trial/s" in err  # tqdm: desc, total, unit
+    assert main(args + ["--no-progress"]) == 0
+    assert "trial" not in capsys.readouterr().err

@@ -99,3 +99,89 @@ def test_bad_device_export_and_keys_targets(hdys, model_path, tmp_path):
     res = subprocess.run(CLI + ["keys", "generate", str(afile)], capture_output=True, text=True,
                          timeout=300)  # the same as its own process: one line, exit 1
     one_line_error((res.returncode, res.stderr), "is a file; give a folder")
+
+
+@pytest.fixture(scope="module")
+def engine_dir(model_path, tmp_path_factory):
+    """A real onnxruntime engine of the tiny model, exported once for this module."""
+    pytest.importorskip("onnxruntime")
+    from hdys_rt.backends.engine import export_engine
+
+    out = tmp_path_factory.mktemp("engine") / "ort"
+    export_engine("onnxruntime", model_path, out, max_points=64)
+    return out
+
+
+@pytest.fixture
+def engine_copy(engine_dir, tmp_path):
+    """A copy of the engine folder to damage: (folder, its engine.json as a dict)."""
+    out = tmp_path / "eng"
+    shutil.copytree(engine_dir, out)
+    return out, json.loads((out / "engine.json").read_text())
+
+
+def test_intact_engine_serves(hdys, model_path, engine_copy):
+    folder, _ = engine_copy
+    rc, err = serve_once(hdys, model_path, "--engine", folder)
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda info, folder: [info], "a JSON list, not an object"),
+    (lambda info, folder: {k: v for k, v in info.items() if k != "artefact_sha256"},
+     "'artefact_sha256' is missing"),
+    (lambda info, folder: {**info, "artefact_sha256": ""}, "'artefact_sha256' is missing"),
+    (lambda info, folder: {k: v for k, v in info.items() if k != "artefact"},
+     "'artefact' is missing"),
+    (lambda info, folder: {k: v for k, v in info.items() if k != "inputs"},
+     "'inputs' is missing"),
+    (lambda info, folder: {k: v for k, v in info.items() if k != "format"},
+     "not an hdys-engine v1 file"),
+    (lambda info, folder: {**info, "artefact": "../x.onnx"}, "must be a plain file name"),
+    (lambda info, folder: {**info, "artefact": str(folder / info["artefact"])},
+     "must be a plain file name"),
+    (lambda info, folder: {**info, "artefact": ".."}, "must be a plain file name"),
+])
+def test_damaged_engine_json(hdys, model_path, engine_copy, damage, fragment):
+    folder, info = engine_copy
+    (folder / "engine.json").write_text(json.dumps(damage(info, folder)))
+    one_line_error(serve_once(hdys, model_path, "--engine", folder), "hdys-rt serve: error:",
+                   fragment)
+
+
+def test_engine_artefact_outside_the_folder_is_not_loaded(hdys, model_path, engine_copy):
+    """A valid artefact one folder up, named with its right hash: still refused."""
+    folder, info = engine_copy
+    outside = folder.parent / "x.onnx"
+    shutil.copyfile(folder / info["artefact"], outside)
+    (folder / info["artefact"]).unlink()
+    (folder / "engine.json").write_text(json.dumps({**info, "artefact": "../x.onnx",
+                                                    "artefact_sha256": sha256(outside)}))
+    one_line_error(serve_once(hdys, model_path, "--engine", folder), "../x.onnx",
+                   "must be a plain file name")
+
+
+def test_modified_engine_artefact(hdys, model_path, engine_copy):
+    folder, info = engine_copy
+    art = folder / info["artefact"]
+    data = art.read_bytes()
+    art.write_bytes(data[:-4] + b"\0\0\0\0")
+    one_line_error(serve_once(hdys, model_path, "--engine", folder), "hash mismatch")
+
+
+def test_corrupt_c3d_is_one_line(hdys, tmp_path):
+    """4 changed bytes in a real C3D's parameter section (ANALOG:OFFSET renamed, which made
+    ezc3d segfault): one line, exit 1, from the file-reading commands."""
+    pytest.importorskip("ezc3d")
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1].parent / "shared/data/real/c3d/btk_Eb015pr.c3d"
+    if not src.is_file():
+        pytest.skip(f"{src} not found (shared data)")
+    raw = bytearray(src.read_bytes())
+    i = raw.index(b"\x06\x02OFFSET", 512)
+    raw[i + 2:i + 6] = b"XFFS"
+    bad = tmp_path / "bad.c3d"
+    bad.write_bytes(bytes(raw))
+    one_line_error(hdys("estimate", bad, "--out", tmp_path / "o.csv"), "hdys-rt estimate: error:",
+                   "ANALOG:OFFSET is missing")

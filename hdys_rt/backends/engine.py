@@ -252,6 +252,11 @@ def _export_fastest(model, out, batch, max_points, device, fp16, input_kind) -> 
 
 # --- loading and checking ---------------------------------------------------------------------
 
+# keys every engine.json must carry, with their JSON types: the artefact's hash is required
+# (an engine whose hash was removed does not load)
+REQUIRED = (("engine", str), ("artefact", str), ("artefact_sha256", str), ("inputs", dict),
+            ("outputs", dict))
+
 def read_engine(folder: str | Path) -> dict:
     """The folder's ``engine.json``, format-checked."""
     js = Path(folder) / "engine.json"
@@ -263,9 +268,22 @@ def read_engine(folder: str | Path) -> dict:
         info = json.loads(js.read_text())
     except ValueError as exc:
         raise HdysError(f"{js}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise HdysError(f"{js}: not an {FORMAT} v{VERSION} file (a JSON "
+                        f"{type(info).__name__}, not an object); rebuild the engine with "
+                        "`hdys-rt export`")
     if info.get("format") != FORMAT or info.get("version") != VERSION:
         raise HdysError(f"{js}: not an {FORMAT} v{VERSION} file (format {info.get('format')!r} "
                         f"v{info.get('version')!r}); rebuild the engine with this hdys-rt")
+    rebuild = info.get("rebuild", "hdys-rt export ...")
+    for key, kind in REQUIRED:
+        if not isinstance(info.get(key), kind) or info.get(key) in ("", None):
+            raise HdysError(f"{js}: {key!r} is missing or not a {kind.__name__} (an engine must "
+                            f"name its artefact and the artefact's hash); rebuild: {rebuild}")
+    art = info["artefact"]
+    if art in (".", "..") or "/" in art or "\\" in art or Path(art).is_absolute():
+        raise HdysError(f"{js}: artefact {art!r} must be a plain file name inside the engine "
+                        f"folder (no path); rebuild: {rebuild}")
     return info
 
 
@@ -278,7 +296,7 @@ def check_engine(info: dict, folder: str | Path, device: str | None = None,
     art = folder / info.get("artefact", "")
     if not art.is_file():
         why.append(f"artefact {art} is missing")
-    elif info.get("artefact_sha256") and sha256(art) != info["artefact_sha256"]:
+    elif sha256(art) != info["artefact_sha256"]:  # required: read_engine checked it is there
         why.append(f"artefact {art} changed since it was built (hash mismatch)")
     if model_sha256 and info.get("model", {}).get("weights_sha256") != model_sha256:
         why.append(f"model changed: the engine was built from weights "

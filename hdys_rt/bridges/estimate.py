@@ -120,10 +120,14 @@ def estimate_recording(rec, model: str | os.PathLike | None = None,
 
 def estimate_file(path: str | os.PathLike, model=None, mass_kg: float | None = None,
                   up: str | None = None) -> Estimates:
-    """:func:`estimate_recording` of a file read by the one loader (:func:`load_file`)."""
+    """:func:`estimate_recording` of a file read by the one loader (:func:`load_file`); without
+    ``mass_kg``, the subject mass the file carries (C3D ``PROCESSING:Bodymass``, corpus JSON)."""
     from hdys_rt.bridges.files import load_file
 
-    return estimate_recording(load_file(path, up=up), model, mass_kg)
+    rec = load_file(path, up=up)
+    if mass_kg is None and rec.subject is not None:
+        mass_kg = rec.subject.mass_kg
+    return estimate_recording(rec, model, mass_kg)
 
 
 # --- writers ---------------------------------------------------------------------------------

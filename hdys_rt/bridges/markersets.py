@@ -33,8 +33,8 @@ from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TRAINED_MARKERS", "CORE_MARKERS", "MarkerMap", "map_markers", "detect_units",
-           "detect_vertical"]
+__all__ = ["TRAINED_MARKERS", "CORE_MARKERS", "MarkerMap", "map_markers", "is_marker",
+           "detect_units", "detect_vertical"]
 
 _SIDED = ("ASIS", "PSIS", "TH1", "TH2", "TH3", "TH4", "Knee", "MKnee", "SH1", "SH2", "SH3",
           "SH4", "Ankle", "MAnkle", "Heel", "Toe", "MT5", "Shoulder", "Clavicle", "Biceps",
@@ -78,7 +78,57 @@ _add("Biceps", True, "BICEPS", "BIC", "UA2", "UPA")
 _add("Elbow", True, "ELBOW", "ELB", "LEL", "EL", "HLE")
 _add("Forearm", True, "FOREARM", "FOR", "FRM", "FA")
 _add("Wrist", True, "WRIST", "WRI", "WRA", "WRB", "WRS", "RSP", "USP", "WR")
-_SACRAL = {"S2": True, "SACR": True, "SACRUM": True, "SAC": True, "MPSIS": False}
+# ISB / Qualisys sports and gait sets (IOR: L_IAS L_IPS L_FTC L_FLE L_FME L_TTC L_FAL L_TAM
+# L_FCC L_FM1 L_FM2 L_FM5 L_SAE L_HLE L_RSP L_USP), OpenCap (r_calc r_5meta r_toe r_knee
+# r_mknee r_ankle r_mankle r.ASIS r_thigh1-3 r_sh1-3 r_lelbow r_lwrist), knee RLEK/RMEK,
+# trochanter RGTRO, OptiTrack/Motive (LKneeOut LKneeIn LAnkleOut LToeTip WaistLFront...),
+# Motion Analysis / Cortex (R.Knee.Medial R.Ankle.Medial R.Thigh.Upper R.Heel.Bottom...),
+# CAST (RGT RTT RLE RME RLM RMM RCA RVM), Rizzoli / IOR spellings of the same landmarks
+_add("ASIS", True, "IAS", "ASIS", "WAISTFRONT", "ILIACASIS")
+_add("PSIS", True, "IPS", "WAISTBACK")
+_add("TH1", False, "GTRO", "GTR", "GT", "FTC", "TROC", "TROCH", "TROCHANTER", "GREATERTROCHANTER",
+     "THIGHUPPER", "THIGHTOPLATERAL", "THIGHSUPERIOR")
+_add("TH2", False, "THIGHFRONT", "THIGHTOPMEDIAL", "THIGHANTERIOR")
+_add("TH3", False, "THIGHREAR", "THIGHBOTTOMLATERAL", "THIGHPOSTERIOR")
+_add("SH1", False, "TTC", "TT", "TIBTUBERCLE", "SHANKUPPER", "SHANKANTSUP", "SHANKTOPLATERAL")
+_add("SH2", False, "SHANKFRONT", "SHIN", "SHANKTOPMEDIAL", "MIDSHANK")
+_add("SH3", False, "SHANKREAR", "SHANKBOTTOMLATERAL", "DISTALSHANK")
+_add("Knee", True, "LEK", "KNEL", "KNEEL", "KNEEOUT", "KNEELATERAL", "LATEPI", "LEPI", "LFE",
+     "KNEELAT")
+_add("MKnee", True, "MEK", "KNEM", "KNEEM", "KNEEIN", "KNEIN", "KNEEMEDIAL", "MEPI", "MFE")
+_add("Ankle", True, "MALL", "ANKL", "ANKLEOUT", "ANKLELATERAL", "LATMAL")
+_add("MAnkle", True, "MALM", "ANKM", "ANKLEIN", "ANKIN", "ANKLEMEDIAL", "MEDMAL")
+_add("Heel", True, "CALC", "HEELBOTTOM", "HEELBACK", "HEELPOSTERIOR")
+_add("Heel", False, "POSTERIORFOOT")
+_add("MT5", True, "5META", "META5", "5THMETA", "M5", "P5MT", "TOEOUT", "TOELAT", "TOELATERAL")
+_add("MT5", False, "LATERALFOOT")
+_add("Toe", True, "TOETIP", "TOES", "BIGTOE")
+_add("Toe", False, "1META", "META1", "M1", "P1MT", "TOEIN", "TOEMED", "TOEMEDIAL", "FM2", "MT2")
+_add("Shoulder", True, "SHOULDERTOP", "ACROMION", "ACROMIUM")
+_add("Biceps", True, "BICEP")
+_add("MT5", False, "MIDFOOTLAT")
+_add("Elbow", True, "LELBOW", "ELBOWOUT", "ELBOWLAT", "ELBOWLATERAL")
+_add("Wrist", True, "LWRIST", "MWRIST", "WRISTOUT", "WRISTIN", "WRR", "WRU", "WRISTRADIUS",
+     "WRISTULNA", "WRISTMED", "WRISTLAT")
+_SACRAL = {"S2": True, "SACR": True, "SACRUM": True, "SAC": True, "MPSIS": False,
+           "VSACRAL": True, "SACRAL": True, "VSAC": True}
+
+# Motive names with the side in the middle: WaistLFront, WaistRBack
+_MID_SIDE = re.compile(r"^(WAIST)([LR])(FRONT|BACK)$")
+
+# Points that are not markers, skipped quietly (not reported as unknown): Vicon model outputs
+# (LKneeMoment, LHipAngles, LAnklePower, *Force, NormalisedGRF, CentreOfMass...), Plug-in Gait
+# segment axes (PELO, LFEA, RTOP, HEDO...), computed joint centres (LHJC, RightHipCenter...)
+# and unlabelled points (*115, C_123, Unlabeled 2001, x52)
+_NOT_MARKERS = re.compile(
+    r"""(?ix)
+    ( (angles?v?|moments?|forces?|powers?|grf|gamage|score|nm)$            # model outputs
+    | ^(centre|center)of(mass|gravity)                                      # CentreOfMass...
+    | ^com(floor)?$
+    | ^(pel|[lr](fe|ti|fo|to|cl|hn|hu|ra)|hed|trx)[oapl]$                  # PiG segment axes
+    | ^[lr]?[hka]jc | ^(left|right)?(hip|knee|ankle)(joint)?cent(er|re)$    # joint centres
+    | ^[*\#]\d*$ | ^c_\d+$ | ^unlabel(l)?ed\s*\d+$ | ^x\d+$ )           # unlabelled
+    """)
 
 _SEP = re.compile(r"[\s._\-]+")
 
@@ -87,6 +137,8 @@ def _parse(name: str) -> tuple[str | None, str]:
     """(side 'R'/'L'/None, token) of a marker name, case and separators removed."""
     base = name.rsplit(":", 1)[-1]  # Vicon Nexus labels markers "Subject:RASI"
     parts = [p for p in _SEP.split(base) if p]
+    if len(parts) > 1 and parts[-1].lower() == "study":  # OpenCap: r_knee_study, r.ASIS_study
+        parts = parts[:-1]
     if not parts:
         return None, ""
     low = [p.lower() for p in parts]
@@ -96,12 +148,22 @@ def _parse(name: str) -> tuple[str | None, str]:
         return low[0][0].upper(), "".join(parts[1:]).upper()
     word = parts[0] if len(parts) == 1 else "".join(parts)
     up = word.upper()
+    mid = _MID_SIDE.match(up)
+    if mid:
+        return mid.group(2), mid.group(1) + mid.group(3)
     for prefix, side in (("RIGHT", "R"), ("LEFT", "L")):
         if up.startswith(prefix) and len(up) > len(prefix):
             return side, up[len(prefix):]
     if up[:1] in ("R", "L") and len(up) > 1 and up[1:] in _TOKENS:  # RASI, LKNE
         return up[0], up[1:]
     return None, up
+
+
+def is_marker(name: str) -> bool:
+    """False for points that are not markers (model outputs, segment axes, joint centres,
+    unlabelled points): they are skipped quietly."""
+    base = name.rsplit(":", 1)[-1].strip()
+    return not _NOT_MARKERS.search(base) and not _NOT_MARKERS.search(_SEP.sub("", base))
 
 
 def _lookup(name: str) -> tuple[str | None, bool]:
@@ -134,6 +196,9 @@ class MarkerMap:
         unknown: input names matching no trained marker.
         duplicates: input names dropped because another marker already took their trained name.
         missing: core trained markers (:data:`CORE_MARKERS`) that nothing maps to.
+        skipped: input points that are not markers (model outputs such as ``LKneeMoment``,
+            segment axes, joint centres, unlabelled ``*115``): never sent, not reported as
+            unknown.
     """
 
     source: tuple[str, ...]
@@ -145,6 +210,7 @@ class MarkerMap:
     duplicates: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     trained: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -158,13 +224,15 @@ class MarkerMap:
     def as_dict(self) -> dict:
         return {"markers_in": len(self.source), "markers_out": len(self.keep),
                 "trained": list(self.trained), "exact": self.exact, "approx": self.approx, "unknown": list(self.unknown),
-                "duplicates": list(self.duplicates), "missing_core": list(self.missing)}
+                "duplicates": list(self.duplicates), "missing_core": list(self.missing),
+                "skipped": len(self.skipped)}
 
     def report(self) -> str:
         """A few lines for humans: counts, approximations, unknown and missing markers."""
         lines = [f"markers: {len(self.source)} in, {len(self.keep)} sent "
                  f"({len(self.trained)} trained names, {len(self.exact)} exact and "
-                 f"{len(self.approx)} approximate renames, {len(self.unknown)} unknown)"]
+                 f"{len(self.approx)} approximate renames, {len(self.unknown)} unknown, "
+                 f"{len(self.skipped)} non-marker points skipped)"]
         if self.exact:
             lines.append("  renamed: " + ", ".join(f"{k}->{v}" for k, v in self.exact.items()))
         if self.approx:
@@ -185,14 +253,24 @@ def map_markers(names, keep_unknown: bool = False, enabled: bool = True) -> Mark
     ones the model knows). Raises :class:`HdysError` when nothing at all would be sent.
     """
     names = tuple(str(n) for n in names)
-    target, keep, exact, approx, unknown, dups, same = [], [], {}, {}, [], [], []
+    hits = [_lookup(n) for n in names]
+    winner: dict[str, int] = {}  # trained name -> the input taking it: exact before approximate
+    for i, (t, is_exact) in enumerate(hits):
+        if t is not None and (t not in winner or (is_exact and not hits[winner[t]][1])):
+            winner[t] = i
+    target, keep, exact, approx, unknown, dups, same, skipped = [], [], {}, {}, [], [], [], []
     used: set[str] = set()
     for i, n in enumerate(names):
-        t, is_exact = _lookup(n)
+        t, is_exact = hits[i]
         if t is None:
-            unknown.append(n)
             target.append(n)
-            if keep_unknown or not enabled:
+            if not enabled:
+                keep.append(i)
+            if not is_marker(n):
+                skipped.append(n)
+                continue
+            unknown.append(n)
+            if keep_unknown and enabled:
                 keep.append(i)
             continue
         if not enabled:
@@ -204,7 +282,7 @@ def map_markers(names, keep_unknown: bool = False, enabled: bool = True) -> Mark
                 (exact if is_exact else approx)[n] = t
             used.add(t)
             continue
-        if t in used:
+        if winner[t] != i:
             dups.append(n)
             target.append(n)
             continue
@@ -226,7 +304,7 @@ def map_markers(names, keep_unknown: bool = False, enabled: bool = True) -> Mark
                         f"(e.g. {list(names[:5])}); expected names like R.ASIS / RASI / RKNE; "
                         "pass --keep-unknown to send them anyway")
     mm = MarkerMap(names, tuple(target), tuple(keep), exact, approx, tuple(unknown),
-                   tuple(dups), missing, tuple(same))
+                   tuple(dups), missing, tuple(same), tuple(skipped))
     if unknown:
         log.warning("%d unknown marker(s) %s: %s", len(unknown),
                     "kept" if keep_unknown or not enabled else "dropped",

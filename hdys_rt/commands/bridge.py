@@ -88,8 +88,8 @@ def add_arguments(p) -> None:
     k.add_argument("--min-score", type=float, default=0.0,
                    help="keypoints with a lower score are sent as missing")
     k.add_argument("--rate", type=positive_float, metavar="HZ",
-                   help="file: replay rate (default: from the frames' t, else 30); live: the "
-                   "stream's nominal rate (default 30)")
+                   help="file: replay rate; live: the stream's nominal rate (default: a file's "
+                   "from its frames' t, else 30)")
     k.add_argument("--count", type=positive_int, help="stop after forwarding this many frames")
     k.add_argument("--loop", action="store_true", help="loop a file")
     _common_out(k, default_to="zmq")

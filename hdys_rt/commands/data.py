@@ -14,7 +14,10 @@ HELP = "build or inspect the multi-domain corpus"
 def add_arguments(p):
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
-    b = sub.add_parser("build", help="build the corpus (real lab, simulated, sEMG, kinematics-only)")
+    b = sub.add_parser("build", help="build the corpus (real lab, simulated, sEMG, kinematics-only)",
+                       description="build the multi-domain corpus (real lab recordings, "
+                       "simulated OpenSim / MuJoCo motion with its dynamics, synthetic sEMG, "
+                       "kinematics-only sets) from the raw data sets into --out")
     b.add_argument("--out", required=True, help="output folder")
     b.add_argument("--raw", default=None, metavar="DIR",
                    help="raw-data folder holding opensim-models/, myo_sim/, real/ (default: "
@@ -24,9 +27,11 @@ def add_arguments(p):
     b.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     b.add_argument("--domains", nargs="+", default=None, help="only these domains")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
-    i = sub.add_parser("info", help="summarise a corpus folder")
-    i.add_argument("corpus")
-    i.add_argument("--json", action="store_true")
+    i = sub.add_parser("info", help="summarise a corpus folder",
+                       description="summarise a corpus folder: sequences, hours, subjects and "
+                       "labels per domain")
+    i.add_argument("corpus", help="a folder written by `hdys-rt data build`")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def run(args) -> int:

@@ -35,7 +35,17 @@ def add_arguments(p):
     p.add_argument("--trial", action="append", metavar="NAME",
                    help="with --plot: only these trials (sequence names; default: the first "
                    "of each domain)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars on stderr (evaluation and plots)")
+
+
+def _progress(items, desc):
+    """A tqdm bar on stderr over one domain's sequences (``--no-progress``: none)."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="trial", leave=False, file=sys.stderr)
 
 
 def run(args) -> int:
@@ -52,8 +62,9 @@ def run(args) -> int:
     labs = args.holdout_lab
     if labs and "each" in labs and len(labs) > 1:
         raise HdysError("--holdout-lab each holds out every lab in turn: give it alone")
+    bar = None if args.no_progress else _progress
     tasks = evaluate_tasks(model, args.data, split=split, domains=args.domains, rate=rate,
-                           input_key=args.input, holdout_labs=labs)
+                           input_key=args.input, holdout_labs=labs, progress=bar)
     tasks["scope"]["model"] = str(args.model or "bundled")
     tasks["scope"]["model_training_domains"] = (meta.get("corpus") or {}).get("domains")
     if tasks["tasks"]:
@@ -66,7 +77,7 @@ def run(args) -> int:
         for lab in [f["holdout_lab"] for f in tasks["scope"]["folds"]]:
             try:
                 rep = evaluate(model, args.data, split=split, inputs=args.inputs,
-                               domains=args.domains, rate=rate, holdout_lab=lab)
+                               domains=args.domains, rate=rate, holdout_lab=lab, progress=bar)
             except HdysError:  # a fold with nothing on this side
                 continue
             domains[lab or "person_split"] = rep

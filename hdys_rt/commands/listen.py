@@ -23,8 +23,8 @@ def add_arguments(p) -> None:
                    help="the serve's publish endpoint")
     p.add_argument("--stream", action="append", help="only this stream (repeatable)")
     p.add_argument("--format", choices=("view", "text", "json"),
-                   help="view: live table (default on a terminal); text: one line per estimate "
-                   "(default otherwise); json: one JSON object per estimate")
+                   help="view: live table; text: one line per estimate; json: one JSON object "
+                   "per estimate (default: view on a terminal, else text)")
     p.add_argument("--count", type=positive_int, help="stop after this many estimates")
     p.add_argument("--seconds", type=positive_float, help="stop after this many seconds")
     p.add_argument("--timeout", type=positive_float,

@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import re
-import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data import corpus, frames
+from hdys_rt.data.c3d_params import C3DLayout, read_layout
 from hdys_rt.data.recording import Recording
 from hdys_rt.errors import HdysError
 
@@ -594,51 +594,30 @@ def _import_ezc3d(path: Path):
     return ezc3d
 
 
-def _c3d_preflight(path: Path, size: int, limits: Limits) -> None:
-    """Check a C3D file's header and size before ezc3d parses it.
+def _c3d_preflight(path: Path, size: int, limits: Limits) -> C3DLayout:
+    """Check a C3D file's header, every parameter record and its size before ezc3d parses it.
 
-    ezc3d can loop forever on a truncated file, so the declared sizes (parameter section, point
-    and analog data) are checked against the file size here first.
+    ezc3d crashes the process on a corrupt parameter record and can loop forever on a truncated
+    file, so the records are walked in Python (:func:`~hdys_rt.data.c3d_params.read_layout`)
+    and the declared data (frames from ``POINT:FRAMES``, trusted over the header's frame
+    range) is checked against the file size here first. Returns the layout.
     """
-    with open(path, "rb") as fh:
-        head = fh.read(512)
-        if len(head) < 512 or head[1] != 0x50:
-            raise HdysError(f"{path}: not a C3D file (bad header block)")
-        param_block = head[0]
-        if param_block < 2:
-            raise HdysError(f"{path}: C3D header points to parameter block {param_block} (< 2)")
-        fh.seek((param_block - 1) * 512)
-        phead = fh.read(4)
-    if len(phead) < 4:
-        raise HdysError(f"{path}: truncated C3D file (no parameter section)")
-    n_param_blocks, processor = phead[2], phead[3]
-    if processor not in (84, 85, 86):
-        raise HdysError(f"{path}: unknown C3D processor type {processor} (expected 84, 85 or 86)")
-    big = processor == 86
-    words = struct.unpack((">" if big else "<") + "256H", head)
-    n_points, n_analog, first, last = words[1], words[2], words[3], words[4]
-    data_block = words[8]
-    raw_scale = head[12:16]
-    if processor == 85:  # DEC: swap 16-bit words, IEEE / 4
-        scale = struct.unpack("<f", raw_scale[2:] + raw_scale[:2])[0] / 4.0
-    else:
-        scale = struct.unpack(">f" if big else "<f", raw_scale)[0]
+    lay = read_layout(path, size)
+    h = lay.header
+    n_points = max(h["points"], int(lay.number("POINT:USED", 0)))
+    n_analog = h["analog"]
     _check_count(path, "markers", n_points, limits.max_markers, "max_markers")
-    n_frames = last - first + 1 if last >= first else 0
+    n_frames = lay.frames
     _check_count(path, "frames", n_frames, limits.max_frames, "max_frames")
-    param_end = (param_block - 1 + n_param_blocks) * 512
-    if param_end > size:
-        raise HdysError(
-            f"{path}: truncated C3D file: parameter section ends at byte {param_end}, "
-            f"file has {size}"
-        )
-    word = 4 if scale < 0 else 2
+    word = 4 if h["scale"] < 0 else 2
+    data_block = h["data_block"]
     need = (data_block - 1) * 512 + n_frames * (4 * n_points + n_analog) * word
     if data_block < 2 or need > size:
         raise HdysError(
             f"{path}: truncated C3D file: {n_frames} frames of {n_points} points and "
             f"{n_analog} analog samples need {need} bytes, file has {size}"
         )
+    return lay
 
 
 def _c3d_param(c3d, group: str, name: str, default=None):
@@ -667,7 +646,7 @@ def read_c3d(
     """
     path = Path(path)
     size = _check_file(path, limits)
-    _c3d_preflight(path, size, limits)
+    layout = _c3d_preflight(path, size, limits)
     ezc3d = _import_ezc3d(path)
     try:
         c3d = ezc3d.c3d(str(path))
@@ -718,7 +697,24 @@ def read_c3d(
     time = (first + np.arange(n_frames)) / rate
     log.debug("read %s: %d frames x %d markers at %g Hz (%s), %d occluded samples", path,
               n_frames, n_points, rate, units, int(missing.sum()))
-    return MarkerData(tuple(labels), rate, time, _to_yup(xyz, vertical, path), units, str(path))
+    return MarkerData(tuple(labels), rate, time, _to_yup(xyz, vertical, path), units, str(path),
+                      subject=_c3d_subject(path, layout))
+
+
+def _c3d_subject(path: Path, layout: C3DLayout) -> corpus.Subject | None:
+    """The subject from ``PROCESSING:Bodymass`` (kg) and ``PROCESSING:Height`` (mm, cm or m:
+    told apart by size; 1.70 m when absent), as Vicon Nexus writes them; None without a mass
+    (or with values outside the plausible range, logged)."""
+    mass = layout.number("PROCESSING:BODYMASS")
+    if mass is None or mass <= 0:
+        return None
+    h = layout.number("PROCESSING:HEIGHT") or 0.0
+    height = h / 1000 if h > 300 else h / 100 if h > 3 else h if h > 0 else 1.70
+    try:
+        return corpus.Subject(path.stem, float(mass), float(height))
+    except HdysError as exc:
+        log.warning("%s: PROCESSING:Bodymass/Height ignored (%s)", path, exc)
+        return None
 
 
 def write_c3d(

@@ -90,3 +90,94 @@ def test_units_and_vertical(gait, caplog):
     assert detect_vertical(xyz[..., [0, 2, 1]]) == "z"
     assert detect_units(np.full((3, 4, 3), np.nan), declared="mm") == "mm"
     assert set(CORE_MARKERS) <= set(TRAINED_MARKERS)
+
+
+# --- the common lab sets (issue 12 D) ----------------------------------------------------------
+
+QUALISYS = ("L_IAS L_IPS R_IAS R_IPS L_FTC L_FLE L_FME L_TTC L_FAL L_TAM L_FCC L_FM1 L_FM2 L_FM5 "
+            "R_FTC R_FLE R_FME R_TTC R_FAL R_TAM R_FCC R_FM1 R_FM2 R_FM5 L_SAE R_SAE L_HLE R_HLE "
+            "L_USP R_USP").split()
+OPENCAP = ("r.ASIS_study L.ASIS_study r.PSIS_study L.PSIS_study r_knee_study r_mknee_study "
+           "r_ankle_study r_mankle_study r_toe_study r_5meta_study r_calc_study L_knee_study "
+           "L_mknee_study L_ankle_study L_mankle_study L_toe_study L_calc_study L_5meta_study "
+           "r_shoulder_study L_shoulder_study r_lelbow_study L_lelbow_study r_lwrist_study "
+           "L_lwrist_study r_thigh1_study r_thigh2_study r_thigh3_study r_sh1_study "
+           "r_sh2_study r_sh3_study").split()
+MOTIVE = ("WaistLFront WaistRFront WaistLBack WaistRBack LThigh LKneeOut LKneeIn LShin "
+          "LAnkleOut LAnkleIn LHeel LToeOut LToeIn LToeTip RThigh RKneeOut RKneeIn RShin "
+          "RAnkleOut RAnkleIn RHeel RToeOut RToeIn RToeTip LShoulderTop LElbowOut LWristOut "
+          "RShoulderTop RElbowOut RWristOut").split()
+CORTEX = ("R.ASIS L.ASIS R.PSIS L.PSIS V.Sacral R.Thigh.Upper R.Thigh.Front R.Thigh.Rear "
+          "R.Knee R.Knee.Medial R.Shank.Upper R.Shank.Front R.Shank.Rear R.Ankle R.Ankle.Medial "
+          "R.Heel R.Toe L.Knee L.Knee.Medial L.Ankle L.Ankle.Medial L.Heel L.Toe").split()
+CAST_FULL = ("RASIS LASIS RPSIS LPSIS RGT RLE RME RTT RLM RMM RCA RVM RFM LGT LLE LME LTT LLM "
+             "LMM LCA LVM LFM").split()
+NOT_MARKERS = ("LKneeMoment LHipAngles LAnklePower RGroundReactionForce RNormalisedGRF "
+               "LAbsAnkleAngleV CentreOfMass CentreOfMassFloor PELO LFEA RTOP HEDO LHJC "
+               "LeftHipCenter RightHipCenterGamage L_HJC_reg *115 *2").split() + [
+    "C_123", "Unlabeled 2001", "Subject:LKneeForce"]
+
+
+@pytest.mark.parametrize("names, sent, core_missing", [
+    # FM1/FM2 and ToeIn/ToeOut pairs: one of each is a dropped duplicate
+    (QUALISYS, 28, 0), (OPENCAP, 30, 0), (MOTIVE, 28, 0), (CORTEX, 23, 0), (CAST_FULL, 22, 0),
+    (("RLEK RMEK LLEK LMEK RGTRO LGTRO RASI LASI RPSI LPSI RANK LANK RHEE LHEE RTOE "
+      "LTOE").split(), 16, 0),
+])
+def test_common_lab_sets_map(names, sent, core_missing, caplog):
+    with caplog.at_level(logging.WARNING, logger="hdys_rt.bridges.markersets"):
+        mm = map_markers(names)
+    assert len(mm.keep) == sent and len(mm.missing) == core_missing, mm.report()
+    assert not mm.unknown and "unknown" not in caplog.text, mm.report()
+
+
+def test_specific_names_land_on_their_landmark():
+    names = ["L_IAS", "L_IPS", "R_IAS", "R_IPS", "r_calc", "r_5meta", "r_toe", "r_knee",
+             "r_mknee", "r_ankle", "r_mankle", "RLEK", "LMEK", "RGTRO", "WaistLFront",
+             "R.Knee.Medial"]
+    assert {n: map_markers([n]).target[0] for n in names} == {
+        "L_IAS": "L.ASIS", "L_IPS": "L.PSIS", "R_IAS": "R.ASIS", "R_IPS": "R.PSIS",
+        "r_calc": "R.Heel", "r_5meta": "R.MT5", "r_toe": "R.Toe", "r_knee": "R.Knee",
+        "r_mknee": "R.MKnee", "r_ankle": "R.Ankle", "r_mankle": "R.MAnkle", "RLEK": "R.Knee",
+        "LMEK": "L.MKnee", "RGTRO": "R.TH1", "WaistLFront": "L.ASIS", "R.Knee.Medial": "R.MKnee"}
+    assert map_markers(["RGTRO"]).approx == {"RGTRO": "R.TH1"}  # near the thigh cluster's top
+    assert map_markers(["r_knee_study"]).exact == {"r_knee_study": "R.Knee"}  # OpenCap suffix
+
+
+def test_model_outputs_and_unlabelled_points_are_skipped_quietly(caplog):
+    with caplog.at_level(logging.WARNING, logger="hdys_rt.bridges.markersets"):
+        mm = map_markers(PIG + NOT_MARKERS)
+    assert mm.skipped == tuple(NOT_MARKERS) and not (set(mm.unknown) & set(NOT_MARKERS))
+    assert not any(n in caplog.text for n in ("LKneeMoment", "*115", "Unlabeled"))
+    assert f"{len(NOT_MARKERS)} non-marker points skipped" in mm.report()
+    assert mm.as_dict()["skipped"] == len(NOT_MARKERS)
+
+
+def test_exact_landmark_wins_over_an_approximate_one():
+    """A trochanter listed before the thigh cluster does not take the cluster's name."""
+    mm = map_markers(["RGTRO", "RTH1", "RASI"])
+    assert mm.exact == {"RTH1": "R.TH1", "RASI": "R.ASIS"} and mm.duplicates == ("RGTRO",)
+
+
+REAL = __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared/data/real"
+
+
+@pytest.mark.parametrize("rel, n_in, sent, skipped, unknown", [
+    ("c3d/btk_PiG_Motion-FlatFoot-Full.c3d", 193, 24, 156, 11),  # Vicon PiG + model outputs
+    ("c3d/btk_PiG_Motion3_FF.c3d", 97, 16, 81, 0),               # *1.. unlabelled, outputs
+    ("c3d/btk_FunctionalWalk.c3d", 146, 29, 81, 34),
+    ("c3d/nimble_welk007_c3d_Trimmed_RHJC1.c3d", 48, 37, 0, 9),  # OpenCap-style names
+    ("c3d/nimble_Return11_c3dfile1.c3d", 70, 28, 0, 40),         # LKNEL LMALM LM5 LWRR...
+    ("opencap_subject4/MarkerData/DJ1.trc", 51, 37, 4, 8),
+    ("camargo_levelground/MarkerData/levelground_ccw_fast_01_01.trc", 28, 26, 0, 0),
+])
+def test_real_lab_files_map(rel, n_in, sent, skipped, unknown):
+    pytest.importorskip("ezc3d")
+    path = REAL / rel
+    if not path.is_file():
+        pytest.skip(f"{path} not found (shared data)")
+    from hdys_rt.data.formats import load_markers
+
+    mm = map_markers(load_markers(path).names)
+    assert (len(mm.source), len(mm.keep), len(mm.skipped), len(mm.unknown)) == \
+        (n_in, sent, skipped, unknown), mm.report()
