@@ -50,7 +50,7 @@ def _pct(x) -> dict:
 # --- the source process ----------------------------------------------------------------------
 def run_source(args) -> None:
     """N outlets/senders in one process, one loop, drift-compensated; prints a JSON line."""
-    from hdys_rt.bridges.files import load_file
+    from hdys_rt.data.loader import load_file
     from hdys_rt.streams.replay import Player, demo_clip_path
 
     rec = load_file(demo_clip_path())

@@ -62,7 +62,7 @@ class Sender(threading.Thread):
 
     def __init__(self, args, endpoint: str, pub: str, log):
         super().__init__(daemon=True)
-        from hdys_rt.bridges.files import load_file
+        from hdys_rt.data.loader import load_file
         from hdys_rt.streams.replay import demo_clip_path
 
         self.args, self.endpoint, self.pub, self.log = args, endpoint, pub, log

@@ -11,7 +11,7 @@ from hdys_rt.data.shared import ENV_VAR, default_shared_dir
 from hdys_rt.model.config import ModelConfig
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import save_model
-from hdys_rt.bridges.files import load_file
+from hdys_rt.data.loader import load_file
 from hdys_rt.streams.replay import demo_clip_path
 
 def _shared_data_line() -> tuple[bool, str]:

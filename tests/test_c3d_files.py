@@ -125,7 +125,7 @@ def test_header_frame_count_disagreeing_with_point_frames(tmp_path):
 def test_subject_mass_and_height_from_processing():
     """Vicon Nexus writes PROCESSING:Bodymass (kg) and Height (mm): they reach the Recording
     that replay / bridge publish as subject metadata; files without them have no subject."""
-    from hdys_rt.bridges.files import load_file
+    from hdys_rt.data.loader import load_file
 
     rec = load_file(C3D / "btk_FunctionalWalk.c3d")
     assert (rec.subject.mass_kg, rec.subject.height_m) == (60.0, 1.68)

@@ -1,6 +1,6 @@
 """Offline estimates of a recording (``hdys-rt estimate``), through the LIVE path.
 
-A file is read by the one loader (:func:`hdys_rt.bridges.files.load_file`: marker mapping,
+A file is read by the one loader (:func:`hdys_rt.data.loader.load_file`: marker mapping,
 units, Y up) and every frame goes through the streaming estimator
 (:class:`hdys_rt.model.streaming.StreamingEstimator`, its public ``load`` / ``step`` only), with
 the pipeline's rule for frames with too few valid points (NaN out, state not stepped): the
@@ -122,7 +122,7 @@ def estimate_file(path: str | os.PathLike, model=None, mass_kg: float | None = N
                   up: str | None = None) -> Estimates:
     """:func:`estimate_recording` of a file read by the one loader (:func:`load_file`); without
     ``mass_kg``, the subject mass the file carries (C3D ``PROCESSING:Bodymass``, corpus JSON)."""
-    from hdys_rt.bridges.files import load_file
+    from hdys_rt.data.loader import load_file
 
     rec = load_file(path, up=up)
     if mass_kg is None and rec.subject is not None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.bridges.markersets import detect_units
+from hdys_rt.data.markersets import detect_units
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.errors import HdysError
 

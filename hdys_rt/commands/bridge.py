@@ -140,7 +140,7 @@ def _finish(args, summary: dict, line: str) -> int:
 
 
 def run_file(args) -> int:
-    from hdys_rt.bridges.files import load_file
+    from hdys_rt.data.loader import load_file
     from hdys_rt.bridges.sinks import make_sink
     from hdys_rt.bridges.subject import make_subject
 

@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from hdys_rt.bridges.files import load_file
+    from hdys_rt.data.loader import load_file
     from hdys_rt.runtime.server import Server, load_estimators
     from hdys_rt.streams.replay import ReplaySource, demo_clip_path
     from hdys_rt.streams.zmq import Publisher, check_endpoint

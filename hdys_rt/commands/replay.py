@@ -1,6 +1,6 @@
 """``hdys-rt replay``: publish a recording as a live marker stream (LSL outlet or ZeroMQ).
 
-The file goes through the one loader (:func:`hdys_rt.bridges.files.load_file`: marker names
+The file goes through the one loader (:func:`hdys_rt.data.loader.load_file`: marker names
 mapped to the trained ones, units checked) and the same senders as ``hdys-rt bridge file``."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from hdys_rt.bridges.files import load_file
+    from hdys_rt.data.loader import load_file
     from hdys_rt.bridges.sinks import make_sink
     from hdys_rt.streams.replay import Player, demo_clip_path
 

@@ -105,7 +105,7 @@ def build_sources(args) -> list:
         eps = args.endpoint or ["tcp://127.0.0.1:5559"]
         return [ZmqSource(ep, bind=args.bind_source, default_rate=args.rate,
                           curve=getattr(args, "_curve", None)) for ep in eps]
-    from hdys_rt.bridges.files import load_file
+    from hdys_rt.data.loader import load_file
     from hdys_rt.streams.replay import ReplaySource, demo_clip_path
 
     srcs = []

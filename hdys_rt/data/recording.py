@@ -1,6 +1,6 @@
 """The one container of a recording: named points (markers, keypoints) or a table at a uniform
 rate, as the file readers (:mod:`hdys_rt.data.formats`), the file loader
-(:func:`hdys_rt.bridges.files.load_file`) and the replay player (:mod:`hdys_rt.streams.replay`)
+(:func:`hdys_rt.data.loader.load_file`) and the replay player (:mod:`hdys_rt.streams.replay`)
 all hand it on. ``formats.MarkerData`` is this class.
 """
 
@@ -39,8 +39,8 @@ class Recording:
         subject: mass / height when the file carries them, else None.
         layout: keypoint layout name (``coco17``...), or None.
         notes: warnings met while reading (also logged).
-        markerset: the :class:`~hdys_rt.bridges.markersets.MarkerMap` that renamed the markers
-            to trained names (:func:`~hdys_rt.bridges.files.load_file`), or None.
+        markerset: the :class:`~hdys_rt.data.markersets.MarkerMap` that renamed the markers
+            to trained names (:func:`~hdys_rt.data.loader.load_file`), or None.
     """
 
     names: tuple[str, ...]

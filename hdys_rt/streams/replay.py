@@ -4,7 +4,7 @@
 accumulates) and serves both the product (``hdys-rt demo``, ``serve --source replay``,
 ``hdys-rt replay``, ``hdys-rt bridge file``) and the tests (a real stream with a unique name per
 test). It plays a :class:`~hdys_rt.data.recording.Recording`; files become one through the one
-loader, :func:`hdys_rt.bridges.files.load_file` (marker names mapped, units checked).
+loader, :func:`hdys_rt.data.loader.load_file` (marker names mapped, units checked).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Player:
 
 
 class ReplaySource(Source):
-    """A point recording (:func:`hdys_rt.bridges.files.load_file`) played into the ring in real
+    """A point recording (:func:`hdys_rt.data.loader.load_file`) played into the ring in real
     time (in-process, no network)."""
 
     kind = "replay"

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from hdys_rt.bridges.files import load_file
+from hdys_rt.data.loader import load_file
 from hdys_rt.bridges.xdf import write_xdf
 from hdys_rt.cli import main
 from hdys_rt.data import formats

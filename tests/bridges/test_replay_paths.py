@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hdys_rt import wire
-from hdys_rt.bridges.files import load_file
+from hdys_rt.data.loader import load_file
 from hdys_rt.cli import main
 from hdys_rt.model.streaming import StreamingEstimator
 from hdys_rt.streams.sinks import Sink

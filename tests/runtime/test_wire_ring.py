@@ -13,8 +13,8 @@ from hdys_rt.errors import HdysError
 from hdys_rt.runtime.pipeline import PipelineOptions, check_estimator_layout
 from hdys_rt.streams.ring import FrameRing
 from hdys_rt.runtime.stats import StageTimes, percentiles_ms
-from hdys_rt.streams.lsl import parse_marker_channels
-from hdys_rt.bridges.files import load_file
+from hdys_rt.data.markersets import parse_marker_channels
+from hdys_rt.data.loader import load_file
 from hdys_rt.data.recording import Recording
 from hdys_rt.streams.replay import Player
 from hdys_rt.streams.zmq import check_endpoint, is_loopback

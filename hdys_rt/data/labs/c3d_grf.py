@@ -1,7 +1,7 @@
 """GRF-only sequences from C3D files without an OpenSim model (``real/c3d/``).
 
-Markers come through the project's one file loader (:func:`hdys_rt.bridges.files.load_file`:
-metres, Y up, marker names mapped by :mod:`hdys_rt.bridges.markersets`); the plates through
+Markers come through the project's one file loader (:func:`hdys_rt.data.loader.load_file`:
+metres, Y up, marker names mapped by :mod:`hdys_rt.data.markersets`); the plates through
 ezc3d's force-platform extraction (``extract_forceplat_data=True``: calibration matrix, origin
 and type 2/4 from the file's FORCE_PLATFORM group), turned into the same Y-up frame. Each stance
 on a plate goes to the foot (heel/toe markers) nearest its centre of pressure
@@ -84,7 +84,7 @@ def process(path: Path, name: str, person: str, lab: str, task: str, cutoff_hz: 
     """One C3D file -> a GRF-only :class:`Sequence` (markers, grf; torques NaN).
 
     Raises :class:`Skipped` (with the reason) when the file cannot give one."""
-    from hdys_rt.bridges.files import load_file
+    from hdys_rt.data.loader import load_file
     from hdys_rt.data.frames import zup_to_yup
 
     t_a, a_rate, F, cop, tz, mass = _platforms(path)

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from hdys_rt.bridges.markersets import (CORE_MARKERS, TRAINED_MARKERS, detect_units,
+from hdys_rt.data.markersets import (CORE_MARKERS, TRAINED_MARKERS, detect_units,
                                         detect_vertical, map_markers)
 from hdys_rt.errors import HdysError
 
@@ -125,7 +125,7 @@ NOT_MARKERS = ("LKneeMoment LHipAngles LAnklePower RGroundReactionForce RNormali
       "LTOE").split(), 16, 0),
 ])
 def test_common_lab_sets_map(names, sent, core_missing, caplog):
-    with caplog.at_level(logging.WARNING, logger="hdys_rt.bridges.markersets"):
+    with caplog.at_level(logging.WARNING, logger="hdys_rt.data.markersets"):
         mm = map_markers(names)
     assert len(mm.keep) == sent and len(mm.missing) == core_missing, mm.report()
     assert not mm.unknown and "unknown" not in caplog.text, mm.report()
@@ -145,7 +145,7 @@ def test_specific_names_land_on_their_landmark():
 
 
 def test_model_outputs_and_unlabelled_points_are_skipped_quietly(caplog):
-    with caplog.at_level(logging.WARNING, logger="hdys_rt.bridges.markersets"):
+    with caplog.at_level(logging.WARNING, logger="hdys_rt.data.markersets"):
         mm = map_markers(PIG + NOT_MARKERS)
     assert mm.skipped == tuple(NOT_MARKERS) and not (set(mm.unknown) & set(NOT_MARKERS))
     assert not any(n in caplog.text for n in ("LKneeMoment", "*115", "Unlabeled"))

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
+from hdys_rt.wire import MAX_NAME_LEN, WireError, check_names
 
 log = logging.getLogger(__name__)
 
@@ -356,3 +358,46 @@ def detect_vertical(xyz: np.ndarray) -> str | None:
     if e[order[0]] < 1.3 * e[order[1]]:
         return None  # no clear long axis (lying down, a crouch, too few markers)
     return "xyz"[order[0]]
+
+
+# --- LSL-style channel labels -----------------------------------------------------------------
+_AXIS = re.compile(r"^(.+?)[\s_.:\-/]?([xyzXYZ])$")
+
+
+def parse_marker_channels(labels: list[str], units: list[str], n_channels: int,
+                          stream: str = "") -> tuple[tuple[str, ...], float]:
+    """Marker names and the scale to metres from channel labels ``NAME_X, NAME_Y, NAME_Z`` and
+    their units (an LSL stream's or an XDF file's channel description)."""
+    if n_channels % 3:
+        raise HdysError(f"LSL stream {stream!r} has {n_channels} channels; a marker stream needs "
+                        "3 per marker (x, y, z)")
+    if not any(labels):
+        names = tuple(f"M{i + 1:03d}" for i in range(n_channels // 3))
+        log.warning("LSL stream %r has no channel labels; markers named M001..M%03d",
+                    stream, len(names))
+    else:
+        if len(labels) != n_channels:
+            raise HdysError(f"LSL stream {stream!r}: {len(labels)} channel labels for "
+                            f"{n_channels} channels")
+        names = []
+        for i in range(0, n_channels, 3):
+            parts = [_AXIS.match(lab or "") for lab in labels[i:i + 3]]
+            if not all(parts) or [p.group(2).lower() for p in parts] != ["x", "y", "z"] \
+                    or len({p.group(1) for p in parts}) != 1:
+                raise HdysError(
+                    f"LSL stream {stream!r}: channels {i}..{i + 2} are labelled "
+                    f"{labels[i:i + 3]}; expected NAME_X, NAME_Y, NAME_Z")
+            names.append(parts[0].group(1)[:MAX_NAME_LEN])
+        names = tuple(names)
+    try:
+        check_names(names, f"LSL stream {stream!r} marker names")
+    except WireError as exc:
+        raise HdysError(str(exc)) from None
+    unit_set = {(u or "").strip().lower() for u in units} or {""}
+    if len(unit_set) > 1:
+        raise HdysError(f"LSL stream {stream!r} mixes channel units {sorted(unit_set)}")
+    unit = unit_set.pop()
+    if reps.length_unit(unit) is None:
+        raise HdysError(f"LSL stream {stream!r}: unknown channel unit {unit!r}; "
+                        f"expected one of m, cm, mm")
+    return names, reps.LENGTH_UNITS[reps.length_unit(unit)]

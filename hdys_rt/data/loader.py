@@ -15,7 +15,7 @@ container :class:`~hdys_rt.data.recording.Recording`.
 Every point recording passes the unit check (a body spans ~0.3..3 m; a file whose values
 look like millimetres while it says metres is rescaled, with a warning) and the vertical-axis
 check (a warning naming ``--up`` when the body's long axis is not Y). Markers are then mapped to
-the names the model was trained on (:func:`~hdys_rt.bridges.markersets.map_markers`: a
+the names the model was trained on (:func:`~hdys_rt.data.markersets.map_markers`: a
 Plug-in Gait file's 239 labels become its ~30 body markers), unless ``markerset=False``.
 """
 
@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.bridges.markersets import detect_units, detect_vertical, map_markers
+from hdys_rt.data.markersets import (detect_units, detect_vertical, map_markers,
+                                     parse_marker_channels)
 from hdys_rt.data.corpus import Subject
 from hdys_rt.data.frames import zup_to_yup
 from hdys_rt.data.recording import Recording
@@ -160,7 +161,6 @@ def _load_xdf(p: Path, up: str | None, stream: str | None) -> Recording:
         import pyxdf
     except ImportError:
         raise HdysError("reading .xdf needs pyxdf: pip install 'hdys-rt[xdf]'") from None
-    from hdys_rt.streams.lsl import parse_marker_channels
 
     try:
         streams, _ = pyxdf.load_xdf(str(p))
