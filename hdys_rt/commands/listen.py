@@ -48,7 +48,7 @@ def _text(est) -> str:
 def _json(est) -> str:
     out = {"stream": est.stream, "seq": est.seq, "t_src": est.t_src, "t_pub": est.t_pub,
            "latency_ms": 1e3 * est.latency, "flags": est.flag_names, "n_valid": est.n_valid,
-           "missing": est.missing, "dropped": est.dropped}
+           "missing": est.missing, "dropped": est.dropped, "stale": est.stale}
     outs = {}
     for k, v in est.outputs.items():
         names = est.channels(k)

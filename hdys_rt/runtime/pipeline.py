@@ -1,10 +1,13 @@
 """The estimator loop of one stream: ring -> quality -> model step -> encode -> publish.
 
 One input frame in, one estimate out to every sink (:class:`~hdys_rt.streams.sinks.Sink`), computed incrementally by the streaming estimator (only
-the new frame is encoded; cached keys/values serve the temporal context). When inference falls
-behind, frames older than ``max_age_s`` that have a newer frame behind them are dropped and
-counted, so latency stays bounded however long the stream runs; a full ring overwrites its
-oldest frames (counted too). A slow or dead subscriber never blocks: publishing never waits.
+the new frame is encoded; cached keys/values serve the temporal context). EVERY received frame
+enters the model's temporal context, however loaded the machine is, so the answer never depends
+on load: when inference falls behind, the loop catches up frame by frame and only skips
+*publishing* an estimate whose frame is older than ``max_age_s`` while a newer frame waits
+(counted ``stale_unpublished``). Frames are ``dropped`` only when truly lost (a full ring
+overwrote them, or a layout change discarded them). A slow or dead subscriber never blocks:
+publishing never waits.
 
 Streams faster than the model rate are served by the estimator's interleaved decoder states
 (``set_stream_rate``: frame ``n`` of a 200 Hz stream uses state ``n % 2`` of a 100 Hz model),
@@ -38,7 +41,8 @@ class PipelineOptions:
     """How one stream is served (times in seconds)."""
 
     min_markers: int | None = None  # fewer valid markers -> flagged too_few; None: half, >= 3
-    max_age_s: float = 0.025        # a frame older than this is dropped when a newer one waits
+    max_age_s: float = 0.025        # an estimate older than this is not published (but its
+    #                                 frame still enters the model) when a newer frame waits
     gap_factor: float = 1.5         # a time step above gap_factor / rate is flagged as a gap
     reset_gap_s: float = 0.5        # a gap longer than this resets the model's temporal state
     mass_kg: float | None = None    # subject mass: also publish torques in N·m and GRF in N
@@ -97,7 +101,8 @@ class StreamPipeline:
         self.opt = options
         self.on_estimate = on_estimate  # callable(pipeline, outputs, flags) or None
         self.times = StageTimes()
-        self.counters = {"processed": 0, "published": 0, "dropped": 0, "too_few": 0,
+        self.counters = {"processed": 0, "published": 0, "dropped": 0, "stale_unpublished": 0,
+                         "too_few": 0,
                          "missing_frames": 0, "invalid_frames": 0, "gaps": 0, "resets": 0,
                          "errors": 0, "flagged": 0}
         self._base, self._nxt = 0, 0  # current layout's first frame number; next frame to read
@@ -174,7 +179,7 @@ class StreamPipeline:
 
     def _run(self) -> None:
         src = self.source
-        layout, nxt, pending = 0, 0, 0
+        layout, nxt, pending, carry = 0, 0, 0, 0
         while not self._stop.is_set():
             count, lid = src.wait(nxt, layout, 0.1)
             if lid != layout:
@@ -198,23 +203,21 @@ class StreamPipeline:
                     self.counters["dropped"] += oldest - nxt
                     nxt = self._nxt = oldest
                 pending |= F["dropped"]
-            now = time.monotonic()
-            # (a frame of another layout has no receive time: nan stops the dropping)
-            while nxt < count - 1 and now - src.peek_t_recv(nxt, layout) > self.opt.max_age_s:
-                with self._acct:
-                    self.counters["dropped"] += 1
-                    nxt += 1
-                    self._nxt = nxt
-                pending |= F["dropped"]
             info = src.read(nxt, layout, self.buf)
             if info is None:  # overwritten meanwhile, or a new layout: counted on the next pass
                 continue
-            self._process(info, pending)  # counts it processed and moves past it
+            # every frame enters the model; only a stale estimate with a newer frame behind it
+            # is left unpublished (the answer never depends on load)
+            stale = (nxt < count - 1 and time.monotonic() - info[1] > self.opt.max_age_s)
+            carry = self._process(info, pending, carry, not stale)  # counts it processed
             nxt += 1
             pending = 0
         log.debug("%s: estimator loop ended", src.describe())
 
-    def _process(self, info, flags: int) -> None:
+    def _process(self, info, flags: int, carry: int = 0, publish: bool = True) -> int:
+        """Step the model on the frame in ``self.buf`` (``flags``: what happened before it);
+        publish its estimate when ``publish``, with ``carry`` (flags of earlier unpublished
+        estimates). Returns the flags to carry to the next published estimate."""
         t_src, t_recv, seq, n_valid, n_invalid = info
         t_deq = time.monotonic()
         c = self.counters
@@ -256,12 +259,20 @@ class StreamPipeline:
                 self._rlog.warning("infer", "%s: inference failed on frame %d: %s",
                                    self.source.describe(), seq, exc)
         t_inf1 = time.monotonic()
+        if not publish:
+            with self._acct:  # processed (in the model's context), its estimate not published
+                c["processed"] += 1
+                c["stale_unpublished"] += 1
+                self._nxt += 1
+            keep = F["reset"] | F["gap"] | F["dropped"]  # events, not this frame's quality
+            return carry | (flags & keep) | F["stale"]
+        flags |= carry
         src_c = self.source.counters
         payload = wire.encode_estimate(
             self.source.name, self.meta_id, seq, t_src, t_recv, t_inf1, outputs, flags,
             n_valid, missing, c["dropped"], src_c["out_of_order"],
             {"receive": t_recv - t_src, "window": t_inf0 - t_recv,
-             "inference": t_inf1 - t_inf0})
+             "inference": t_inf1 - t_inf0}, c["stale_unpublished"])
         t_enc = time.monotonic()
         name = self.source.name
         for sink in self.sinks:
@@ -280,6 +291,7 @@ class StreamPipeline:
                        "t_deq": t_deq}
         if self.on_estimate is not None:
             self.on_estimate(self, outputs, flags)
+        return 0
 
     def pending(self) -> int:
         """Frames received and not yet processed or dropped (frames of a layout the loop has
@@ -295,7 +307,8 @@ class StreamPipeline:
 
         ``arrived`` (every message or sample) = ``received`` + ``out_of_order`` + ``malformed`` +
         ``oversized`` + ``rejected``; ``received`` = ``processed`` + ``dropped`` + ``pending``
-        (``balanced`` says whether it holds). ``skipped``: frames the sender numbered but that
+        (``balanced`` says whether it holds); ``stale_unpublished``: processed frames (in the
+        model's context) whose estimate was too old to publish. ``skipped``: frames the sender numbered but that
         never arrived (lost before serve, e.g. by a full ZeroMQ queue).
         """
         with self._acct:  # one consistent snapshot of the source's and the loop's counters
@@ -304,7 +317,8 @@ class StreamPipeline:
         rejected = s["malformed"] + s["oversized"] + s["rejected"]
         return {"arrived": s["received"] + s["out_of_order"] + rejected,
                 "received": s["received"], "processed": c["processed"],
-                "dropped": c["dropped"], "pending": pending, "out_of_order": s["out_of_order"],
+                "dropped": c["dropped"], "stale_unpublished": c["stale_unpublished"],
+                "pending": pending, "out_of_order": s["out_of_order"],
                 "rejected": rejected, "skipped": s["skipped"], "flagged": c["flagged"],
                 "balanced": s["received"] == c["processed"] + c["dropped"] + pending}
 

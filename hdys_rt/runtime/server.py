@@ -139,8 +139,8 @@ class Server:
     def totals(self) -> dict:
         keys_src = ("received", "out_of_order", "malformed", "oversized", "rejected",
                     "reconnects", "lost", "resyncs", "skipped")
-        keys_pipe = ("processed", "published", "dropped", "too_few", "gaps", "errors",
-                     "flagged")
+        keys_pipe = ("processed", "published", "dropped", "stale_unpublished", "too_few", "gaps",
+                     "errors", "flagged")
         tot = {k: 0 for k in keys_src + keys_pipe}
         for p in self.pipelines:
             for k in keys_src:
@@ -153,8 +153,8 @@ class Server:
         """The streams' :meth:`StreamPipeline.accounting` summed; ``unaccounted`` is
         ``received - processed - dropped - pending`` (0 when every frame is accounted for)."""
         acc = [p.accounting() for p in self.pipelines]
-        keys = ("arrived", "received", "processed", "dropped", "pending", "out_of_order",
-                "rejected", "skipped", "flagged")
+        keys = ("arrived", "received", "processed", "dropped", "stale_unpublished", "pending",
+                "out_of_order", "rejected", "skipped", "flagged")
         tot = {k: sum(a[k] for a in acc) for k in keys}
         tot["unaccounted"] = tot["received"] - tot["processed"] - tot["dropped"] - tot["pending"]
         return tot
@@ -180,6 +180,7 @@ class Server:
         lat, acc = summary["server_latency_ms"], summary["accounting"]
         return (f"{len(self.pipelines)} stream(s): {t['received']} frames in, "
                 f"{t['published'] or t['processed']} estimates out, dropped {t['dropped']}, "
+                f"stale (in the model, not published) {t['stale_unpublished']}, "
                 f"out-of-order {t['out_of_order']}, malformed {t['malformed']}, oversized "
                 f"{t['oversized']}, rejected {t['rejected']}, too few markers {t['too_few']}, "
                 f"gaps {t['gaps']}, reconnects {t['reconnects']}, errors {t['errors']}; "
