@@ -36,6 +36,9 @@ ESTIMATE (one per processed input frame)::
      "t_src": float,             # the input sample's time (source clock: LSL local_clock / sender)
      "t_recv": float,            # when serve received it (serve's monotonic clock)
      "t_pub": float,             # when serve published this estimate (same clock)
+     "t_est": float,             # the time the outputs describe (source clock): the latest
+     #                             point of the model-rate grid at or before t_src (equal to
+     #                             t_src when the frame lands on it; hdys_rt.runtime.resample)
      "outputs": {name: bin},     # float32 (C,), channels named in META outputs[name].names
      "q": {"flags": int,         # FLAGS bits
            "n_valid": int,       # markers used this frame
@@ -218,11 +221,12 @@ def encode_meta(stream: str, meta_id: int, input_names, input_rate: float,
 def encode_estimate(stream: str, meta_id: int, seq: int, t_src: float, t_recv: float,
                     t_pub: float, outputs: dict[str, np.ndarray], flags: int, n_valid: int,
                     missing: list[int], dropped: int, ooo: int, lat: dict[str, float],
-                    stale: int = 0) -> bytes:
+                    stale: int = 0, t_est: float | None = None) -> bytes:
     """Pack one estimate; each output is sent as its float32 bytes."""
     return msgpack.packb({
         "v": VERSION, "type": "est", "stream": stream, "meta": meta_id, "seq": seq,
         "t_src": t_src, "t_recv": t_recv, "t_pub": t_pub,
+        "t_est": t_src if t_est is None else t_est,
         "outputs": {k: np.asarray(v, dtype="<f4").tobytes() for k, v in outputs.items()},
         "q": {"flags": flags, "n_valid": n_valid, "missing": missing, "dropped": dropped,
               "ooo": ooo, "stale": stale},

@@ -6,8 +6,9 @@ relative-position bias of each slot's age. Nothing is recomputed for earlier fra
 result equals the offline causal forward over the same frames (tested).
 
 Streams faster than the model rate (e.g. 200 Hz into a 100 Hz model) are served with
-``stride = round(stream_rate / model_rate)`` interleaved decoder states: frame ``n`` uses state
-``n % stride``, so every frame gets an estimate whose temporal context is at the model's rate.
+``stride = round(stream_rate / model_rate)`` interleaved decoder states: by default frame ``n``
+uses state ``n % stride``; the live runtime names the state of each frame it commits
+(:mod:`hdys_rt.runtime.resample` resamples any rate onto these states).
 
 Every engine runs the functional step (:mod:`hdys_rt.model.step`) through a backend
 (:mod:`hdys_rt.backends`); :class:`EngineStepper` keeps the rings outside it. ``engine`` is a
@@ -214,11 +215,9 @@ class StreamingEstimator:
         """Adapt to a stream's nominal rate (Hz) and reset the cached state."""
         if not (stream_rate > 0):
             raise HdysError(f"stream_rate must be > 0 Hz, got {stream_rate}")
-        stride = max(1, int(round(stream_rate / self.rate)))
-        if abs(stream_rate / stride - self.rate) > 0.25 * self.rate:
-            log.warning("stream rate %.1f Hz is not a multiple of the model rate %.1f Hz; "
-                        "temporal context is off by %.0f%%", stream_rate, self.rate,
-                        100 * abs(stream_rate / stride / self.rate - 1))
+        from hdys_rt.runtime.resample import phases_for
+
+        stride = phases_for(stream_rate, self.rate)
         self.stream_rate = float(stream_rate)
         self._engine.set_stride(stride)
         self._frame = 0
@@ -239,8 +238,10 @@ class StreamingEstimator:
         self._engine.set_stride(stride)
         self._frame = 0
 
-    def step(self, points: np.ndarray) -> dict[str, np.ndarray]:
-        """One frame: points (P, 3) float32 metres Y up, NaN rows = missing -> name -> (C,)."""
+    def step(self, points: np.ndarray, state: int | None = None) -> dict[str, np.ndarray]:
+        """One frame: points (P, 3) float32 metres Y up, NaN rows = missing -> name -> (C,).
+        ``state``: the interleaved decoder state it advances (None: the next in turn; frames
+        must then be exactly ``1 / stream_rate`` apart)."""
         pts = np.asarray(points, dtype=np.float32)
         if pts.ndim != 2 or pts.shape[1] != 3:
             raise HdysError(f"points must be (P, 3), got shape {pts.shape}")
@@ -250,7 +251,8 @@ class StreamingEstimator:
         if pts.shape[0] > self._engine.max_points:
             self._fit(pts.shape[0])
         mask = np.isfinite(pts).all(1)
-        state = self._frame % self.stride
+        if state is None:
+            state = self._frame % self.stride
         self._frame += 1
         return self._engine.step(state, np.where(mask[:, None], pts, np.float32(0.0)),
                                  mask.astype(np.float32))

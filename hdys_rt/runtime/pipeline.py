@@ -9,9 +9,10 @@ on load: when inference falls behind, the loop catches up frame by frame and onl
 overwrote them, or a layout change discarded them). A slow or dead subscriber never blocks:
 publishing never waits.
 
-Streams faster than the model rate are served by the estimator's interleaved decoder states
-(``set_stream_rate``: frame ``n`` of a 200 Hz stream uses state ``n % 2`` of a 100 Hz model),
-so every frame gets an estimate whose temporal context is at the rate the model was trained at.
+Streams at any rate are resampled causally onto the model's rate
+(:class:`~hdys_rt.runtime.resample.GridResampler`: ``phases`` interleaved grids at the model
+rate, each with its own decoder state), so every frame gets an estimate whose temporal context
+is the one the model was trained at; ``t_est`` says which grid time it describes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from hdys_rt import representations as reps, wire
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
+from hdys_rt.runtime.resample import GridResampler
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
 from hdys_rt.streams.sinks import Sink, as_sinks
@@ -149,11 +151,11 @@ class StreamPipeline:
             except Exception as exc:  # reported per frame later, if it persists
                 log.debug("warm-up step failed: %s", exc)
                 break
-        if hasattr(self.est, "set_stream_rate"):
-            self.est.set_stream_rate(rate)  # also resets the state
-        else:
-            self.est.reset()
-        self.phases = int(getattr(self.est, "stride", 1))
+        self.est.set_stream_rate(rate)  # also resets the state
+        self.resampler = GridResampler(self.est.rate, rate)
+        self.phases = self.resampler.phases
+        self._est_out: dict | None = None  # the latest grid point's outputs, and its time
+        self._t_est = None
         n = len(names)
         self.min_markers = self.opt.min_valid(n)
         self.buf = np.full((n, 3), np.nan, dtype=np.float32)  # (points, xyz)
@@ -240,6 +242,8 @@ class StreamPipeline:
         self._last_t = t_src
         if flags & F["reset"]:
             self.est.reset()
+            self.resampler.reset()
+            self._est_out = None
             c["resets"] += 1
         t_inf0 = time.monotonic()
         if n_valid < self.min_markers:
@@ -247,8 +251,10 @@ class StreamPipeline:
             c["too_few"] += 1
             outputs = self.nan_out
         else:
-            try:
-                outputs = self.est.step(buf)
+            try:  # commit the grid points up to this frame; its estimate is the latest one's
+                for phase, t_grid, pts in self.resampler.push(t_src, buf):
+                    self._est_out, self._t_est = self.est.step(pts, phase), t_grid
+                outputs = self._est_out if self._est_out is not None else self.nan_out
                 if self.opt.mass_kg is not None:
                     outputs = {**outputs, **absolute_outputs(
                         outputs, self.est.outputs, self.opt.mass_kg, self.opt.height_m)[0]}
@@ -272,7 +278,7 @@ class StreamPipeline:
             self.source.name, self.meta_id, seq, t_src, t_recv, t_inf1, outputs, flags,
             n_valid, missing, c["dropped"], src_c["out_of_order"],
             {"receive": t_recv - t_src, "window": t_inf0 - t_recv,
-             "inference": t_inf1 - t_inf0}, c["stale_unpublished"])
+             "inference": t_inf1 - t_inf0}, c["stale_unpublished"], self._t_est)
         t_enc = time.monotonic()
         name = self.source.name
         for sink in self.sinks:
