@@ -90,10 +90,30 @@ def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> No
             raise HdysError(f"the model does not accept these markers: {report}")
 
 
+@dataclass
+class FrameJob:
+    """One frame on its way through the inference loop: its ring index and read-out, quality
+    flags, and the grid points it commits (``[slot, points, outputs]``, outputs filled by the
+    loop's batched step; ``None`` outputs with ``error`` set when that step failed)."""
+
+    index: int
+    info: tuple                       # (t_src, t_recv, seq, n_valid, n_invalid)
+    flags: int
+    missing: list
+    commits: list                     # [[slot, t_grid, points (P, 3), outputs or None], ...]
+    newer: bool                       # a newer frame of the stream was already received
+    error: Exception | None = None
+
+
 class StreamPipeline:
-    """Serves one :class:`Source` with one estimator (which holds that stream's state) into
-    ``sinks`` (a list of :class:`~hdys_rt.streams.sinks.Sink`, shared with the other streams;
-    their owner closes them)."""
+    """The per-stream part of serving one :class:`Source`: reading its ring, quality flags,
+    causal resampling onto the model's grid, and publishing into ``sinks`` (a list of
+    :class:`~hdys_rt.streams.sinks.Sink`, shared with the other streams; their owner closes
+    them). The model step is NOT here: :class:`~hdys_rt.runtime.inference.InferenceLoop` runs
+    one batched step for every stream's pending frames (:meth:`gather`, then :meth:`finish`
+    per frame), over ``estimator`` (a
+    :class:`~hdys_rt.model.streaming.BatchedEstimator` shared by all streams; this stream owns
+    ``phases`` of its slots)."""
 
     def __init__(self, source: Source, estimator, sinks: Sink | list[Sink] | None = None,
                  options: PipelineOptions = PipelineOptions(), on_estimate=None):
@@ -113,47 +133,30 @@ class StreamPipeline:
         self._acct = threading.Lock()
         self.meta_id = 0
         self.latest: dict | None = None    # last outputs (for live views)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.slots: list[int] = []         # this stream's state slots in the estimator
+        self.finished = threading.Event()  # a finite source ended and every frame was served
+        self.leaving = False               # being removed: served until its source is drained
+        self._layout, self._pending_flags, self._carry = 0, 0, 0
         self._rlog = RateLimitedLog(log)
         source.check_layout = lambda names, rate: check_estimator_layout(self.est, names, rate)
 
-    # --- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "StreamPipeline":
-        self._thread = threading.Thread(target=self._run, name=f"est-{self.source.name}",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     @property
     def done(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
+        return self.finished.is_set()
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.finished.wait(timeout)
 
-    # --- the loop ----------------------------------------------------------------------------
+    # --- layout ------------------------------------------------------------------------------
     def _configure(self, layout_id: int) -> None:
         src = self.source
         names, rate = src.names, src.rate
         self.names, self.rate = names, rate
-        warm = np.zeros((len(names), 3), np.float32)
-        warm[:, 1] = np.linspace(0.0, 1.7, len(names))  # a vertical line of points, metres
-        for _ in range(3):  # first steps at a new shape are slow: pay for them now
-            try:
-                self.est.step(warm)
-            except Exception as exc:  # reported per frame later, if it persists
-                log.debug("warm-up step failed: %s", exc)
-                break
-        self.est.set_stream_rate(rate)  # also resets the state
+        self.est.fit(len(names))
         self.resampler = GridResampler(self.est.rate, rate)
         self.phases = self.resampler.phases
+        self.est.release(self.slots)
+        self.slots = self.est.alloc(self.phases)  # fresh states, one per grid
         self._est_out: dict | None = None  # the latest grid point's outputs, and its time
         self._t_est = None
         n = len(names)
@@ -175,108 +178,118 @@ class StreamPipeline:
         for sink in self.sinks:
             sink.set_meta(src.name, self.meta)
         self._last_t: float | None = None
-        log.info("%s: serving %d markers at %g Hz (model %g Hz, %d interleaved state%s, "
-                 "min %d markers)", src.describe(), n, rate, self.est.rate, self.phases,
+        log.info("%s: serving %d markers at %g Hz (model %g Hz, %d grid%s, min %d markers)",
+                 src.describe(), n, rate, self.est.rate, self.phases,
                  "s" if self.phases > 1 else "", self.min_markers)
 
-    def _run(self) -> None:
-        src = self.source
-        layout, nxt, pending, carry = 0, 0, 0, 0
-        while not self._stop.is_set():
-            count, lid = src.wait(nxt, layout, 0.1)
-            if lid != layout:
-                lid, base, _ = src.layout_info()
-                # frames of the previous layout(s) never read are lost with their ring: count them
-                with self._acct:
-                    self.counters["dropped"] += max(0, base - (self._base + nxt))
-                    layout, nxt, self._base, self._nxt = lid, 0, base, 0
-                self._configure(lid)
-                pending |= F["reset"]
-                continue
-            if count <= nxt:
-                for sink in self.sinks:
-                    sink.service()
-                if src.finished.is_set() and src.wait(nxt, layout, 0)[0] <= nxt:
-                    break
-                continue
-            oldest = count - src.capacity
-            if nxt < oldest:  # the ring lapped us: those frames are gone
-                with self._acct:
-                    self.counters["dropped"] += oldest - nxt
-                    nxt = self._nxt = oldest
-                pending |= F["dropped"]
-            info = src.read(nxt, layout, self.buf)
-            if info is None:  # overwritten meanwhile, or a new layout: counted on the next pass
-                continue
-            # every frame enters the model; only a stale estimate with a newer frame behind it
-            # is left unpublished (the answer never depends on load)
-            stale = (nxt < count - 1 and time.monotonic() - info[1] > self.opt.max_age_s)
-            carry = self._process(info, pending, carry, not stale)  # counts it processed
-            nxt += 1
-            pending = 0
-        log.debug("%s: estimator loop ended", src.describe())
+    def release(self) -> None:
+        """Give this stream's state slots back (it left)."""
+        self.est.release(self.slots)
+        self.slots = []
 
-    def _process(self, info, flags: int, carry: int = 0, publish: bool = True) -> int:
-        """Step the model on the frame in ``self.buf`` (``flags``: what happened before it);
-        publish its estimate when ``publish``, with ``carry`` (flags of earlier unpublished
-        estimates). Returns the flags to carry to the next published estimate."""
-        t_src, t_recv, seq, n_valid, n_invalid = info
-        t_deq = time.monotonic()
-        c = self.counters
-        buf = self.buf
-        missing: list[int] = []
-        if n_valid < buf.shape[0]:
-            flags |= F["missing"]
-            c["missing_frames"] += 1
-            missing = np.flatnonzero(np.isnan(buf[:, 0])).tolist()
-        if n_invalid:
-            flags |= F["invalid"]
-            c["invalid_frames"] += 1
-        if self._last_t is not None:
-            dt = t_src - self._last_t
-            if dt > self.opt.gap_factor / self.rate:
-                flags |= F["gap"]
-                c["gaps"] += 1
-            if dt > self.opt.reset_gap_s or dt <= 0:
-                flags |= F["reset"]
-        self._last_t = t_src
-        if flags & F["reset"]:
-            self.est.reset()
-            self.resampler.reset()
-            self._est_out = None
-            c["resets"] += 1
-        t_inf0 = time.monotonic()
-        if n_valid < self.min_markers:
-            flags |= F["too_few"]
-            c["too_few"] += 1
+    # --- for the inference loop --------------------------------------------------------------
+    def gather(self, limit: int = 64) -> list[FrameJob]:
+        """The stream's pending frames (at most ``limit``), read from the ring, flagged and
+        resampled: the grid points each commits are queued in ``job.commits`` for the loop's
+        batched step. Stops before a frame that resets the state when others precede it."""
+        src, c = self.source, self.counters
+        count, lid = src.wait(self._nxt, self._layout, 0)
+        if lid != self._layout:
+            lid, base, _ = src.layout_info()
+            # frames of the previous layout(s) never read are lost with their ring: count them
+            with self._acct:
+                c["dropped"] += max(0, base - (self._base + self._nxt))
+                self._layout, self._base, self._nxt = lid, base, 0
+            self._configure(lid)
+            self._pending_flags |= F["reset"]
+            count, lid = src.wait(0, self._layout, 0)
+            if lid != self._layout:
+                return []
+        if count <= self._nxt:
+            if src.finished.is_set() and src.wait(self._nxt, self._layout, 0)[0] <= self._nxt:
+                self.finished.set()
+            return []
+        oldest = count - src.capacity
+        if self._nxt < oldest:  # the ring lapped us: those frames are gone
+            with self._acct:
+                c["dropped"] += oldest - self._nxt
+                self._nxt = oldest
+            self._pending_flags |= F["dropped"]
+        jobs: list[FrameJob] = []
+        for idx in range(self._nxt, min(count, self._nxt + limit)):
+            info = src.read(idx, self._layout, self.buf)
+            if info is None:  # overwritten meanwhile, or a new layout: next pass counts it
+                break
+            t_src, t_recv, seq, n_valid, n_invalid = info
+            flags, self._pending_flags = self._pending_flags, 0
+            if self._last_t is not None:
+                dt = t_src - self._last_t
+                if dt > self.opt.reset_gap_s or dt <= 0:
+                    if jobs:  # the reset must follow the frames already queued: next pass
+                        self._pending_flags = flags
+                        break
+                    flags |= F["reset"]
+                if dt > self.opt.gap_factor / self.rate:
+                    flags |= F["gap"]
+                    c["gaps"] += 1
+            self._last_t = t_src
+            missing: list[int] = []
+            if n_valid < self.buf.shape[0]:
+                flags |= F["missing"]
+                c["missing_frames"] += 1
+                missing = np.flatnonzero(np.isnan(self.buf[:, 0])).tolist()
+            if n_invalid:
+                flags |= F["invalid"]
+                c["invalid_frames"] += 1
+            if flags & F["reset"]:
+                self.est.reset(self.slots)
+                self.resampler.reset()
+                self._est_out = None
+                c["resets"] += 1
+            commits = []
+            if n_valid < self.min_markers:
+                flags |= F["too_few"]
+                c["too_few"] += 1
+            else:  # the grid points up to this frame; its estimate is the latest one's
+                commits = [[self.slots[ph], t_grid, pts, None]
+                           for ph, t_grid, pts in self.resampler.push(t_src, self.buf)]
+            jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
+        return jobs
+
+    def finish(self, job: FrameJob, t_inf0: float, t_inf1: float) -> None:
+        """Publish the estimate of ``job`` (after the loop's step filled its commits), or
+        count it stale; either way the frame becomes ``processed``."""
+        t_src, t_recv, seq, n_valid, _ = job.info
+        c, flags = self.counters, job.flags
+        if job.error is not None:
+            flags |= F["error"]
+            c["errors"] += 1
+            outputs = self.nan_out
+            self._rlog.warning("infer", "%s: inference failed on frame %d: %s",
+                               self.source.describe(), seq, job.error)
+        elif flags & F["too_few"]:
             outputs = self.nan_out
         else:
-            try:  # commit the grid points up to this frame; its estimate is the latest one's
-                for phase, t_grid, pts in self.resampler.push(t_src, buf):
-                    self._est_out, self._t_est = self.est.step(pts, phase), t_grid
-                outputs = self._est_out if self._est_out is not None else self.nan_out
-                if self.opt.mass_kg is not None:
-                    outputs = {**outputs, **absolute_outputs(
-                        outputs, self.est.outputs, self.opt.mass_kg, self.opt.height_m)[0]}
-            except Exception as exc:  # one bad frame must not stop the service
-                flags |= F["error"]
-                c["errors"] += 1
-                outputs = self.nan_out
-                self._rlog.warning("infer", "%s: inference failed on frame %d: %s",
-                                   self.source.describe(), seq, exc)
-        t_inf1 = time.monotonic()
-        if not publish:
+            for _, t_grid, _, out in job.commits:
+                self._est_out, self._t_est = out, t_grid
+            outputs = self._est_out if self._est_out is not None else self.nan_out
+            if self.opt.mass_kg is not None and self._est_out is not None:
+                outputs = {**outputs, **absolute_outputs(
+                    outputs, self.est.outputs, self.opt.mass_kg, self.opt.height_m)[0]}
+        stale = job.newer and time.monotonic() - t_recv > self.opt.max_age_s
+        if stale:
             with self._acct:  # processed (in the model's context), its estimate not published
                 c["processed"] += 1
                 c["stale_unpublished"] += 1
                 self._nxt += 1
             keep = F["reset"] | F["gap"] | F["dropped"]  # events, not this frame's quality
-            return carry | (flags & keep) | F["stale"]
-        flags |= carry
-        src_c = self.source.counters
+            self._carry |= (flags & keep) | F["stale"]
+            return
+        flags |= self._carry
+        self._carry = 0
         payload = wire.encode_estimate(
             self.source.name, self.meta_id, seq, t_src, t_recv, t_inf1, outputs, flags,
-            n_valid, missing, c["dropped"], src_c["out_of_order"],
+            n_valid, job.missing, c["dropped"], self.source.counters["out_of_order"],
             {"receive": t_recv - t_src, "window": t_inf0 - t_recv,
              "inference": t_inf1 - t_inf0}, c["stale_unpublished"], self._t_est)
         t_enc = time.monotonic()
@@ -294,10 +307,9 @@ class StreamPipeline:
         self.times.record(t_recv - t_src, t_inf0 - t_recv, t_inf1 - t_inf0, t_enc - t_inf1,
                           t_pub - t_enc, t_pub - t_recv)
         self.latest = {"seq": seq, "outputs": outputs, "flags": flags, "n_valid": n_valid,
-                       "t_deq": t_deq}
+                       "t_deq": t_inf0}
         if self.on_estimate is not None:
             self.on_estimate(self, outputs, flags)
-        return 0
 
     def pending(self) -> int:
         """Frames received and not yet processed or dropped (frames of a layout the loop has
