@@ -90,6 +90,25 @@ def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> No
             raise HdysError(f"the model does not accept these markers: {report}")
 
 
+def subject_of(options: PipelineOptions, source: Source) -> tuple[float | None, float | None]:
+    """(mass kg, height m) of the stream's subject: the flags when given, else the stream's own
+    metadata (an LSL ``desc/subject``) when plausible, else None."""
+    if options.mass_kg is not None:
+        return options.mass_kg, options.height_m
+    sub = getattr(source, "subject", None) or {}
+    mass, height = sub.get("mass_kg"), sub.get("height_m")
+    if mass is None or not 20.0 <= mass <= 250.0:
+        if mass is not None:
+            log.warning("%s: subject mass %g kg in the stream's metadata is implausible; "
+                        "ignored (pass --mass)", source.describe(), mass)
+        return None, None
+    if height is not None and not 0.5 <= height <= 2.5:
+        height = None
+    log.info("%s: subject from the stream's metadata: %g kg%s", source.describe(), mass,
+             f", {height:g} m" if height else "")
+    return mass, height
+
+
 @dataclass
 class FrameJob:
     """One frame on its way through the inference loop: its ring index and read-out, quality
@@ -162,10 +181,11 @@ class StreamPipeline:
         n = len(names)
         self.min_markers = self.opt.min_valid(n)
         self.buf = np.full((n, 3), np.nan, dtype=np.float32)  # (points, xyz)
+        self.mass_kg, self.height_m = subject_of(self.opt, src)
         # what is published: the model's outputs, plus absolute ones when the subject is known
         self.out_names, self.out_units = dict(self.est.outputs), dict(self.est.units)
-        if self.opt.mass_kg is not None:
-            chans, units = absolute_channels(self.est.outputs, self.opt.height_m)
+        if self.mass_kg is not None:
+            chans, units = absolute_channels(self.est.outputs, self.height_m)
             self.out_names.update(chans)
             self.out_units.update(units)
         self.nan_out = {k: np.full(len(v), np.nan, np.float32) for k, v in self.out_names.items()}
@@ -273,9 +293,9 @@ class StreamPipeline:
             for _, t_grid, _, out in job.commits:
                 self._est_out, self._t_est = out, t_grid
             outputs = self._est_out if self._est_out is not None else self.nan_out
-            if self.opt.mass_kg is not None and self._est_out is not None:
+            if self.mass_kg is not None and self._est_out is not None:
                 outputs = {**outputs, **absolute_outputs(
-                    outputs, self.est.outputs, self.opt.mass_kg, self.opt.height_m)[0]}
+                    outputs, self.est.outputs, self.mass_kg, self.height_m)[0]}
         stale = job.newer and time.monotonic() - t_recv > self.opt.max_age_s
         if stale:
             with self._acct:  # processed (in the model's context), its estimate not published

@@ -102,6 +102,7 @@ class Source(ABC):
         self.ever_connected = threading.Event()
         self.finished = threading.Event()          # a finite source (replay) reached its end
         self.wake: threading.Event | None = None   # set on every frame / layout (a consumer's)
+        self.subject: dict | None = None           # {"mass_kg", "height_m"} from the stream
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
