@@ -45,6 +45,8 @@ class Estimate:
     out_of_order: int
     lat: dict[str, float]
     meta: dict | None = field(default=None, repr=False)
+    stale: int = 0                  # estimates left unpublished as too old so far (cumulative)
+    t_est: float | None = None      # the time the outputs describe (see hdys_rt.wire)
 
     @property
     def flag_names(self) -> list[str]:
@@ -175,7 +177,7 @@ class Subscriber:
         return Estimate(stream, msg["seq"], msg["t_src"], msg["t_recv"], msg["t_pub"], t_client,
                         msg["outputs"], q.get("flags", 0), q.get("n_valid", 0),
                         q.get("missing", []), q.get("dropped", 0), q.get("ooo", 0),
-                        msg.get("lat", {}), meta)
+                        msg.get("lat", {}), meta, q.get("stale", 0), msg.get("t_est"))
 
     def frames(self, timeout: float | None = None, count: int | None = None):
         """Yield estimates until ``timeout`` seconds pass without one, or ``count`` were yielded."""

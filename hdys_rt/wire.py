@@ -36,11 +36,17 @@ ESTIMATE (one per processed input frame)::
      "t_src": float,             # the input sample's time (source clock: LSL local_clock / sender)
      "t_recv": float,            # when serve received it (serve's monotonic clock)
      "t_pub": float,             # when serve published this estimate (same clock)
+     "t_est": float,             # the time the outputs describe (source clock): the latest
+     #                             point of the model-rate grid at or before t_src (equal to
+     #                             t_src when the frame lands on it; hdys_rt.runtime.resample)
      "outputs": {name: bin},     # float32 (C,), channels named in META outputs[name].names
      "q": {"flags": int,         # FLAGS bits
            "n_valid": int,       # markers used this frame
            "missing": [int],     # indices (into META input.names) of missing/invalid markers
-           "dropped": int,       # stale frames dropped so far on this stream (cumulative)
+           "dropped": int,       # frames lost so far on this stream (ring overwrite, layout
+           #                       change; cumulative): they never entered the model
+           "stale": int,         # estimates left unpublished so far as too old (cumulative);
+           #                       their frames did enter the model's temporal context
            "ooo": int},          # out-of-order / duplicate samples dropped so far (cumulative)
      "lat": {"receive": s, "window": s, "inference": s}}   # this frame's stage times
 
@@ -84,10 +90,11 @@ FLAGS: dict[str, int] = {
     "missing": 1,    # some markers were missing (NaN) in this frame
     "too_few": 2,    # fewer valid markers than the minimum: outputs are NaN, model not stepped
     "gap": 4,        # time since the previous frame exceeds 1.5 sample periods
-    "dropped": 8,    # stale frames were dropped just before this one
+    "dropped": 8,    # frames were lost just before this one (ring overwrite, layout change)
     "reset": 16,     # the model state was reset before this frame (new stream, long gap, ...)
     "invalid": 32,   # non-finite or absurd coordinates were treated as missing
     "error": 64,     # inference failed on this frame: outputs are NaN
+    "stale": 128,    # estimates of earlier frames were too old to publish (not sent)
 }
 
 
@@ -213,14 +220,16 @@ def encode_meta(stream: str, meta_id: int, input_names, input_rate: float,
 
 def encode_estimate(stream: str, meta_id: int, seq: int, t_src: float, t_recv: float,
                     t_pub: float, outputs: dict[str, np.ndarray], flags: int, n_valid: int,
-                    missing: list[int], dropped: int, ooo: int, lat: dict[str, float]) -> bytes:
+                    missing: list[int], dropped: int, ooo: int, lat: dict[str, float],
+                    stale: int = 0, t_est: float | None = None) -> bytes:
     """Pack one estimate; each output is sent as its float32 bytes."""
     return msgpack.packb({
         "v": VERSION, "type": "est", "stream": stream, "meta": meta_id, "seq": seq,
         "t_src": t_src, "t_recv": t_recv, "t_pub": t_pub,
+        "t_est": t_src if t_est is None else t_est,
         "outputs": {k: np.asarray(v, dtype="<f4").tobytes() for k, v in outputs.items()},
         "q": {"flags": flags, "n_valid": n_valid, "missing": missing, "dropped": dropped,
-              "ooo": ooo},
+              "ooo": ooo, "stale": stale},
         "lat": lat,
     }, use_bin_type=True)
 

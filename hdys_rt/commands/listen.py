@@ -15,6 +15,7 @@ from hdys_rt.commands._live import endpoint, positive_float, positive_int, rende
 log = logging.getLogger(__name__)
 
 NAME = "listen"
+SILENT_S = 3.0  # say on stderr when no estimate came within this many seconds
 HELP = "subscribe to a running serve and print its estimates live (a view, text or JSON lines)"
 
 
@@ -48,7 +49,7 @@ def _text(est) -> str:
 def _json(est) -> str:
     out = {"stream": est.stream, "seq": est.seq, "t_src": est.t_src, "t_pub": est.t_pub,
            "latency_ms": 1e3 * est.latency, "flags": est.flag_names, "n_valid": est.n_valid,
-           "missing": est.missing, "dropped": est.dropped}
+           "missing": est.missing, "dropped": est.dropped, "stale": est.stale}
     outs = {}
     for k, v in est.outputs.items():
         names = est.channels(k)
@@ -66,6 +67,7 @@ def run(args) -> int:
     end = None if args.seconds is None else time.monotonic() + args.seconds
     n, lats, last_draw, last_rx = 0, deque(maxlen=20_000), 0.0, time.monotonic()
     streams = set()
+    t_start, told = time.monotonic(), False
     with Subscriber(args.endpoint, streams=args.stream, curve=args.curve_keys) as sub:
         while not stop.is_set():
             now = time.monotonic()
@@ -73,8 +75,14 @@ def run(args) -> int:
                 break
             if args.timeout is not None and now - last_rx > args.timeout:
                 break
+            if not told and n == 0 and now - t_start > SILENT_S:
+                told = True  # say so once, on stderr (stdout stays data)
+                print(f"hdys-rt listen: nothing is publishing on {args.endpoint} yet"
+                      + (" (connected, no estimates: is a stream being served?)"
+                         if sub.wait_connected(0) else " (is `hdys-rt serve` running there? "
+                         "check --endpoint)") + "; waiting", file=sys.stderr, flush=True)
             est = sub.recv(0.1)
-            if est is None:
+            if est is None or est.meta is None:  # names first: every line has one shape
                 continue
             last_rx = est.t_client
             n += 1

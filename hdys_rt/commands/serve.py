@@ -145,6 +145,25 @@ def check_bind(args) -> str:
     return publish
 
 
+def start_line(server, publish: str, curve: bool) -> str:
+    """One line: what is served (streams, rates, subject), where, with which engine."""
+    streams = []
+    for p in server.pipelines:
+        src, sub = p.source, ""
+        mass, height = getattr(p, "mass_kg", None), getattr(p, "height_m", None)
+        if mass is None and src.subject:  # not configured yet: what it will use
+            from hdys_rt.runtime.pipeline import subject_of
+
+            mass, height = subject_of(server.options, src)
+        if mass is not None:
+            sub = f", subject {mass:g} kg" + (f" {height:g} m" if height else "") + (
+                " (--mass)" if server.options.mass_kg is not None else " (stream metadata)")
+        streams.append(f"{src.describe()} ({len(src.names)} markers at {src.rate:g} Hz{sub})")
+    est = server.est
+    return (f"serving {', '.join(streams)} -> {publish}{' (CURVE)' if curve else ''}; model "
+            f"{est.rate:g} Hz, engine {est.engine}")
+
+
 def run(args) -> int:
     from hdys_rt.runtime.pipeline import PipelineOptions
     from hdys_rt.runtime.server import Server, load_estimators
@@ -185,7 +204,9 @@ def run(args) -> int:
         log.info("publishing on %s%s", publish, " (CURVE)" if curve else "")
         try:
             server.start()
-            server.run(seconds=args.seconds, connect_timeout=args.connect_timeout)
+            server.wait_connected(args.connect_timeout)
+            print(f"hdys-rt serve: {start_line(server, publish, curve is not None)}", flush=True)
+            server.run(seconds=args.seconds)
         finally:
             server.stop()
             if args.stats_json:

@@ -6,8 +6,9 @@ relative-position bias of each slot's age. Nothing is recomputed for earlier fra
 result equals the offline causal forward over the same frames (tested).
 
 Streams faster than the model rate (e.g. 200 Hz into a 100 Hz model) are served with
-``stride = round(stream_rate / model_rate)`` interleaved decoder states: frame ``n`` uses state
-``n % stride``, so every frame gets an estimate whose temporal context is at the model's rate.
+``stride = round(stream_rate / model_rate)`` interleaved decoder states: by default frame ``n``
+uses state ``n % stride``; the live runtime names the state of each frame it commits
+(:mod:`hdys_rt.runtime.resample` resamples any rate onto these states).
 
 Every engine runs the functional step (:mod:`hdys_rt.model.step`) through a backend
 (:mod:`hdys_rt.backends`); :class:`EngineStepper` keeps the rings outside it. ``engine`` is a
@@ -214,11 +215,9 @@ class StreamingEstimator:
         """Adapt to a stream's nominal rate (Hz) and reset the cached state."""
         if not (stream_rate > 0):
             raise HdysError(f"stream_rate must be > 0 Hz, got {stream_rate}")
-        stride = max(1, int(round(stream_rate / self.rate)))
-        if abs(stream_rate / stride - self.rate) > 0.25 * self.rate:
-            log.warning("stream rate %.1f Hz is not a multiple of the model rate %.1f Hz; "
-                        "temporal context is off by %.0f%%", stream_rate, self.rate,
-                        100 * abs(stream_rate / stride / self.rate - 1))
+        from hdys_rt.runtime.resample import phases_for
+
+        stride = phases_for(stream_rate, self.rate)
         self.stream_rate = float(stream_rate)
         self._engine.set_stride(stride)
         self._frame = 0
@@ -239,8 +238,10 @@ class StreamingEstimator:
         self._engine.set_stride(stride)
         self._frame = 0
 
-    def step(self, points: np.ndarray) -> dict[str, np.ndarray]:
-        """One frame: points (P, 3) float32 metres Y up, NaN rows = missing -> name -> (C,)."""
+    def step(self, points: np.ndarray, state: int | None = None) -> dict[str, np.ndarray]:
+        """One frame: points (P, 3) float32 metres Y up, NaN rows = missing -> name -> (C,).
+        ``state``: the interleaved decoder state it advances (None: the next in turn; frames
+        must then be exactly ``1 / stream_rate`` apart)."""
         pts = np.asarray(points, dtype=np.float32)
         if pts.ndim != 2 or pts.shape[1] != 3:
             raise HdysError(f"points must be (P, 3), got shape {pts.shape}")
@@ -250,7 +251,177 @@ class StreamingEstimator:
         if pts.shape[0] > self._engine.max_points:
             self._fit(pts.shape[0])
         mask = np.isfinite(pts).all(1)
-        state = self._frame % self.stride
+        if state is None:
+            state = self._frame % self.stride
         self._frame += 1
         return self._engine.step(state, np.where(mask[:, None], pts, np.float32(0.0)),
                                  mask.astype(np.float32))
+
+
+class BatchedEstimator:
+    """One engine serving many streams: a per-slot decoder state (key/value rings of
+    (S, L, H, W, dh) and a frame position per slot) and ONE batched step over any set of slots.
+
+    A stream takes one slot per interleaved state (:meth:`alloc`, :meth:`release`); a step
+    (:meth:`step`) advances the given slots by one frame each, in one backend call per batch
+    bucket (static-shape engines are built for batch 1, 2, 4, ... slots, on first need; a call
+    runs as few buckets as cover it). The rings live here, not in the backends, so buckets and
+    engines can change (more markers than the engine's slots: re-chosen by ``auto``) without
+    losing any stream's history.
+
+    Attributes as :class:`StreamingEstimator`: ``input_kind``, ``outputs``, ``units``, ``rate``,
+    ``window``, ``max_points``, ``metadata``, ``engine``, ``engine_reason``.
+    """
+
+    def __init__(self, model: HDyS, meta: dict, input_kind: str = "markers",
+                 device: str = "cpu", engine: str | os.PathLike | None = None):
+        from hdys_rt.model.step import BiasTable, StreamingStep, output_slices
+
+        single = StreamingEstimator(model, meta, input_kind, device, engine=engine)
+        self.model, self.metadata, self.input_kind = model, meta, input_kind
+        self.device, self.rate, self.window = single.device, single.rate, single.window
+        self.max_points, self.outputs, self.units = single.max_points, single.outputs, single.units
+        self.engine, self.engine_reason = single.engine, single.engine_reason
+        self._auto = single._auto
+        self._requested = "auto" if self._auto else (str(engine) if engine is not None else None)
+        self._step = StreamingStep(model, input_kind)
+        self._slices = list(output_slices(tuple(self.outputs)).items())
+        self._bias = BiasTable(model.decoder.rel_bias).table.to(self.device)  # (2W, L, H, W)
+        first = single._engine.backend
+        self._folder = str(engine) if engine is not None and Path(str(engine)).is_dir() else None
+        self._spec = None
+        self._buckets: dict[int, object] = {1: first}
+        self._slots_P = first.io.max_points  # marker slots of the engine
+        sh = first.inputs["k_cache"].shape[1:]  # (L, H, W, dh)
+        self._kv_shape = tuple(sh)
+        self.k = torch.zeros((0, *sh), device=self.device)
+        self.v = torch.zeros((0, *sh), device=self.device)
+        self.pos = np.zeros(0, np.int64)
+        self._free: list[int] = []
+        self.calls = 0  # backend calls (one per bucket run)
+
+    @classmethod
+    def load(cls, path=None, device: str = "cpu", input_kind: str = "markers",
+             engine=None) -> "BatchedEstimator":
+        model, meta = load_model(path, device=device)
+        return cls(model, meta, input_kind=input_kind, device=device, engine=engine)
+
+    # --- slots -------------------------------------------------------------------------------
+    def alloc(self, n: int = 1) -> list[int]:
+        """``n`` fresh (reset) slots for a stream's states."""
+        while len(self._free) < n:
+            S = self.k.shape[0]
+            grow = max(4, S)
+            z = torch.zeros((grow, *self._kv_shape), device=self.device)
+            self.k, self.v = torch.cat([self.k, z]), torch.cat([self.v, z.clone()])
+            self.pos = np.concatenate([self.pos, np.zeros(grow, np.int64)])
+            self._free.extend(range(S, S + grow))
+        slots = sorted(self._free)[:n]
+        for s in slots:
+            self._free.remove(s)
+        self.reset(slots)
+        return slots
+
+    def release(self, slots) -> None:
+        self._free.extend(s for s in slots if s not in self._free)
+
+    def reset(self, slots) -> None:
+        """Forget the history of ``slots``."""
+        for s in slots:
+            self.pos[s] = 0
+            self.k[s].zero_()
+            self.v[s].zero_()
+
+    def prepare(self, rows: int) -> None:
+        """Build the batch buckets up to ``rows`` slots now (not on first need while serving)."""
+        b = 1
+        while b < rows:
+            b *= 2
+            self._bucket(b)
+
+    # --- engines -----------------------------------------------------------------------------
+    def _bucket(self, b: int):
+        be = self._buckets.get(b)
+        if be is None:
+            from hdys_rt.backends import registry
+            from hdys_rt.backends.base import IOSpec
+
+            if self._folder is not None:  # an exported engine has one batch size: run it
+                return None
+            name = self._requested or registry.PORTABLE
+            spec, _ = registry.resolve(name, self.device, self._slots_P)
+            io = IOSpec.from_shapes(self._step.io_shapes(b, self._slots_P))
+            be = spec.from_step(self._step, io, self.device).activate()
+            self._buckets[b] = be
+            log.debug("batch-%d %s engine built", b, spec.name)
+        return be
+
+    def fit(self, n_points: int) -> None:
+        """Make the engine hold frames of ``n_points`` markers (``auto``: re-chosen; the
+        streams' histories are kept)."""
+        if n_points <= self._slots_P:
+            return
+        if n_points > self.max_points:
+            raise HdysError(f"{n_points} points exceed the model's bound of {self.max_points}")
+        if not self._auto:
+            raise HdysError(f"{n_points} markers exceed the {self._slots_P} slots of the "
+                            f"{self.engine} engine")
+        from hdys_rt.backends import registry
+
+        spec, why = registry.resolve("auto", self.device, n_points)
+        for be in self._buckets.values():
+            be.deactivate()
+        P = min(spec.max_points or self.max_points, self.max_points)
+        self._slots_P, self._buckets = P, {}
+        self.engine, self.engine_reason = spec.name, why
+        self._bucket(1)
+        log.warning("%d markers do not fit the engine's slots: now on the %s engine (%s)",
+                    n_points, spec.name, why)
+
+    # --- the step ----------------------------------------------------------------------------
+    def step(self, slots: list[int], points: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Advance each slot by one frame: ``points[i]`` (P_i, 3) float32 metres Y up, NaN rows
+        missing, for ``slots[i]`` (distinct) -> one ``name -> (C,)`` per slot."""
+        n = len(slots)
+        P = max(p.shape[0] for p in points)
+        self.fit(P)
+        pts = np.zeros((n, P, 3), np.float32)
+        mask = np.zeros((n, P), np.float32)
+        for i, p in enumerate(points):
+            ok = np.isfinite(p).all(1)
+            pts[i, : p.shape[0]][ok] = p[ok]
+            mask[i, : p.shape[0]] = ok
+        out = np.empty((n, sum(sl.stop - sl.start for _, sl in self._slices)), np.float32)
+        i = 0
+        while i < n:  # as few bucket runs as cover n: the largest power of two that fits
+            be = self._bucket(1 << ((n - i).bit_length() - 1)) or self._buckets[1]
+            b = be.io.batch
+            self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b])
+            i += b
+        return [{name: row[sl].copy() for name, sl in self._slices} for row in out]
+
+    def _run(self, be, slots, pts, mask, out) -> None:
+        inp, W = be.inputs, self.window
+        P = pts.shape[1]
+        be.use_points(P)
+        inp["points"][:, :P].copy_(torch.from_numpy(pts))
+        inp["points"][:, P:].zero_()
+        inp["mask"][:, :P].copy_(torch.from_numpy(mask))
+        inp["mask"][:, P:].zero_()
+        idx = torch.as_tensor(slots, device=self.device)
+        torch.index_select(self.k, 0, idx, out=inp["k_cache"])
+        torch.index_select(self.v, 0, idx, out=inp["v_cache"])
+        pos = self.pos[slots]
+        bidx = torch.as_tensor(np.where(pos < W, pos, W + pos % W), device=self.device)
+        torch.index_select(self._bias, 0, bidx, out=inp["attn_bias"])
+        res = be.infer()
+        self.calls += 1
+        r = torch.as_tensor(pos % W, device=self.device)
+        self.k[idx, :, :, r] = res["k_new"].to(self.k.dtype)
+        self.v[idx, :, :, r] = res["v_new"].to(self.v.dtype)
+        self.pos[slots] = pos + 1
+        out[:] = res["out"].float().cpu().numpy()
+
+    def close(self) -> None:
+        for be in self._buckets.values():
+            be.deactivate()

@@ -1,14 +1,18 @@
 """The estimator loop of one stream: ring -> quality -> model step -> encode -> publish.
 
 One input frame in, one estimate out to every sink (:class:`~hdys_rt.streams.sinks.Sink`), computed incrementally by the streaming estimator (only
-the new frame is encoded; cached keys/values serve the temporal context). When inference falls
-behind, frames older than ``max_age_s`` that have a newer frame behind them are dropped and
-counted, so latency stays bounded however long the stream runs; a full ring overwrites its
-oldest frames (counted too). A slow or dead subscriber never blocks: publishing never waits.
+the new frame is encoded; cached keys/values serve the temporal context). EVERY received frame
+enters the model's temporal context, however loaded the machine is, so the answer never depends
+on load: when inference falls behind, the loop catches up frame by frame and only skips
+*publishing* an estimate whose frame is older than ``max_age_s`` while a newer frame waits
+(counted ``stale_unpublished``). Frames are ``dropped`` only when truly lost (a full ring
+overwrote them, or a layout change discarded them). A slow or dead subscriber never blocks:
+publishing never waits.
 
-Streams faster than the model rate are served by the estimator's interleaved decoder states
-(``set_stream_rate``: frame ``n`` of a 200 Hz stream uses state ``n % 2`` of a 100 Hz model),
-so every frame gets an estimate whose temporal context is at the rate the model was trained at.
+Streams at any rate are resampled causally onto the model's rate
+(:class:`~hdys_rt.runtime.resample.GridResampler`: ``phases`` interleaved grids at the model
+rate, each with its own decoder state), so every frame gets an estimate whose temporal context
+is the one the model was trained at; ``t_est`` says which grid time it describes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 from hdys_rt import representations as reps, wire
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
+from hdys_rt.runtime.resample import GridResampler
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
 from hdys_rt.streams.sinks import Sink, as_sinks
@@ -38,7 +43,8 @@ class PipelineOptions:
     """How one stream is served (times in seconds)."""
 
     min_markers: int | None = None  # fewer valid markers -> flagged too_few; None: half, >= 3
-    max_age_s: float = 0.025        # a frame older than this is dropped when a newer one waits
+    max_age_s: float = 0.025        # an estimate older than this is not published (but its
+    #                                 frame still enters the model) when a newer frame waits
     gap_factor: float = 1.5         # a time step above gap_factor / rate is flagged as a gap
     reset_gap_s: float = 0.5        # a gap longer than this resets the model's temporal state
     mass_kg: float | None = None    # subject mass: also publish torques in N·m and GRF in N
@@ -84,10 +90,49 @@ def check_estimator_layout(estimator, names: tuple[str, ...], rate: float) -> No
             raise HdysError(f"the model does not accept these markers: {report}")
 
 
+def subject_of(options: PipelineOptions, source: Source) -> tuple[float | None, float | None]:
+    """(mass kg, height m) of the stream's subject: the flags when given, else the stream's own
+    metadata (an LSL ``desc/subject``) when plausible, else None."""
+    if options.mass_kg is not None:
+        return options.mass_kg, options.height_m
+    sub = getattr(source, "subject", None) or {}
+    mass, height = sub.get("mass_kg"), sub.get("height_m")
+    if mass is None or not 20.0 <= mass <= 250.0:
+        if mass is not None:
+            log.warning("%s: subject mass %g kg in the stream's metadata is implausible; "
+                        "ignored (pass --mass)", source.describe(), mass)
+        return None, None
+    if height is not None and not 0.5 <= height <= 2.5:
+        height = None
+    log.info("%s: subject from the stream's metadata: %g kg%s", source.describe(), mass,
+             f", {height:g} m" if height else "")
+    return mass, height
+
+
+@dataclass
+class FrameJob:
+    """One frame on its way through the inference loop: its ring index and read-out, quality
+    flags, and the grid points it commits (``[slot, points, outputs]``, outputs filled by the
+    loop's batched step; ``None`` outputs with ``error`` set when that step failed)."""
+
+    index: int
+    info: tuple                       # (t_src, t_recv, seq, n_valid, n_invalid)
+    flags: int
+    missing: list
+    commits: list                     # [[slot, t_grid, points (P, 3), outputs or None], ...]
+    newer: bool                       # a newer frame of the stream was already received
+    error: Exception | None = None
+
+
 class StreamPipeline:
-    """Serves one :class:`Source` with one estimator (which holds that stream's state) into
-    ``sinks`` (a list of :class:`~hdys_rt.streams.sinks.Sink`, shared with the other streams;
-    their owner closes them)."""
+    """The per-stream part of serving one :class:`Source`: reading its ring, quality flags,
+    causal resampling onto the model's grid, and publishing into ``sinks`` (a list of
+    :class:`~hdys_rt.streams.sinks.Sink`, shared with the other streams; their owner closes
+    them). The model step is NOT here: :class:`~hdys_rt.runtime.inference.InferenceLoop` runs
+    one batched step for every stream's pending frames (:meth:`gather`, then :meth:`finish`
+    per frame), over ``estimator`` (a
+    :class:`~hdys_rt.model.streaming.BatchedEstimator` shared by all streams; this stream owns
+    ``phases`` of its slots)."""
 
     def __init__(self, source: Source, estimator, sinks: Sink | list[Sink] | None = None,
                  options: PipelineOptions = PipelineOptions(), on_estimate=None):
@@ -97,7 +142,8 @@ class StreamPipeline:
         self.opt = options
         self.on_estimate = on_estimate  # callable(pipeline, outputs, flags) or None
         self.times = StageTimes()
-        self.counters = {"processed": 0, "published": 0, "dropped": 0, "too_few": 0,
+        self.counters = {"processed": 0, "published": 0, "dropped": 0, "stale_unpublished": 0,
+                         "too_few": 0,
                          "missing_frames": 0, "invalid_frames": 0, "gaps": 0, "resets": 0,
                          "errors": 0, "flagged": 0}
         self._base, self._nxt = 0, 0  # current layout's first frame number; next frame to read
@@ -106,56 +152,40 @@ class StreamPipeline:
         self._acct = threading.Lock()
         self.meta_id = 0
         self.latest: dict | None = None    # last outputs (for live views)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.slots: list[int] = []         # this stream's state slots in the estimator
+        self.finished = threading.Event()  # a finite source ended and every frame was served
+        self.leaving = False               # being removed: served until its source is drained
+        self._layout, self._pending_flags, self._carry = 0, 0, 0
         self._rlog = RateLimitedLog(log)
         source.check_layout = lambda names, rate: check_estimator_layout(self.est, names, rate)
 
-    # --- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "StreamPipeline":
-        self._thread = threading.Thread(target=self._run, name=f"est-{self.source.name}",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     @property
     def done(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
+        return self.finished.is_set()
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.finished.wait(timeout)
 
-    # --- the loop ----------------------------------------------------------------------------
+    # --- layout ------------------------------------------------------------------------------
     def _configure(self, layout_id: int) -> None:
         src = self.source
         names, rate = src.names, src.rate
         self.names, self.rate = names, rate
-        warm = np.zeros((len(names), 3), np.float32)
-        warm[:, 1] = np.linspace(0.0, 1.7, len(names))  # a vertical line of points, metres
-        for _ in range(3):  # first steps at a new shape are slow: pay for them now
-            try:
-                self.est.step(warm)
-            except Exception as exc:  # reported per frame later, if it persists
-                log.debug("warm-up step failed: %s", exc)
-                break
-        if hasattr(self.est, "set_stream_rate"):
-            self.est.set_stream_rate(rate)  # also resets the state
-        else:
-            self.est.reset()
-        self.phases = int(getattr(self.est, "stride", 1))
+        self.est.fit(len(names))
+        self.resampler = GridResampler(self.est.rate, rate)
+        self.phases = self.resampler.phases
+        self.est.release(self.slots)
+        self.slots = self.est.alloc(self.phases)  # fresh states, one per grid
+        self._est_out: dict | None = None  # the latest grid point's outputs, and its time
+        self._t_est = None
         n = len(names)
         self.min_markers = self.opt.min_valid(n)
         self.buf = np.full((n, 3), np.nan, dtype=np.float32)  # (points, xyz)
+        self.mass_kg, self.height_m = subject_of(self.opt, src)
         # what is published: the model's outputs, plus absolute ones when the subject is known
         self.out_names, self.out_units = dict(self.est.outputs), dict(self.est.units)
-        if self.opt.mass_kg is not None:
-            chans, units = absolute_channels(self.est.outputs, self.opt.height_m)
+        if self.mass_kg is not None:
+            chans, units = absolute_channels(self.est.outputs, self.height_m)
             self.out_names.update(chans)
             self.out_units.update(units)
         self.nan_out = {k: np.full(len(v), np.nan, np.float32) for k, v in self.out_names.items()}
@@ -168,100 +198,120 @@ class StreamPipeline:
         for sink in self.sinks:
             sink.set_meta(src.name, self.meta)
         self._last_t: float | None = None
-        log.info("%s: serving %d markers at %g Hz (model %g Hz, %d interleaved state%s, "
-                 "min %d markers)", src.describe(), n, rate, self.est.rate, self.phases,
+        log.info("%s: serving %d markers at %g Hz (model %g Hz, %d grid%s, min %d markers)",
+                 src.describe(), n, rate, self.est.rate, self.phases,
                  "s" if self.phases > 1 else "", self.min_markers)
 
-    def _run(self) -> None:
-        src = self.source
-        layout, nxt, pending = 0, 0, 0
-        while not self._stop.is_set():
-            count, lid = src.wait(nxt, layout, 0.1)
-            if lid != layout:
-                lid, base, _ = src.layout_info()
-                # frames of the previous layout(s) never read are lost with their ring: count them
-                with self._acct:
-                    self.counters["dropped"] += max(0, base - (self._base + nxt))
-                    layout, nxt, self._base, self._nxt = lid, 0, base, 0
-                self._configure(lid)
-                pending |= F["reset"]
-                continue
-            if count <= nxt:
-                for sink in self.sinks:
-                    sink.service()
-                if src.finished.is_set() and src.wait(nxt, layout, 0)[0] <= nxt:
-                    break
-                continue
-            oldest = count - src.capacity
-            if nxt < oldest:  # the ring lapped us: those frames are gone
-                with self._acct:
-                    self.counters["dropped"] += oldest - nxt
-                    nxt = self._nxt = oldest
-                pending |= F["dropped"]
-            now = time.monotonic()
-            # (a frame of another layout has no receive time: nan stops the dropping)
-            while nxt < count - 1 and now - src.peek_t_recv(nxt, layout) > self.opt.max_age_s:
-                with self._acct:
-                    self.counters["dropped"] += 1
-                    nxt += 1
-                    self._nxt = nxt
-                pending |= F["dropped"]
-            info = src.read(nxt, layout, self.buf)
-            if info is None:  # overwritten meanwhile, or a new layout: counted on the next pass
-                continue
-            self._process(info, pending)  # counts it processed and moves past it
-            nxt += 1
-            pending = 0
-        log.debug("%s: estimator loop ended", src.describe())
+    def release(self) -> None:
+        """Give this stream's state slots back (it left)."""
+        self.est.release(self.slots)
+        self.slots = []
 
-    def _process(self, info, flags: int) -> None:
-        t_src, t_recv, seq, n_valid, n_invalid = info
-        t_deq = time.monotonic()
-        c = self.counters
-        buf = self.buf
-        missing: list[int] = []
-        if n_valid < buf.shape[0]:
-            flags |= F["missing"]
-            c["missing_frames"] += 1
-            missing = np.flatnonzero(np.isnan(buf[:, 0])).tolist()
-        if n_invalid:
-            flags |= F["invalid"]
-            c["invalid_frames"] += 1
-        if self._last_t is not None:
-            dt = t_src - self._last_t
-            if dt > self.opt.gap_factor / self.rate:
-                flags |= F["gap"]
-                c["gaps"] += 1
-            if dt > self.opt.reset_gap_s or dt <= 0:
-                flags |= F["reset"]
-        self._last_t = t_src
-        if flags & F["reset"]:
-            self.est.reset()
-            c["resets"] += 1
-        t_inf0 = time.monotonic()
-        if n_valid < self.min_markers:
-            flags |= F["too_few"]
-            c["too_few"] += 1
+    # --- for the inference loop --------------------------------------------------------------
+    def gather(self, limit: int = 64) -> list[FrameJob]:
+        """The stream's pending frames (at most ``limit``), read from the ring, flagged and
+        resampled: the grid points each commits are queued in ``job.commits`` for the loop's
+        batched step. Stops before a frame that resets the state when others precede it."""
+        src, c = self.source, self.counters
+        count, lid = src.wait(self._nxt, self._layout, 0)
+        if lid != self._layout:
+            lid, base, _ = src.layout_info()
+            # frames of the previous layout(s) never read are lost with their ring: count them
+            with self._acct:
+                c["dropped"] += max(0, base - (self._base + self._nxt))
+                self._layout, self._base, self._nxt = lid, base, 0
+            self._configure(lid)
+            self._pending_flags |= F["reset"]
+            count, lid = src.wait(0, self._layout, 0)
+            if lid != self._layout:
+                return []
+        if count <= self._nxt:
+            if src.finished.is_set() and src.wait(self._nxt, self._layout, 0)[0] <= self._nxt:
+                self.finished.set()
+            return []
+        oldest = count - src.capacity
+        if self._nxt < oldest:  # the ring lapped us: those frames are gone
+            with self._acct:
+                c["dropped"] += oldest - self._nxt
+                self._nxt = oldest
+            self._pending_flags |= F["dropped"]
+        jobs: list[FrameJob] = []
+        for idx in range(self._nxt, min(count, self._nxt + limit)):
+            info = src.read(idx, self._layout, self.buf)
+            if info is None:  # overwritten meanwhile, or a new layout: next pass counts it
+                break
+            t_src, t_recv, seq, n_valid, n_invalid = info
+            flags, self._pending_flags = self._pending_flags, 0
+            if self._last_t is not None:
+                dt = t_src - self._last_t
+                if dt > self.opt.reset_gap_s or dt <= 0:
+                    if jobs:  # the reset must follow the frames already queued: next pass
+                        self._pending_flags = flags
+                        break
+                    flags |= F["reset"]
+                if dt > self.opt.gap_factor / self.rate:
+                    flags |= F["gap"]
+                    c["gaps"] += 1
+            self._last_t = t_src
+            missing: list[int] = []
+            if n_valid < self.buf.shape[0]:
+                flags |= F["missing"]
+                c["missing_frames"] += 1
+                missing = np.flatnonzero(np.isnan(self.buf[:, 0])).tolist()
+            if n_invalid:
+                flags |= F["invalid"]
+                c["invalid_frames"] += 1
+            if flags & F["reset"]:
+                self.est.reset(self.slots)
+                self.resampler.reset()
+                self._est_out = None
+                c["resets"] += 1
+            commits = []
+            if n_valid < self.min_markers:
+                flags |= F["too_few"]
+                c["too_few"] += 1
+            else:  # the grid points up to this frame; its estimate is the latest one's
+                commits = [[self.slots[ph], t_grid, pts, None]
+                           for ph, t_grid, pts in self.resampler.push(t_src, self.buf)]
+            jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
+        return jobs
+
+    def finish(self, job: FrameJob, t_inf0: float, t_inf1: float) -> None:
+        """Publish the estimate of ``job`` (after the loop's step filled its commits), or
+        count it stale; either way the frame becomes ``processed``."""
+        t_src, t_recv, seq, n_valid, _ = job.info
+        c, flags = self.counters, job.flags
+        if job.error is not None:
+            flags |= F["error"]
+            c["errors"] += 1
+            outputs = self.nan_out
+            self._rlog.warning("infer", "%s: inference failed on frame %d: %s",
+                               self.source.describe(), seq, job.error)
+        elif flags & F["too_few"]:
             outputs = self.nan_out
         else:
-            try:
-                outputs = self.est.step(buf)
-                if self.opt.mass_kg is not None:
-                    outputs = {**outputs, **absolute_outputs(
-                        outputs, self.est.outputs, self.opt.mass_kg, self.opt.height_m)[0]}
-            except Exception as exc:  # one bad frame must not stop the service
-                flags |= F["error"]
-                c["errors"] += 1
-                outputs = self.nan_out
-                self._rlog.warning("infer", "%s: inference failed on frame %d: %s",
-                                   self.source.describe(), seq, exc)
-        t_inf1 = time.monotonic()
-        src_c = self.source.counters
+            for _, t_grid, _, out in job.commits:
+                self._est_out, self._t_est = out, t_grid
+            outputs = self._est_out if self._est_out is not None else self.nan_out
+            if self.mass_kg is not None and self._est_out is not None:
+                outputs = {**outputs, **absolute_outputs(
+                    outputs, self.est.outputs, self.mass_kg, self.height_m)[0]}
+        stale = job.newer and time.monotonic() - t_recv > self.opt.max_age_s
+        if stale:
+            with self._acct:  # processed (in the model's context), its estimate not published
+                c["processed"] += 1
+                c["stale_unpublished"] += 1
+                self._nxt += 1
+            keep = F["reset"] | F["gap"] | F["dropped"]  # events, not this frame's quality
+            self._carry |= (flags & keep) | F["stale"]
+            return
+        flags |= self._carry
+        self._carry = 0
         payload = wire.encode_estimate(
             self.source.name, self.meta_id, seq, t_src, t_recv, t_inf1, outputs, flags,
-            n_valid, missing, c["dropped"], src_c["out_of_order"],
+            n_valid, job.missing, c["dropped"], self.source.counters["out_of_order"],
             {"receive": t_recv - t_src, "window": t_inf0 - t_recv,
-             "inference": t_inf1 - t_inf0})
+             "inference": t_inf1 - t_inf0}, c["stale_unpublished"], self._t_est)
         t_enc = time.monotonic()
         name = self.source.name
         for sink in self.sinks:
@@ -277,7 +327,7 @@ class StreamPipeline:
         self.times.record(t_recv - t_src, t_inf0 - t_recv, t_inf1 - t_inf0, t_enc - t_inf1,
                           t_pub - t_enc, t_pub - t_recv)
         self.latest = {"seq": seq, "outputs": outputs, "flags": flags, "n_valid": n_valid,
-                       "t_deq": t_deq}
+                       "t_deq": t_inf0}
         if self.on_estimate is not None:
             self.on_estimate(self, outputs, flags)
 
@@ -295,7 +345,8 @@ class StreamPipeline:
 
         ``arrived`` (every message or sample) = ``received`` + ``out_of_order`` + ``malformed`` +
         ``oversized`` + ``rejected``; ``received`` = ``processed`` + ``dropped`` + ``pending``
-        (``balanced`` says whether it holds). ``skipped``: frames the sender numbered but that
+        (``balanced`` says whether it holds); ``stale_unpublished``: processed frames (in the
+        model's context) whose estimate was too old to publish. ``skipped``: frames the sender numbered but that
         never arrived (lost before serve, e.g. by a full ZeroMQ queue).
         """
         with self._acct:  # one consistent snapshot of the source's and the loop's counters
@@ -304,7 +355,8 @@ class StreamPipeline:
         rejected = s["malformed"] + s["oversized"] + s["rejected"]
         return {"arrived": s["received"] + s["out_of_order"] + rejected,
                 "received": s["received"], "processed": c["processed"],
-                "dropped": c["dropped"], "pending": pending, "out_of_order": s["out_of_order"],
+                "dropped": c["dropped"], "stale_unpublished": c["stale_unpublished"],
+                "pending": pending, "out_of_order": s["out_of_order"],
                 "rejected": rejected, "skipped": s["skipped"], "flagged": c["flagged"],
                 "balanced": s["received"] == c["processed"] + c["dropped"] + pending}
 

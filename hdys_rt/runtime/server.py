@@ -1,10 +1,11 @@
-"""The server behind ``hdys-rt serve`` and ``hdys-rt demo``: sources, one estimator loop per
-stream, a list of sinks (ZeroMQ publisher, LSL outlets...); clean shutdown on SIGINT/SIGTERM
-with a final summary."""
+"""The server behind ``hdys-rt serve`` and ``hdys-rt demo``: sources (an acquisition thread
+each), ONE inference loop stepping every stream in one batched call
+(:mod:`hdys_rt.runtime.inference`), a list of sinks (ZeroMQ publisher, LSL outlets...); streams
+join and leave at any time (:meth:`Server.add_source`, :meth:`Server.remove_source`); clean
+shutdown on SIGINT/SIGTERM with a final summary."""
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hdys_rt.errors import HdysError
+from hdys_rt.runtime.inference import InferenceLoop
 from hdys_rt.runtime.pipeline import PipelineOptions, StreamPipeline
 from hdys_rt.streams.ring import warm_up as warm_up_ring
 from hdys_rt.runtime.stats import percentiles_ms
@@ -25,29 +27,35 @@ from hdys_rt.streams.sinks import Sink, as_sinks
 log = logging.getLogger(__name__)
 
 
-def load_estimators(n: int, model: str | None = None, device: str = "cpu",
-                    threads: int | None = 1, engine: str | None = None,
-                    input_kind: str = "markers") -> list:
-    """``n`` independent streaming estimators (one per stream: each holds its stream's state),
-    warmed up so the first live frame does not pay for lazy initialisation."""
-    from hdys_rt.model.streaming import StreamingEstimator
+def load_estimator(model: str | None = None, device: str = "cpu", threads: int | None = 1,
+                   engine: str | None = None, input_kind: str = "markers"):
+    """The batched streaming estimator serving every stream of a server
+    (:class:`~hdys_rt.model.streaming.BatchedEstimator`), warmed up so the first live frame
+    does not pay for lazy initialisation."""
+    from hdys_rt.model.streaming import BatchedEstimator
 
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
-    first = StreamingEstimator.load(model, device=device, engine=engine, input_kind=input_kind)
+    est = BatchedEstimator.load(model, device=device, engine=engine, input_kind=input_kind)
     rng = np.random.default_rng(0)
-    pts = (rng.standard_normal((min(40, first.max_points), 3)) * 0.3
+    pts = (rng.standard_normal((min(40, est.max_points), 3)) * 0.3
            + [0.0, 1.0, 0.0]).astype(np.float32)
+    slots = est.alloc(1)
     for _ in range(3):
-        first.step(pts)
-    first.reset()
-    out = [first]
-    for _ in range(n - 1):
-        out.append(copy.deepcopy(first))
+        est.step(slots, [pts])
+    est.release(slots)
     warm_up_ring()
-    return out
+    return est
+
+
+def load_estimators(n: int, model: str | None = None, device: str = "cpu",
+                    threads: int | None = 1, engine: str | None = None,
+                    input_kind: str = "markers") -> list:
+    """(Kept for callers that pass one estimator per source.) ``n`` times the ONE batched
+    estimator of :func:`load_estimator`: every stream holds its state in its slots."""
+    return [load_estimator(model, device, threads, engine, input_kind)] * n
 
 
 class Server:
@@ -55,15 +63,22 @@ class Server:
     closes the sinks. ``sinks``: a list of :class:`~hdys_rt.streams.sinks.Sink` (a single one
     is taken as a list of one; None: no output but ``on_estimate``)."""
 
-    def __init__(self, sources: list[Source], estimators: list,
+    def __init__(self, sources: list[Source], estimator,
                  sinks: Sink | list[Sink] | None = None,
                  options: PipelineOptions = PipelineOptions(), on_estimate=None):
-        if len(sources) != len(estimators):
-            raise HdysError("one estimator per source is needed")
-        self.sources = sources
+        if isinstance(estimator, (list, tuple)):  # load_estimators(n): the same one n times
+            if len({id(e) for e in estimator}) > 1:
+                raise HdysError("a server runs ONE batched estimator (load_estimator) for all "
+                                "its streams")
+            estimator = estimator[0]
+        self.est = estimator
+        self.sources = list(sources)
         self.sinks = as_sinks(sinks)
-        self.pipelines = [StreamPipeline(s, e, self.sinks, options, on_estimate)
-                          for s, e in zip(sources, estimators)]
+        self.options, self.on_estimate = options, on_estimate
+        self.loop = InferenceLoop(estimator, self.sinks)
+        self.pipelines = [StreamPipeline(s, estimator, self.sinks, options, on_estimate)
+                          for s in self.sources]
+        self._started = False
         self.stop_event = threading.Event()
         self.signal: str | None = None
         self._t0 = time.monotonic()
@@ -72,11 +87,32 @@ class Server:
     def start(self) -> "Server":
         self._t0 = time.monotonic()
         self._cpu0 = os.times()
+        self.est.prepare(2 * len(self.sources))  # batch buckets for every stream at 200 Hz
         for p in self.pipelines:
-            p.start()
+            self.loop.add(p)
+        self.loop.start()
         for s in self.sources:
             s.start()
+        self._started = True
         return self
+
+    def add_source(self, source: Source) -> StreamPipeline:
+        """Serve one more stream from now on (the batched loop takes it on its next pass)."""
+        pipe = StreamPipeline(source, self.est, self.sinks, self.options, self.on_estimate)
+        self.sources.append(source)
+        self.pipelines.append(pipe)
+        self.loop.add(pipe)
+        if self._started:
+            source.start()
+        return pipe
+
+    def remove_source(self, pipe: StreamPipeline, timeout: float = 10.0) -> None:
+        """Stop a stream: its source stops, its frames already received are still served,
+        then its state slots are released (its counters stay in the summary)."""
+        pipe.source.request_stop()
+        self.loop.remove(pipe)
+        pipe.source.stop()
+        pipe.join(timeout)
 
     def install_signal_handlers(self) -> None:
         """SIGINT / SIGTERM request a clean stop (main thread only)."""
@@ -128,8 +164,7 @@ class Server:
     def stop(self) -> None:
         for s in self.sources:
             s.request_stop()
-        for p in self.pipelines:
-            p.stop()
+        self.loop.stop()
         for s in self.sources:
             s.stop()
         for sink in self.sinks:
@@ -139,8 +174,8 @@ class Server:
     def totals(self) -> dict:
         keys_src = ("received", "out_of_order", "malformed", "oversized", "rejected",
                     "reconnects", "lost", "resyncs", "skipped")
-        keys_pipe = ("processed", "published", "dropped", "too_few", "gaps", "errors",
-                     "flagged")
+        keys_pipe = ("processed", "published", "dropped", "stale_unpublished", "too_few", "gaps",
+                     "errors", "flagged")
         tot = {k: 0 for k in keys_src + keys_pipe}
         for p in self.pipelines:
             for k in keys_src:
@@ -153,8 +188,8 @@ class Server:
         """The streams' :meth:`StreamPipeline.accounting` summed; ``unaccounted`` is
         ``received - processed - dropped - pending`` (0 when every frame is accounted for)."""
         acc = [p.accounting() for p in self.pipelines]
-        keys = ("arrived", "received", "processed", "dropped", "pending", "out_of_order",
-                "rejected", "skipped", "flagged")
+        keys = ("arrived", "received", "processed", "dropped", "stale_unpublished", "pending",
+                "out_of_order", "rejected", "skipped", "flagged")
         tot = {k: sum(a[k] for a in acc) for k in keys}
         tot["unaccounted"] = tot["received"] - tot["processed"] - tot["dropped"] - tot["pending"]
         return tot
@@ -180,6 +215,7 @@ class Server:
         lat, acc = summary["server_latency_ms"], summary["accounting"]
         return (f"{len(self.pipelines)} stream(s): {t['received']} frames in, "
                 f"{t['published'] or t['processed']} estimates out, dropped {t['dropped']}, "
+                f"stale (in the model, not published) {t['stale_unpublished']}, "
                 f"out-of-order {t['out_of_order']}, malformed {t['malformed']}, oversized "
                 f"{t['oversized']}, rejected {t['rejected']}, too few markers {t['too_few']}, "
                 f"gaps {t['gaps']}, reconnects {t['reconnects']}, errors {t['errors']}; "

@@ -101,6 +101,8 @@ class Source(ABC):
         self.connected = threading.Event()
         self.ever_connected = threading.Event()
         self.finished = threading.Event()          # a finite source (replay) reached its end
+        self.wake: threading.Event | None = None   # set on every frame / layout (a consumer's)
+        self.subject: dict | None = None           # {"mass_kg", "height_m"} from the stream
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,6 +146,8 @@ class Source(ABC):
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+        if self.wake is not None:
+            self.wake.set()
 
     def stop(self, timeout: float = 3.0) -> None:
         self.request_stop()
@@ -215,6 +219,8 @@ class Source(ABC):
         self.finished.set()
         with self._cond:
             self._cond.notify_all()
+        if self.wake is not None:
+            self.wake.set()
 
     # --- for transports ----------------------------------------------------------------------
     def _set_layout(self, names: tuple[str, ...], rate: float) -> None:
@@ -240,6 +246,8 @@ class Source(ABC):
             self.layout_base = self.counters["received"]
             self._last_t = -math.inf
             self._cond.notify_all()
+        if self.wake is not None:
+            self.wake.set()
 
     def _reject(self, n: int, reason: str, seq: int | None = None) -> None:
         """Count ``n`` frames ``rejected`` (a layout the consumer cannot take); the sender's
@@ -276,6 +284,8 @@ class Source(ABC):
             self.ring.push(xyz, t, now, seq)
             self.counters["received"] += 1
             self._cond.notify_all()
+        if self.wake is not None:
+            self.wake.set()
         self._last_data = now
         if self._silent:
             self._silent = False

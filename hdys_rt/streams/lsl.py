@@ -51,6 +51,21 @@ def _resolver():
             _RESOLVER = pylsl_module().ContinuousResolver(forget_after=2.0)
         return _RESOLVER
 
+def _subject(info) -> dict | None:
+    """``{"mass_kg", "height_m"}`` from the stream's ``desc/subject`` (written by
+    :func:`hdys_rt.bridges.sinks.add_subject`), None when absent or unreadable."""
+    sub = info.desc().child("subject")
+    if sub.empty():
+        return None
+    out = {}
+    for key in ("mass_kg", "height_m"):
+        try:
+            out[key] = float(sub.child_value(key))
+        except ValueError:
+            pass
+    return out or None
+
+
 def _channel_fields(info, field: str) -> list[str]:
     out = []
     ch = info.desc().child("channels").child("channel")
@@ -106,6 +121,7 @@ class LslSource(Source):
                 names, self._scale = parse_marker_channels(
                     _channel_fields(info, "label"), _channel_fields(info, "unit"), n,
                     info.name())
+                self.subject = _subject(info)  # before the layout: the consumer reads it then
                 self._set_layout(names, info.nominal_srate() or self.default_rate)
             except HdysError as exc:  # this outlet's layout is refused: count its samples as
                 self._rejecting = str(exc)  # rejected and wait for a usable one; never fatal

@@ -35,7 +35,7 @@ def demo_clip_path() -> Path:
 
 class Player:
     """Yields a recording's frames in real time: ``(seq, xyz, t)`` with ``t`` the monotonic
-    (= LSL local_clock) time of emission, or ``None`` while waiting (at most every 0.1 s) so the
+    (= LSL local_clock) time it was scheduled for (emitted then, or just after), or ``None`` while waiting (at most every 0.1 s) so the
     caller can react to a stop request."""
 
     def __init__(self, rec: Recording, rate: float | None = None, speed: float = 1.0,
@@ -71,7 +71,9 @@ class Player:
                 log.warning("replay fell %.2f s behind; re-anchoring its clock", now - due)
                 t0 = now - i * period
             self.emitted += 1
-            yield i, self.rec.data[i % T], time.monotonic()
+            # stamped with its scheduled time: the recording's own clock, without the jitter of
+            # this thread's wake-ups (the runtime resamples by these times)
+            yield i, self.rec.data[i % T], due
             i += 1
 
     def play(self, push, stop: threading.Event, count: int | None = None,

@@ -222,14 +222,15 @@ class Publisher(Sink):
             self._send_locked(wire.TOPIC_META, payload)
 
     def publish(self, stream: str, payload: bytes, outputs=None, t_src=None) -> None:
-        """Send one estimate of ``stream`` (never blocks); also serves subscription events and
-        meta timing. ``outputs`` / ``t_src`` are not needed: ``payload`` carries them."""
+        """Send one estimate of ``stream`` (never blocks); first serves subscription events
+        (a new subscriber gets the metadata before this estimate) and meta timing.
+        ``outputs`` / ``t_src`` are not needed: ``payload`` carries them."""
         with self._lock:
             if self.closed:
                 return
+            self._service_locked()
             self._send_locked(wire.TOPIC_EST, payload)
             self.sent += 1
-            self._service_locked()
 
     def service(self) -> None:
         """Handle pending subscriptions and the periodic metadata (call when idle)."""

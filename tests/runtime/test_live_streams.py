@@ -19,6 +19,7 @@ from hdys_rt.client import MarkerSender
 from hdys_rt.errors import HdysError
 from hdys_rt.model.streaming import StreamingEstimator
 from hdys_rt.runtime.pipeline import PipelineOptions
+from hdys_rt.runtime.resample import offline_estimates
 from hdys_rt.streams.lsl import LslEstimateSink, LslSource, marker_outlet
 from hdys_rt.streams.lslconf import pylsl_module
 from hdys_rt.streams.replay import ReplaySource
@@ -28,9 +29,12 @@ from hdys_rt.streams.zmq import ZmqSource
 KEEP_ALL = PipelineOptions(max_age_s=60.0)
 
 
-def offline(model_path, frames, rate):
-    """The same frames through a fresh estimator: what every live estimate must equal."""
+def offline(model_path, frames, rate, stamps=None):
+    """The same frames through a fresh estimator: what every live estimate must equal
+    (``stamps``: their times, when not exactly 1 / rate apart: resampled as live)."""
     est = StreamingEstimator.load(model_path)
+    if stamps is not None:
+        return offline_estimates(est, np.asarray(frames), np.asarray(stamps), rate)
     est.set_stream_rate(rate)
     return [est.step(f) for f in frames]
 
@@ -67,7 +71,7 @@ def test_lsl_in_zmq_out(running, gait, lsl_name, model_path):
     assert got[-1].unit("torques_rajagopal") == "N·m/kg"
     assert got[-1].meta["input"]["names"] == list(gait.names)
     assert got[-1].meta["model"]["phases"] == 2  # 200 Hz stream, 100 Hz model
-    assert_same_estimates(got, offline(model_path, rec.xyz[:n], 200.0))
+    assert_same_estimates(got, offline(model_path, rec.xyz[:n], 200.0, stamps))
     assert src.counters["received"] == n and r.pipe.counters["dropped"] == 0
 
 
@@ -79,7 +83,7 @@ def test_zmq_in_zmq_out(running, gait, make_port, model_path):
         with running([src], options=KEEP_ALL) as r:
             assert sender.wait_for_subscriber(20)
             for i in range(n):
-                sender.send(gait.xyz[i])
+                sender.send(gait.xyz[i], t=50.0 + i * 0.01)  # a 100 Hz clock, sent faster
                 time.sleep(0.002)
             assert r.wait_for(lambda: len(r.got) >= n)
     assert [e.seq for e in r.got] == list(range(n))
@@ -293,15 +297,15 @@ def test_inference_error_is_contained(running, gait, make_port):
             est = r.pipe.est
             real_step = est.step
 
-            def flaky(points):
-                if np.array_equal(points, gait.xyz[2]):
+            def flaky(slots, points):  # the batched step of every stream
+                if any(np.array_equal(p, gait.xyz[2]) for p in points):
                     raise RuntimeError("boom")
-                return real_step(points)
+                return real_step(slots, points)
 
             assert sender.wait_for_subscriber(20)
             est.step = flaky
             for i in range(6):
-                sender.send(gait.xyz[i])
+                sender.send(gait.xyz[i], t=50.0 + i * 0.01)  # frames on the model's grid
                 time.sleep(0.01)
             assert r.wait_for(lambda: len(r.got) >= 6)
     flags = [e.flag_names for e in r.got]

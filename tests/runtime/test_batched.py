@@ -1,0 +1,100 @@
+"""One batched inference loop serves every stream: 16 ZeroMQ streams join and leave while
+served, every frame is accounted for, and every estimate equals the offline estimate of its
+frame; the model ran in batched calls (fewer calls than grid steps)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from hdys_rt.client import MarkerSender
+from hdys_rt.model.streaming import StreamingEstimator
+from hdys_rt.runtime.pipeline import PipelineOptions
+from hdys_rt.runtime.resample import offline_estimates
+from hdys_rt.runtime.server import Server, load_estimator
+from hdys_rt.streams.zmq import Publisher, ZmqSource
+
+KEEP_ALL = PipelineOptions(max_age_s=60.0)
+
+
+PATIENCE_S = 60.0  # as tests/runtime/conftest.py: bounds a failure only
+
+
+def wait_for(predicate, timeout=PATIENCE_S):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_sixteen_streams_join_and_leave(gait, make_port, model_path):
+    from hdys_rt.client import Subscriber
+
+    n_streams, n_frames = 16, 60
+    frames = lambda k: [gait.xyz[(i + 7 * k) % gait.frames] for i in range(n_frames)]  # noqa
+    stamps = 10.0 + np.arange(n_frames) * 0.01
+    est = load_estimator(model_path)
+    pub_ep = f"tcp://127.0.0.1:{make_port()}"
+    server = Server([], est, Publisher(pub_ep), KEEP_ALL).start()
+    sub = Subscriber(pub_ep, rcvhwm=100_000)
+    got: dict[str, list] = {}
+    senders, pipes, sent = {}, {}, {}
+    try:
+        assert sub.wait_connected(PATIENCE_S)
+
+        def join(k):
+            ep = f"tcp://127.0.0.1:{make_port()}"
+            senders[k] = MarkerSender(gait.names, 100.0, ep, src=f"s{k}")
+            pipes[k] = server.add_source(ZmqSource(ep))
+            assert senders[k].wait_for_subscriber(PATIENCE_S)
+            sent[k] = 0
+
+        def tick():
+            for k, s in senders.items():
+                if sent[k] < n_frames:
+                    s.send(frames(k)[sent[k]], t=stamps[sent[k]], seq=sent[k])
+                    sent[k] += 1
+            while (e := sub.recv(0)) is not None:
+                got.setdefault(e.stream, []).append(e)
+
+        for k in range(8):                      # 8 streams at first
+            join(k)
+        for _ in range(20):
+            tick()
+            time.sleep(0.005)
+        for k in range(8, 16):                  # 8 more join while the first are served
+            join(k)
+        for _ in range(25):
+            tick()
+            time.sleep(0.005)
+        for k in range(4):                      # 4 leave (their sender stops first)
+            senders.pop(k).close()
+            assert wait_for(lambda: pipes[k].pending() == 0)
+            server.remove_source(pipes[k])
+            assert pipes[k].done and not server.loop.serving(pipes[k])
+        while any(sent[k] < n_frames for k in senders):
+            tick()
+            time.sleep(0.005)
+        assert wait_for(lambda: server.accounting()["pending"] == 0
+                        and server.accounting()["received"] == sum(sent.values()))
+        assert wait_for(lambda: (tick(), sum(map(len, got.values())))[1]
+                        == server.accounting()["processed"])
+    finally:
+        server.stop()
+        sub.close()
+        for s in senders.values():
+            s.close()
+    acc = server.accounting()
+    assert acc["unaccounted"] == 0 and acc["dropped"] == 0 and acc["stale_unpublished"] == 0
+    assert {f"s{k}" for k in range(n_streams)} == set(got)
+    for k in range(n_streams):
+        ests = got[f"s{k}"]
+        assert [e.seq for e in ests] == list(range(sent[k]))
+        ref = offline_estimates(StreamingEstimator.load(model_path), np.asarray(frames(k)),
+                                stamps, 100.0)
+        for e in ests:
+            for name, v in ref[e.seq].items():
+                np.testing.assert_allclose(e.outputs[name], v, rtol=1e-4, atol=1e-4)
+    assert est.calls < acc["processed"]         # batched: many streams per call
+    assert len(est._free) >= 4                  # the streams that left gave their slots back
