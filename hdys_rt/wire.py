@@ -38,7 +38,7 @@ ESTIMATE (one per processed input frame)::
      "t_pub": float,             # when serve published this estimate (same clock)
      "t_est": float,             # the time the outputs describe (source clock): the latest
      #                             point of the model-rate grid at or before t_src (equal to
-     #                             t_src when the frame lands on it; hdys_rt.runtime.resample)
+     #                             t_src when the frame lands on it; hdys_rt.model.resample)
      "outputs": {name: bin},     # float32 (C,), channels named in META outputs[name].names
      "q": {"flags": int,         # FLAGS bits
            "n_valid": int,       # markers used this frame

@@ -8,7 +8,7 @@ result equals the offline causal forward over the same frames (tested).
 Streams faster than the model rate (e.g. 200 Hz into a 100 Hz model) are served with
 ``stride = round(stream_rate / model_rate)`` interleaved decoder states: by default frame ``n``
 uses state ``n % stride``; the live runtime names the state of each frame it commits
-(:mod:`hdys_rt.runtime.resample` resamples any rate onto these states).
+(:mod:`hdys_rt.model.resample` resamples any rate onto these states).
 
 Every engine runs the functional step (:mod:`hdys_rt.model.step`) through a backend
 (:mod:`hdys_rt.backends`); :class:`EngineStepper` keeps the rings outside it. ``engine`` is a
@@ -215,7 +215,7 @@ class StreamingEstimator:
         """Adapt to a stream's nominal rate (Hz) and reset the cached state."""
         if not (stream_rate > 0):
             raise HdysError(f"stream_rate must be > 0 Hz, got {stream_rate}")
-        from hdys_rt.runtime.resample import phases_for
+        from hdys_rt.model.resample import phases_for
 
         stride = phases_for(stream_rate, self.rate)
         self.stream_rate = float(stream_rate)

@@ -10,7 +10,7 @@ overwrote them, or a layout change discarded them). A slow or dead subscriber ne
 publishing never waits.
 
 Streams at any rate are resampled causally onto the model's rate
-(:class:`~hdys_rt.runtime.resample.GridResampler`: ``phases`` interleaved grids at the model
+(:class:`~hdys_rt.model.resample.GridResampler`: ``phases`` interleaved grids at the model
 rate, each with its own decoder state), so every frame gets an estimate whose temporal context
 is the one the model was trained at; ``t_est`` says which grid time it describes.
 """
@@ -28,7 +28,7 @@ import numpy as np
 from hdys_rt import representations as reps, wire
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
-from hdys_rt.runtime.resample import GridResampler
+from hdys_rt.model.resample import GridResampler
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
 from hdys_rt.streams.sinks import Sink, as_sinks

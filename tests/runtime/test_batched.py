@@ -11,7 +11,7 @@ import numpy as np
 from hdys_rt.client import MarkerSender
 from hdys_rt.model.streaming import StreamingEstimator
 from hdys_rt.runtime.pipeline import PipelineOptions
-from hdys_rt.runtime.resample import offline_estimates
+from hdys_rt.model.resample import offline_estimates
 from hdys_rt.runtime.server import Server, load_estimator
 from hdys_rt.streams.zmq import Publisher, ZmqSource
 

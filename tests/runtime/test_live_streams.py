@@ -19,7 +19,7 @@ from hdys_rt.client import MarkerSender
 from hdys_rt.errors import HdysError
 from hdys_rt.model.streaming import StreamingEstimator
 from hdys_rt.runtime.pipeline import PipelineOptions
-from hdys_rt.runtime.resample import offline_estimates
+from hdys_rt.model.resample import offline_estimates
 from hdys_rt.streams.lsl import LslEstimateSink, LslSource, marker_outlet
 from hdys_rt.streams.lslconf import pylsl_module
 from hdys_rt.streams.replay import ReplaySource

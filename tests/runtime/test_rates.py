@@ -22,7 +22,7 @@ from scipy.interpolate import CubicSpline
 from hdys_rt.client import MarkerSender
 from hdys_rt.model.streaming import StreamingEstimator
 from hdys_rt.runtime.pipeline import PipelineOptions
-from hdys_rt.runtime.resample import GridResampler, offline_estimates, phases_for
+from hdys_rt.model.resample import GridResampler, offline_estimates, phases_for
 from hdys_rt.streams.zmq import ZmqSource
 
 KEEP_ALL = PipelineOptions(max_age_s=60.0)
