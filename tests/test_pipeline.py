@@ -24,8 +24,8 @@ def test_quick_corpus_has_every_domain_and_representation(quick_corpus, capsys):
     capsys.readouterr()
     assert main(["data", "info", str(quick_corpus), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert set(info) == {"lab_real", "real_labs", "myolegs", "semg_synth", "humanoid",
-                         "kinematics_only"}
+    assert set(info) == {"lab_real", "real_labs", "addbiomechanics", "myolegs", "semg_synth",
+                         "humanoid", "kinematics_only"}
     have = {k for d in info.values() for k in d["representations"]}
     assert have >= {"markers", "keypoints", "joint_angles", "smpl_pose", "torques_rajagopal",
                     "torques_smpl", "activations", "semg", "grf"}

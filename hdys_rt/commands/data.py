@@ -22,6 +22,10 @@ def add_arguments(p):
     b.add_argument("--raw", default=None, metavar="DIR",
                    help="raw-data folder holding opensim-models/, myo_sim/, real/ (default: "
                         "$HDYS_SHARED_DATA, else ../shared/data); see the README for its sources")
+    b.add_argument("--b3d", default=None, metavar="DIR",
+                   help="AddBiomechanics .b3d files (any sub-folders) for the addbiomechanics "
+                        "domain (default: addbiomechanics*/ of the raw-data folder); needs "
+                        "pip install 'hdys-rt[b3d]'")
     b.add_argument("--quick", action="store_true", help="small corpus for tests (< 1 minute)")
     b.add_argument("--seed", type=int, default=0, help="seed: the build is deterministic given it")
     b.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
@@ -42,6 +46,10 @@ def run(args) -> int:
             from hdys_rt.data.shared import use_raw_dir
 
             use_raw_dir(args.raw)
+        if args.b3d is not None:
+            from hdys_rt.data.domains.addbiomechanics import use_b3d_dir
+
+            use_b3d_dir(args.b3d)
         if args.workers is not None and args.workers < 1:
             raise HdysError(f"--workers must be >= 1, got {args.workers}")
         summary = build_corpus(args.out, seed=args.seed, quick=args.quick, workers=args.workers,

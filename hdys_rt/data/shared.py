@@ -22,6 +22,8 @@ SOURCES = {
             "OpenCapUnfiltered, CarmagoTest; data/osim/HamnerMultipleTrials, HamnerSubject04, "
             "JA1GaitResults; data/c3d), opensim-org/opensim-models (Pipelines/Hamner) and "
             "Biomechanical-ToolKit/BTKData, laid out as the README's 'Training data' table says",
+    "addbiomechanics": "the AddBiomechanics data set's .b3d files (addbiomechanics.org), any "
+                       "sub-folders; or pass --b3d DIR",
 }
 
 

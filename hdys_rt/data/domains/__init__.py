@@ -14,6 +14,7 @@ Contract of a domain module (used by :mod:`hdys_rt.data.build`):
 DOMAINS: tuple[str, ...] = (
     "hdys_rt.data.domains.lab_real",
     "hdys_rt.data.domains.real_labs",
+    "hdys_rt.data.domains.addbiomechanics",
     "hdys_rt.data.domains.myolegs",
     "hdys_rt.data.domains.semg_synth",
     "hdys_rt.data.domains.humanoid",

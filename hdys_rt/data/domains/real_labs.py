@@ -15,9 +15,10 @@ group), ``lab`` and ``quality`` (marker RMSE m, residual force %BW, residual mom
 Results are cached under ``<cache>/real_labs/<key>/`` (key: the input files' contents and
 :data:`PIPELINE_VERSION`), so a rebuild with unchanged inputs reads them back.
 C3D files without a model (``c3d/``, see :data:`hdys_rt.data.labs.catalog.C3D_GRF`) give
-GRF-only sequences (markers + per-foot GRF, torques NaN; :mod:`hdys_rt.data.labs.c3d_grf`).
+GRF-only sequences (markers + per-foot GRF, torques NaN, sEMG envelopes where the analog
+channels name muscles: :mod:`hdys_rt.data.labs.c3d_grf`, :mod:`hdys_rt.data.labs.emg`).
 Not covered yet: ``fukuchi_rbds001/`` (its C3D plate reads 159 N peaks in running: the treadmill
-calibration is not in the file), sEMG envelopes, ``.b3d``.
+calibration is not in the file); ``.b3d`` files are the ``addbiomechanics`` domain's.
 
 Measured (2026-12, 2 workers on the 2-core VM, ``--domains real_labs``): 38 trials + 4 C3D
 files, 22 sequences (18 through ID, 4 GRF-only) of 8 people, 20 trials dropped by the gates,

@@ -7,6 +7,8 @@ and type 2/4 from the file's FORCE_PLATFORM group), turned into the same Y-up fr
 on a plate goes to the foot (heel/toe markers) nearest its centre of pressure
 (:func:`hdys_rt.data.labs.plates.assign_feet`), forces are low-pass filtered at the task's
 cut-off and sampled at the marker frames. Torques are all NaN: no model, no inverse dynamics.
+sEMG envelopes where the file's analog channels name muscles (:mod:`hdys_rt.data.labs.emg`;
+meta ``semg``: the label -> channel mapping, skipped channels, signal-to-noise per channel).
 
 Body weight: ``PROCESSING:Bodymass`` (Vicon) when the file has it, else a quiet stance on the
 plates (total vertical force steady within :data:`QUIET_CV` for :data:`QUIET_S`); a file with
@@ -22,6 +24,7 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject
+from hdys_rt.data.labs import emg
 from hdys_rt.data.labs import plates as pl
 from hdys_rt.errors import HdysError
 
@@ -146,6 +149,12 @@ def process(path: Path, name: str, person: str, lab: str, task: str, cutoff_hz: 
     grf = np.stack(cols, 1)
     tq = np.full((len(m_t), len(reps.RAJAGOPAL_TORQUE_JOINTS)), np.nan)
     height = _height(rec.data, names)
+    data = {"markers": rec.data, "torques_rajagopal": tq, "grf": grf}
+    chan = {"markers": tuple(names), "torques_rajagopal": reps.RAJAGOPAL_TORQUE_JOINTS,
+            "grf": reps.GRF_CHANNELS}
+    semg, semg_names, semg_report = emg.c3d_envelopes(path, m_t)
+    if semg is not None:
+        data["semg"], chan["semg"] = semg, semg_names
     meta = {
         "task": task, "person": person, "lab": lab, "folder": "c3d", "trial": name,
         "grf_only": True, "vertical_axis_in_file": up,
@@ -164,14 +173,12 @@ def process(path: Path, name: str, person: str, lab: str, task: str, cutoff_hz: 
                        f"nearer foot (heel/toe markers); force and moment low-pass {cutoff_hz} "
                        "Hz at the plate rate, sampled at the marker frames; no model: torques "
                        "NaN"),
+        "semg": semg_report,
     }
     return Sequence(
         name=name, domain=domain, rate=float(rec.rate),
         subject=Subject(person, round(mass, 2), round(height, 3)), source=source,
-        data={"markers": rec.data, "torques_rajagopal": tq, "grf": grf},
-        names={"markers": tuple(names), "torques_rajagopal": reps.RAJAGOPAL_TORQUE_JOINTS,
-               "grf": reps.GRF_CHANNELS},
-        meta=meta,
+        data=data, names=chan, meta=meta,
     )
 
 
