@@ -28,7 +28,7 @@ What a sequence takes from a trial (:func:`read_trial`, :func:`to_sequence`):
   (:func:`hdys_rt.data.labs.plates.assign_feet`, on the foot markers) and low-pass filtered at the
   task's cut-off (:data:`hdys_rt.data.labs.catalog.CUTOFF_HZ`).
 * markers: the observed markers, renamed by the project's marker-set mapping
-  (:func:`hdys_rt.bridges.markersets.map_markers`; unknown names dropped), NaN where unobserved.
+  (:func:`hdys_rt.data.markersets.map_markers`; unknown names dropped), NaN where unobserved.
 * meta: task (keywords of the trial name, :func:`task_of`), person, lab, trial, passes, and
   ``quality``: marker RMS (m, AddBiomechanics' own per-frame figure), residual force (%BW) and
   moment (%BW·height) of the pass the torques come from (none without a DYNAMICS pass).
@@ -108,9 +108,9 @@ def task_of(name: str) -> str:
 @contextlib.contextmanager
 def _quiet():
     """Silence nimblephysics' C++ writes to stdout (skeleton warnings)."""
-    from hdys_rt.data.domains.lab_real import _quiet_stdout
+    from hdys_rt.data.opensim_tools import quiet_stdout
 
-    with _quiet_stdout():
+    with quiet_stdout():
         yield
 
 
@@ -261,7 +261,7 @@ def _plate_grf(raw: dict, names: tuple[str, ...], markers: np.ndarray, cutoff_hz
 def to_sequence(raw: dict, name: str, person: str, lab: str, mass: float, height: float,
                 source: str, domain: str) -> Sequence:
     """A :class:`Sequence` from :func:`read_trial`'s arrays (see the module doc)."""
-    from hdys_rt.bridges.markersets import map_markers
+    from hdys_rt.data.markersets import map_markers
     from hdys_rt.data.labs.chain import MAX_MARKER_RMSE_M
 
     task = task_of(raw["name"])
