@@ -10,6 +10,12 @@ end-to-end latency (source sample time -> estimate decoded by the subscriber), d
 and CPU use of each process, for ``--streams`` 1, 4 and 16 concurrent streams or any list.
 Prints a table and writes JSON. The first ``--warmup`` seconds are not measured.
 
+Each stream count is measured twice in the same run (``--baseline relay``, the default): once
+through a BARE RELAY that has serve's layout without the model (the same source classes and
+acquisition threads, one loop over all streams, the same publisher and wire format, empty
+outputs), the transport floor, then through ``hdys-rt serve`` at its defaults. The table
+reports serve's overhead over the relay (p50, p99) beside the absolute figures.
+
     python benchmarks/latency.py --seconds 60 --streams 1,4,16 --json latency.json
 """
 
@@ -84,8 +90,65 @@ def run_source(args) -> None:
     print(json.dumps({"frames": player.emitted, "cpu_percent": cpu}), flush=True)
 
 
+# --- the bare relay (transport floor) -------------------------------------------------------
+def run_relay(args) -> None:
+    """serve's layout without the model: the project's own sources (acquisition thread each,
+    ring), one loop over all streams woken by any frame, the project's publisher; every frame
+    is published at once with empty outputs. Runs until SIGINT/SIGTERM or ``--seconds``."""
+    import signal
+
+    from hdys_rt import wire
+    from hdys_rt.streams.zmq import Publisher
+
+    names = args.names.split(",")
+    if args.source == "lsl":
+        from hdys_rt.streams.lsl import LslSource
+
+        sources = [LslSource(name=n) for n in names]
+    else:
+        from hdys_rt.streams.zmq import ZmqSource
+
+        sources = [ZmqSource(ep, name=n) for n, ep in zip(names, args.endpoints.split(","))]
+    pub = Publisher(args.publish)
+    wake, stop = threading.Event(), threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    state = [[0, 0, None] for _ in sources]  # layout id, next frame, buffer
+    for src in sources:
+        src.wake = wake
+        src.start()
+    t_start = time.monotonic()
+    end = t_start + args.seconds
+    while not stop.is_set() and time.monotonic() < end:
+        wake.wait(0.1)
+        wake.clear()
+        for src, st in zip(sources, state):
+            lid, base, count = src.layout_info()
+            if lid != st[0]:
+                st[0], st[1] = lid, 0
+                st[2] = np.empty((len(src.names), 3), np.float32)
+                pub.set_meta(src.name, wire.encode_meta(src.name, lid, src.names, src.rate,
+                                                        {}, {}, {"relay": True}))
+            while st[1] < count:
+                info = src.read(st[1], lid, st[2])
+                st[1] += 1
+                if info is None:
+                    continue
+                t_src, t_recv, seq, n_valid, _ = info
+                t = time.monotonic()
+                pub.publish(src.name, wire.encode_estimate(
+                    src.name, lid, seq, t_src, t_recv, t, {}, 0, n_valid, [], 0, 0,
+                    {"receive": t_recv - t_src, "window": t - t_recv, "inference": 0.0}))
+    for src in sources:
+        src.stop()
+    pub.close()
+    c1 = os.times()
+    print(json.dumps({"cpu_percent": 100.0 * (c1.user + c1.system) / max(1e-9, time.monotonic()
+                                                                     - t_start)}), flush=True)
+
+
 # --- one measurement -------------------------------------------------------------------------
-def measure(args, n_streams: int) -> dict:
+def measure(args, n_streams: int, relay: bool = False) -> dict:
     from hdys_rt.client import Subscriber
 
     tag = uuid.uuid4().hex[:6]
@@ -96,6 +159,8 @@ def measure(args, n_streams: int) -> dict:
     serve = [sys.executable, "-m", "hdys_rt.cli", "serve", "--source", args.source,
              "--publish", pub, "--stats-json", str(stats_path), "--threads", str(args.threads),
              "--device", args.device, "--seconds", str(total_s + 15), "--connect-timeout", "60"]
+    relay_cmd = [sys.executable, __file__, "--_relay", "--source", args.source, "--publish",
+                 pub, "--seconds", str(total_s + 15), "--names", ",".join(names)]
     src_cmd = [sys.executable, __file__, "--_source", "--source", args.source, "--rate",
                str(args.rate), "--seconds", str(total_s), "--names", ",".join(names)]
     if args.source == "lsl":
@@ -106,6 +171,7 @@ def measure(args, n_streams: int) -> dict:
         for ep in eps:
             serve += ["--endpoint", ep]
         src_cmd += ["--endpoints", ",".join(eps)]
+        relay_cmd += ["--endpoints", ",".join(eps)]
     if args.model:
         serve += ["--model", args.model]
     if args.engine:
@@ -114,7 +180,8 @@ def measure(args, n_streams: int) -> dict:
     # logs go to files: a pipe nobody reads during the run would block the process when full
     serve_log = open(stats_path.with_name("serve.log"), "w+")
     source_log = open(stats_path.with_name("source.log"), "w+")
-    server = subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=serve_log, text=True)
+    server = subprocess.Popen(relay_cmd if relay else serve, stdout=subprocess.PIPE,
+                              stderr=serve_log, text=True)
     source = subprocess.Popen(src_cmd, stdout=subprocess.PIPE, stderr=source_log, text=True)
     recs = []  # (stream, seq, t_src, t_pub, t_client, receive, window, inference, flags)
     c0 = os.times()
@@ -150,9 +217,15 @@ def measure(args, n_streams: int) -> dict:
         sub.close()
         serve_log.seek(0)
         s_err = serve_log.read()
-    if not stats_path.exists():
+    if relay:
+        if not recs:
+            raise SystemExit(f"the relay published nothing:\n{s_err[-3000:]}")
+        stats = None
+        relay_cpu = json.loads(s_out.strip().splitlines()[-1])["cpu_percent"]
+    elif not stats_path.exists():
         raise SystemExit(f"serve failed (logs in {stats_path.parent}):\n{s_err[-3000:]}")
-    stats = json.loads(stats_path.read_text())
+    else:
+        stats = json.loads(stats_path.read_text())
     src_info = json.loads(src_out.strip().splitlines()[-1]) if src_out.strip() else {}
     arr = np.array([r[2:] for r in recs], dtype=np.float64) if recs else np.zeros((0, 8))
     e2e = arr[:, 2] - arr[:, 0]
@@ -164,23 +237,29 @@ def measure(args, n_streams: int) -> dict:
         expected += max(seqs) - min(seqs) + 1
     srv_stages = {}
     for k in ("encode", "publish", "total"):
+        if stats is None:
+            srv_stages[k] = _pct([])
+            continue
         vals = [s["stages_ms"][k] for s in stats["streams"]]
         srv_stages[k] = {"p50": float(np.mean([v["p50"] for v in vals])),
                          "p99": float(np.max([v["p99"] for v in vals])),
                          "max": float(np.max([v["max"] for v in vals]))}
     wall = max(1e-9, (arr[-1, 2] - arr[0, 2]) if len(arr) else 1e-9)
     result = {
+        "what": "relay" if relay else "serve",
         "streams": n_streams, "rate_hz": args.rate, "source": args.source,
         "measured_s": args.seconds, "estimates": len(recs), "expected": expected,
         "missing_in_window": expected - len(recs),
-        "server_dropped_total": stats["totals"]["dropped"],
-        "server_received_total": stats["totals"]["received"],
+        "server_dropped_total": stats["totals"]["dropped"] if stats else 0,
+        "server_stale_unpublished": (stats["totals"].get("stale_unpublished", 0)
+                                     if stats else 0),
+        "server_received_total": stats["totals"]["received"] if stats else len(recs),
         "stages_ms": {"receive": _pct(arr[:, 3]), "window": _pct(arr[:, 4]),
                       "inference": _pct(arr[:, 5]),
                       "encode": srv_stages["encode"], "publish": srv_stages["publish"],
                       "out_hop": _pct(out_hop), "end_to_end": _pct(e2e)},
         "source_frames_per_stream": src_info.get("frames"),
-        "cpu_percent": {"serve": stats["cpu"]["cpu_percent"],
+        "cpu_percent": {"serve": stats["cpu"]["cpu_percent"] if stats else relay_cpu,
                         "source": src_info.get("cpu_percent", float("nan")),
                         "subscriber": 100.0 * (c1.user - c0.user + c1.system - c0.system)
                         / max(1e-9, wall + args.warmup)},
@@ -189,11 +268,63 @@ def measure(args, n_streams: int) -> dict:
     return result
 
 
+def isolated_step(args, steps: int) -> dict:
+    """The inference floor in this run: serve's engine choice stepping the bundled clip in
+    this process (1 thread), no transport; p50/p99 ms."""
+    import torch
+
+    from hdys_rt.data.loader import load_file
+    from hdys_rt.model.streaming import StreamingEstimator
+    from hdys_rt.streams.replay import demo_clip_path
+
+    torch.set_num_threads(args.threads)
+    rec = load_file(demo_clip_path()).resampled(args.rate)
+    est = StreamingEstimator.load(args.model, device=args.device, engine=args.engine or "auto",
+                                  stream_rate=args.rate, n_points=len(rec.names))
+    for i in range(50):
+        est.step(rec.xyz[i % rec.frames])
+    times = []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        est.step(rec.xyz[i % rec.frames])
+        times.append(time.perf_counter() - t0)
+    return {"engine": str(est.engine), **_pct(times)}
+
+
+def comparison(results: list[dict], step: dict | None) -> str:
+    """serve against the relay of the same stream count, and inference against the step."""
+    lines = []
+    by = {(r["what"], r["streams"]): r for r in results}
+    for n in sorted({r["streams"] for r in results}):
+        srv, rel = by.get(("serve", n)), by.get(("relay", n))
+        if srv is None:
+            continue
+        e = srv["stages_ms"]["end_to_end"]
+        line = f"{n:>3} stream(s): serve e2e p50 {e['p50']:.3f} ms, p99 {e['p99']:.3f} ms"
+        if rel is not None:
+            r = rel["stages_ms"]["end_to_end"]
+            line += (f"; relay p50 {r['p50']:.3f}, p99 {r['p99']:.3f}; serve adds "
+                     f"{e['p50'] - r['p50']:+.3f} ms p50, {e['p99'] - r['p99']:+.3f} ms p99")
+        if step is not None and step["n"]:
+            inf = srv["stages_ms"]["inference"]
+            line += (f"; inference in serve p50 {inf['p50']:.3f} ms = "
+                     f"{inf['p50'] / step['p50']:.2f}x the isolated step ({step['p50']:.3f})")
+        cpu = srv["cpu_percent"]["serve"]
+        line += (f"; {srv['missing_in_window']} missing, server dropped "
+                 f"{srv['server_dropped_total']}, stale unpublished "
+                 f"{srv['server_stale_unpublished']}; serve CPU {cpu:.0f} % "
+                 f"({cpu / n:.1f} % per stream)")
+        lines.append(line)
+    if step is not None:
+        lines.append(f"isolated step ({step['engine']}, 1 thread): p50 {step['p50']:.3f} ms, "
+                     f"p99 {step['p99']:.3f} ms")
+    return "\n".join(lines)
+
+
 def table(results: list[dict]) -> str:
     rows = ["receive", "window", "inference", "encode", "publish", "out_hop", "end_to_end"]
     head = f"{'stage (ms)':<12}" + "".join(
-        f"| {r['streams']:>2} stream{'s' if r['streams'] > 1 else ' '}: p50    p99    max "
-        for r in results)
+        f"| {r['what']:<5} {r['streams']:>2} str: p50    p99    max " for r in results)
     lines = [head, "-" * len(head)]
     for k in rows:
         line = f"{k:<12}"
@@ -224,26 +355,39 @@ def main(argv=None) -> int:
     p.add_argument("--engine", help="serve --engine (default: serve's default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in serve")
     p.add_argument("--json", default="latency.json", help="write results here")
+    p.add_argument("--baseline", choices=("relay", "none"), default="relay",
+                   help="also measure the bare relay (transport floor) per stream count")
+    p.add_argument("--step-steps", type=int, default=3000,
+                   help="isolated-step timings in this run (0: skip)")
     p.add_argument("--_source", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--_relay", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--publish", help=argparse.SUPPRESS)
     p.add_argument("--names", help=argparse.SUPPRESS)
     p.add_argument("--endpoints", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args._source:
         run_source(args)
         return 0
+    if args._relay:
+        run_relay(args)
+        return 0
     results = []
     for n in [int(x) for x in args.streams.split(",")]:
-        print(f"measuring {n} stream(s) at {args.rate:g} Hz for {args.seconds:g} s ...",
-              file=sys.stderr, flush=True)
-        results.append(measure(args, n))
+        for relay in ((True, False) if args.baseline == "relay" else (False,)):
+            print(f"measuring {'the relay' if relay else 'serve'} with {n} stream(s) at "
+                  f"{args.rate:g} Hz for {args.seconds:g} s ...", file=sys.stderr, flush=True)
+            results.append(measure(args, n, relay=relay))
+    step = isolated_step(args, args.step_steps) if args.step_steps else None
     machine = {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
                "cores": os.cpu_count(), "python": platform.python_version(),
                "device": args.device}
     print(f"hdys-rt latency: {args.source} in -> serve -> ZeroMQ subscriber, {args.rate:g} Hz, "
           f"{args.seconds:g} s each, machine {machine}")
     print(table(results))
+    print(comparison(results, step))
     Path(args.json).write_text(json.dumps({"machine": machine, "args": vars(args),
-                                           "results": results}, indent=1))
+                                           "isolated_step_ms": step, "results": results},
+                                          indent=1))
     print(f"wrote {args.json}")
     return 0
 
