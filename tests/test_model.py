@@ -152,6 +152,40 @@ def test_vector_encoder_masks_missing_channels():
     torch.testing.assert_close(c, d)
 
 
+# --- bounded outputs -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bounded_heads", [True, False])
+def test_outputs_are_bounded_by_construction(bounded_heads):
+    """Activations and sEMG in 0..1, vertical GRF >= 0, however far out the heads are driven
+    (offline and streaming); models saved before the bounds existed are clamped."""
+    cfg = ModelConfig(**{**SMALL.to_dict(), "bounded_heads": bounded_heads})
+    m = _model(cfg)
+    with torch.no_grad():
+        for head in m.heads.values():
+            head[-1].bias.normal_(0.0, 20.0)  # drive every channel far from its mean
+            head[-1].weight.mul_(30.0)
+    x = torch.randn(2, 12, 10, 3) * 3
+    out = m.predict("markers", x, torch.ones(2, 12, 10, dtype=torch.bool))
+    est = StreamingEstimator(m, _meta(m))
+    live = [est.step(x[0, t].numpy()) for t in range(12)]
+    fy = [reps.get("grf").channels.index(c) for c in ("r_fy", "l_fy")]
+    for k in ("activations", "semg"):
+        assert out[k].min() >= 0.0 and out[k].max() <= 1.0
+        assert (out[k] < 0.05).any() and (out[k] > 0.95).any()  # the whole range is reachable
+        assert all(0.0 <= o[k].min() and o[k].max() <= 1.0 for o in live)
+    assert out["grf"][..., fy].min() >= 0.0 and min(o["grf"][fy].min() for o in live) >= 0.0
+    assert out["grf"].min() < 0.0  # horizontal forces keep their sign
+
+
+def test_models_saved_before_bounds_load_clamped(tmp_path):
+    m = _model()
+    stem = save_model(m, tmp_path / "m", rate=100.0)
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    del meta["config"]["bounded_heads"]  # as written before the field existed
+    stem.with_suffix(".json").write_text(json.dumps(meta))
+    assert load_model(stem)[0].cfg.bounded_heads is False
+
+
 # --- causal streaming == offline --------------------------------------------------------------
 
 @pytest.mark.parametrize("stream_T", [5, 30])

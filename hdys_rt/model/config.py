@@ -8,6 +8,10 @@ from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
 
 
+#: values of fields added after models were first shipped, for configs that lack them
+LEGACY: dict = {"bounded_heads": False}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     latent: int = 128          # size of the homogeneous dynamics space (per-frame latent)
@@ -22,6 +26,8 @@ class ModelConfig:
     window: int = 32           # frames of temporal context (at the model rate)
     causal: bool = True        # causal decoder (streaming); False = bidirectional (offline)
     fdae: bool = True          # forward-dynamics autoencoder branch (training only)
+    bounded_heads: bool = True  # activations/sEMG through a sigmoid, vertical GRF through a
+    #                             softplus (trained so); False (models saved before it): clamp
     kin_inputs: tuple[str, ...] = ("markers", "keypoints", "joint_angles", "smpl_pose")
     dyn_outputs: tuple[str, ...] = (
         "torques_rajagopal", "torques_smpl", "activations", "semg", "grf")
@@ -51,6 +57,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
+        d = {**LEGACY, **d}  # fields a model saved before they existed was trained without
         unknown = set(d) - known
         if unknown:
             raise HdysError(f"model config: unknown fields {sorted(unknown)}")

@@ -175,6 +175,41 @@ class TemporalDecoder(nn.Module):
         return self.ln(x)
 
 
+#: outputs documented as 0..1 (every channel)
+UNIT_INTERVAL = ("activations", "semg")
+
+
+class OutputTransform(nn.Module):
+    """A head's NORMALISED output (..., C) -> physical units (..., C), bounded by construction:
+    channels of :data:`UNIT_INTERVAL` outputs in 0..1, vertical GRF (``*_fy``, BW) >= 0.
+
+    ``smooth`` (models trained so): ``sigmoid(h + logit(mean))`` (the training mean at h = 0)
+    and ``softplus(x, beta=50)`` of the denormalised value (0.014 BW at x = 0); otherwise (models
+    trained without bounds) a hard clamp of the denormalised value. ``mean``/``std`` are the
+    model's own normalisation tensors (shared, not copied: non-persistent here)."""
+
+    def __init__(self, key: str, mean: torch.Tensor, std: torch.Tensor, smooth: bool):
+        super().__init__()
+        rep = reps.get(key)
+        unit = torch.full((rep.size,), key in UNIT_INTERVAL)
+        pos = torch.tensor([key == "grf" and c.endswith("_fy") for c in rep.channels])
+        self.smooth = smooth
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+        self.register_buffer("unit", unit, persistent=False)
+        self.register_buffer("pos", pos, persistent=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = h * self.std + self.mean
+        if self.smooth:
+            m = self.mean.clamp(0.02, 0.98)
+            bounded = torch.sigmoid(h + torch.log(m / (1 - m)))
+            x = torch.where(self.unit, bounded, torch.where(self.pos, F.softplus(x, beta=50.0), x))
+        else:
+            x = torch.where(self.unit, x.clamp(0.0, 1.0), torch.where(self.pos, x.clamp(min=0.0), x))
+        return x
+
+
 class HDyS(nn.Module):
     """All encoders, the shared decoder and heads, and the FDAE, with normalisation buffers."""
 
@@ -207,6 +242,24 @@ class HDyS(nn.Module):
                 self.register_buffer(f"std_{k}", torch.ones(rep.size))
                 keep = torch.tensor([c not in _DROP.get(k, ()) for c in rep.channels])
                 self.register_buffer(f"keep_{k}", keep, persistent=False)
+        self.finish = nn.ModuleDict({k: OutputTransform(k, *self.stats(k), cfg.bounded_heads)
+                                     for k in cfg.dyn_outputs})
+
+    def _link_finish(self) -> None:
+        """Point every output transform at the model's own mean/std tensors again (moves and
+        loads may replace them)."""
+        for k, f in self.finish.items():
+            f.mean, f.std = self.stats(k)
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        self._link_finish()
+        return out
+
+    def load_state_dict(self, *args, **kwargs):
+        res = super().load_state_dict(*args, **kwargs)
+        self._link_finish()
+        return res
 
     # --- normalisation --------------------------------------------------------------------
     def set_normalisation(self, stats: dict[str, tuple]):
@@ -216,6 +269,7 @@ class HDyS(nn.Module):
                 getattr(self, f"mean_{k}").copy_(torch.as_tensor(mean, dtype=torch.float32))
                 getattr(self, f"std_{k}").copy_(
                     torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-3))
+        self._link_finish()
 
     def stats(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalisation buffers (mean (C,), std (C,)) of vector representation ``key``,
@@ -229,6 +283,10 @@ class HDyS(nn.Module):
     def denormalise(self, key: str, x: torch.Tensor) -> torch.Tensor:
         mean, std = self.stats(key)
         return x * std + mean
+
+    def to_physical(self, key: str, h: torch.Tensor) -> torch.Tensor:
+        """Head ``key``'s normalised output -> physical units, bounded (:class:`OutputTransform`)."""
+        return self.finish[key](h)
 
     # --- encoders ---------------------------------------------------------------------------
     def encode_kin(self, key: str, x: torch.Tensor, mask: torch.Tensor):
@@ -257,7 +315,7 @@ class HDyS(nn.Module):
     def predict(self, key: str, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Offline inference: kinematics (B, T, ...) -> outputs in physical units (B, T, C)."""
         z, _ = self.encode_kin(key, x, mask)
-        return {k: self.denormalise(k, y) for k, y in self.decode(z).items()}
+        return {k: self.to_physical(k, y) for k, y in self.decode(z).items()}
 
     def fdae(self, z_kin: torch.Tensor, z_dyn: torch.Tensor, key: str,
              feats: torch.Tensor | None) -> torch.Tensor:
@@ -286,4 +344,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["HDyS", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]
+__all__ = ["HDyS", "OutputTransform", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]

@@ -54,19 +54,6 @@ def _attend(q, k, v, attn_mask):
     return torch.matmul(torch.softmax(s, -1), v)
 
 
-class Denormalise(nn.Module):
-    """x * std + mean over the model's own normalisation tensors (registered as buffers here
-    too, so that moving the step moves them)."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mean", mean, persistent=False)
-        self.register_buffer("std", std, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
-
-
 class StreamingStep(nn.Module):
     """The export-friendly step of an :class:`HDyS` for one point input (markers/keypoints).
 
@@ -89,7 +76,7 @@ class StreamingStep(nn.Module):
         self.encoder = enc
         self.decoder = model.decoder
         self.heads = nn.ModuleList(model.heads[k] for k in self.outputs)
-        self.denorm = nn.ModuleList(Denormalise(*model.stats(k)) for k in self.outputs)
+        self.denorm = nn.ModuleList(model.finish[k] for k in self.outputs)  # physical, bounded
         self.eval()
 
     # --- shapes -------------------------------------------------------------------------------

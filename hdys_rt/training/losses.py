@@ -72,7 +72,9 @@ def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: flo
         # inverse dynamics: decode every available output
         preds = model.decode(z)
         for d, (yn, ym) in dyn_norm.items():
-            l1 = masked_l1(preds[d], yn[idx], ym[idx] & fm.unsqueeze(-1))
+            # through the output bounds, compared in normalised units
+            pred = model.normalise(d, model.to_physical(d, preds[d]))
+            l1 = masked_l1(pred, yn[idx], ym[idx] & fm.unsqueeze(-1))
             if l1 is not None:
                 terms_id.append(l1)
         # forward dynamics: (state latent, force latent) -> acceleration of this input
