@@ -186,6 +186,82 @@ def test_models_saved_before_bounds_load_clamped(tmp_path):
     assert load_model(stem)[0].cfg.bounded_heads is False
 
 
+# --- whole-body motion features --------------------------------------------------------------
+
+def _walker(T=40, P=10, rate=100.0, v=(1.2, 0.0, 0.5), ay=0.0, turn=0.0, seed=0):
+    """A rigid point cloud (height extent 1.6 m) moving at ``v`` m/s, vertical acceleration
+    ``ay`` m/s^2, its velocity turning at ``turn`` rad/s: (1, T, P, 3)."""
+    g = torch.Generator().manual_seed(seed)
+    body = torch.rand(P, 3, generator=g) * torch.tensor([0.4, 1.6, 0.3])
+    body[0, 1], body[1, 1] = 0.0, 1.6  # feet to head: a height extent of 1.6 m
+    t = torch.arange(T, dtype=torch.float64) / rate
+    th = turn * t
+    vx, vz = v[0] * torch.cos(th) - v[2] * torch.sin(th), v[0] * torch.sin(th) + v[2] * torch.cos(th)
+    x, z = torch.cumsum(vx, 0) / rate, torch.cumsum(vz, 0) / rate
+    y = v[1] * t + 0.5 * ay * t ** 2
+    path = torch.stack([x, y, z], -1)  # (T, 3)
+    return (body[None] + path[:, None]).float()[None]
+
+
+def test_motion_features_measure_velocity_and_acceleration():
+    from hdys_rt.model.hdys import G, history_of, motion_features
+
+    x = _walker(v=(1.2, 0.0, 0.5), ay=-G)  # moving on the floor while falling freely
+    B, T, P, _ = x.shape
+    mask = torch.ones(B, T, P, dtype=torch.bool)
+    f = motion_features(x[0], mask[0], history_of(x, mask)[0], 100.0)  # (T, 8)
+    vs = (G * 1.6) ** 0.5
+    np.testing.assert_allclose(f[10:, 0], 1.3 / vs, rtol=1e-3)  # |(1.2, 0.5)| = 1.3 m/s
+    np.testing.assert_allclose(f[10:, 5], -1.0, atol=2e-3)  # a_y = -g: weightless (GRF 0)
+    np.testing.assert_allclose(f[10:, 2:5], 0.0, atol=2e-3)  # no horizontal acceleration
+    assert (f[:2, 7] == 0).all() and (f[:4, 7] == 0).all() and (f[4:, 7] == 1).all()
+    assert (f[:2, 6] == 0).all() and (f[2:, 6] == 1).all()
+    # heading: a yawed copy of the motion gives the same features; a mirror flips a_lat only
+    turning = _walker(v=(1.5, 0.0, 0.0), turn=1.0)  # centripetal acceleration to the left
+    yaw = torch.tensor([[0.6, 0.0, 0.8], [0.0, 1.0, 0.0], [-0.8, 0.0, 0.6]])
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+    fs = [motion_features(y[0], mask[0], history_of(y, mask)[0], 100.0)
+          for y in (turning, turning @ yaw.T, turning @ mirror.T)]
+    np.testing.assert_allclose(fs[1], fs[0], atol=1e-3)
+    np.testing.assert_allclose(fs[0][10:, 3], 1.5 * 1.0 / G, rtol=2e-2)  # v w / g
+    np.testing.assert_allclose(fs[2][:, 3], -fs[0][:, 3], atol=1e-3)
+    np.testing.assert_allclose(fs[2][:, [0, 1, 2, 4, 5]], fs[0][:, [0, 1, 2, 4, 5]], atol=1e-3)
+
+
+def test_motion_features_use_only_points_valid_in_every_frame():
+    """A marker dropping out does not fake a jump of the centroid."""
+    from hdys_rt.model.hdys import history_of, motion_features
+
+    x = _walker(v=(1.0, 0.0, 0.0))
+    mask = torch.ones(x.shape[:3], dtype=torch.bool)
+    mask[0, 20:, 5] = False  # one marker lost for good
+    x[0, 20:, 5] = float("nan")
+    f = motion_features(x[0], mask[0], history_of(x, mask)[0], 100.0)
+    np.testing.assert_allclose(f[5:, :6], f[5:6, :6].expand(35, 6), atol=2e-3)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_streaming_equals_offline_with_motion(stride):
+    """Offline (whole window) and live (frame by frame, history in the engine's state) see the
+    same motion features: a moving body with dropouts, at the model rate and at twice it."""
+    m = _model()
+    assert m.cfg.motion
+    x = _walker(T=60, P=12, v=(1.3, 0.1, -0.4), turn=0.8, seed=3)
+    x = x + 0.003 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
+    mask = torch.rand(x.shape[:3], generator=torch.Generator().manual_seed(5)) > 0.2
+    est = StreamingEstimator(m, _meta(m), stream_rate=100.0 * stride)
+    outs = []
+    for t in range(x.shape[1]):
+        pts = x[0, t].numpy().copy()
+        pts[~mask[0, t].numpy()] = np.nan
+        outs.append(est.step(pts))
+    for s in range(stride):
+        offline = m.predict("markers", x[:, s::stride], mask[:, s::stride])
+        for k in m.cfg.dyn_outputs:
+            live = np.stack([o[k] for o in outs[s::stride]])
+            np.testing.assert_allclose(live, offline[k][0].numpy(), rtol=1e-4, atol=1e-4)
+
+
 # --- causal streaming == offline --------------------------------------------------------------
 
 @pytest.mark.parametrize("stream_T", [5, 30])
