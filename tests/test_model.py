@@ -262,6 +262,52 @@ def test_streaming_equals_offline_with_motion(stride):
             np.testing.assert_allclose(live, offline[k][0].numpy(), rtol=1e-4, atol=1e-4)
 
 
+# --- augmentation -----------------------------------------------------------------------------
+
+def test_mirroring_keeps_left_and_right_identifiable():
+    """A body facing +z with its right foot at x < 0 (Y up, z forward: right = -x) whose RIGHT
+    plate reads 0.9 BW: in the mirror image the foot that carried 0.9 BW is at x > 0, which is
+    now its LEFT side (same forward), so the LEFT channels carry 0.9 and RIGHT the old left."""
+    from hdys_rt.training.data import SeqArrays, collate
+
+    T = 6
+    pts = np.zeros((T, 2, 3), np.float32)
+    pts[:, 0] = [-0.1, 0.05, 0.0]  # right foot
+    pts[:, 1] = [0.1, 0.05, 0.0]  # left foot
+    grf = np.zeros((T, 10), np.float32)
+    grf[:, 1], grf[:, 6] = 0.9, 0.1  # r_fy, l_fy
+    grf[:, 0], grf[:, 3] = 0.2, -0.1  # r_fx, r_copx
+    tau = np.zeros((T, 17), np.float32)
+    ch = list(reps.get("torques_rajagopal").channels)
+    tau[:, ch.index("hip_flexion_r")], tau[:, ch.index("lumbar_bending")] = 1.0, 0.3
+    s = SeqArrays("s", "d", "p", 70.0, {"markers": pts, "grf": grf, "torques_rajagopal": tau}, T)
+    keys = ("markers", "grf", "torques_rajagopal")
+    plain, mirrored = collate([(s, 0, 0.0, False)], T, keys), collate([(s, 0, 0.0, True)], T, keys)
+    x = mirrored["markers"][0][0, 0]
+    assert x[0, 0] > 0 and x[1, 0] < 0  # the old right foot is on the +x (now left) side
+    g = mirrored["grf"][0][0, 0].numpy()
+    gc = list(reps.get("grf").channels)
+    assert g[gc.index("l_fy")] == pytest.approx(0.9) and g[gc.index("r_fy")] == pytest.approx(0.1)
+    assert g[gc.index("l_fx")] == pytest.approx(-0.2) and g[gc.index("l_copx")] == pytest.approx(0.1)
+    t = mirrored["torques_rajagopal"][0][0, 0].numpy()
+    assert t[ch.index("hip_flexion_l")] == 1.0 and t[ch.index("hip_flexion_r")] == 0.0
+    assert t[ch.index("lumbar_bending")] == pytest.approx(-0.3)
+    assert plain["grf"][0][0, 0, gc.index("r_fy")] == pytest.approx(0.9)
+
+
+def test_augmentation_sparse_sets_noise_and_low_rates(tmp_path):
+    from hdys_rt.training.data import Augment
+
+    _tiny_corpus(tmp_path, P=16)
+    data = CorpusData(tmp_path, split=None)
+    aug = Augment(sparse=1.0, low_rate=1.0, point_dropout=0.0, occlusion=0.0, noise_m=0.002)
+    sampler = WindowSampler(data, SMALL.window, seed=0, augment=aug)
+    x, m, _ = sampler.batch(8, ("markers", "torques_rajagopal"))["markers"]
+    n = m.any(1).sum(-1)  # points present per window
+    assert ((n >= 6) & (n <= 10)).all()
+    assert torch.isfinite(x).all()
+
+
 # --- causal streaming == offline --------------------------------------------------------------
 
 @pytest.mark.parametrize("stream_T", [5, 30])
@@ -334,20 +380,20 @@ def test_save_load_safetensors_round_trip(tmp_path):
 
 # --- training ---------------------------------------------------------------------------------
 
-def _tiny_corpus(root, n=6, T=60):
+def _tiny_corpus(root, n=6, T=60, P=10):
     rng = np.random.default_rng(0)
     write_domain_info(root / "sim", "sim", "sim", "test domain")
     t = np.arange(T) / 100.0
     for i in range(n):
         ph = rng.uniform(0, 6)
         walk = np.sin(2 * np.pi * t + ph)
-        pts = rng.normal(size=(1, 10, 3)) * 0.2 + walk[:, None, None] * np.array([0.1, 0.0, 0.0])
+        pts = rng.normal(size=(1, P, 3)) * 0.2 + walk[:, None, None] * np.array([0.1, 0.0, 0.0])
         tq = np.stack([walk, 0.5 * walk ** 2], 1)
         write_sequence(root / "sim", Sequence(
             f"s{i}", "sim", 100.0, Subject(f"subj{i}", 70.0, 1.75), "test",
             data={"markers": pts.astype(np.float32) + np.array([0, 1, 0], np.float32),
                   "torques_rajagopal": tq.astype(np.float32)},
-            names={"markers": tuple(f"m{j}" for j in range(10)),
+            names={"markers": tuple(f"m{j}" for j in range(P)),
                    "torques_rajagopal": ("hip_flexion_r", "knee_angle_r")},
             meta={"split": "train"}))
 
