@@ -308,6 +308,34 @@ def test_augmentation_sparse_sets_noise_and_low_rates(tmp_path):
     assert torch.isfinite(x).all()
 
 
+# --- physical consistency of GRF ---------------------------------------------------------------
+
+def test_com_load_is_one_standing_and_zero_in_flight():
+    from hdys_rt.model.hdys import G
+    from hdys_rt.training.data import com_load
+
+    x = _walker(T=60, v=(1.0, 0.0, 0.0))[0].numpy()
+    np.testing.assert_allclose(com_load(x, 100.0)[6:-6], 1.0, atol=1e-3)
+    fall = _walker(T=60, v=(1.0, 2.0, 0.0), ay=-G)[0].numpy()
+    fall[30:, 4] = np.nan  # a marker lost in flight does not matter
+    load = com_load(fall, 100.0)
+    np.testing.assert_allclose(load[6:-6], 0.0, atol=1e-3)
+    assert np.isnan(load[:3]).all() and np.isnan(load[-3:]).all()
+
+
+def test_physical_consistency_loss_term(tmp_path):
+    _tiny_corpus(tmp_path)
+    data = CorpusData(tmp_path, split="train")
+    m = HDyS(SMALL)
+    m.set_normalisation(data.normalisation())
+    batch = WindowSampler(data, SMALL.window, seed=0).batch(4, ("markers", "grf"))
+    assert batch["com_load"][1].any()  # no GRF in this corpus: the motion still constrains it
+    _, parts = compute_losses(m, batch)
+    assert parts["phys"] > 0
+    _, none = compute_losses(m, batch, w_phys=0.0)
+    assert none["phys"] == 0.0
+
+
 # --- causal streaming == offline --------------------------------------------------------------
 
 @pytest.mark.parametrize("stream_T", [5, 30])

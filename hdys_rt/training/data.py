@@ -7,7 +7,8 @@ A batch is a dict ``key -> (values, mask, present)``:
 * vectors: values (B, W, C) physical units (NaN replaced by 0), mask (B, W, C) bool;
 * ``present`` (B,) bool: the window's sequence carries that representation at all.
 
-Plus ``"domain"``: list of B domain names.
+Plus ``"domain"``: list of B domain names, and ``"com_load"`` (values (B, W, 1) body weights,
+mask, present) when a point set and GRF are asked for: :func:`com_load` of the window.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class SeqArrays:
     person: str = ""  # the split group (:func:`person_of`)
     lab: str = ""  # :func:`lab_of`
     task: str | None = None  # meta["task"] (walk, run, jump, sit_to_stand, squat) when known
+    rate: float = 100.0  # Hz of ``data`` (the model rate it was resampled to)
 
 
 class CorpusData:
@@ -192,7 +194,7 @@ class CorpusData:
                 T = next(iter(data.values())).shape[0]
                 if T >= min_frames:
                     items.append(SeqArrays(seq.name, d, seq.subject.id, seq.subject.mass_kg,
-                                           data, T, info.person, info.lab, info.task))
+                                           data, T, info.person, info.lab, info.task, rate))
             f = (fraction or {}).get(d, 1.0)
             if f < 1.0 and items:
                 rng = np.random.default_rng(fraction_seed)
@@ -239,6 +241,34 @@ class CorpusData:
             std[std < 1e-3] = 1.0
             out[k] = (mean.astype(np.float32), std.astype(np.float32))
         return out
+
+
+def com_load(points: np.ndarray, rate: float, lag: int = 3, smooth: int = 7) -> np.ndarray:
+    """Total vertical load the motion implies, F / (m g) = 1 + a_y / g, from the marker
+    centroid as a centre-of-mass proxy.
+
+    points (T, P, 3) metres Y up, NaN = missing -> (T,) body weights, NaN where it cannot be
+    computed. a_y: mean over the points valid at t - lag, t, t + lag of their central second
+    difference (so dropouts do not move the "centroid"), then a ``smooth``-frame moving
+    average (the filter: at 100 Hz lag 3 + 7 frames cut at about 10 Hz)."""
+    T = points.shape[0]
+    y = points[..., 1].astype(np.float64)  # (T, P)
+    out = np.full(T, np.nan)
+    if T <= 2 * lag:
+        return out.astype(np.float32)
+    d2 = (y[2 * lag:] - 2 * y[lag:-lag] + y[:-2 * lag]) * (rate / lag) ** 2  # (T - 2 lag, P)
+    ok = np.isfinite(d2)
+    with np.errstate(invalid="ignore"):
+        a = np.where(ok.sum(1) >= 3, np.where(ok, d2, 0).sum(1) / np.maximum(ok.sum(1), 1),
+                     np.nan)
+    if smooth > 1 and len(a) >= smooth:
+        k = np.ones(smooth) / smooth
+        valid = np.isfinite(a)
+        num = np.convolve(np.where(valid, a, 0), k, "same")
+        den = np.convolve(valid.astype(float), k, "same")
+        a = np.where(den > 0.99, num / np.maximum(den, 1e-9), np.nan)
+    out[lag:T - lag] = 1.0 + a / reps.G
+    return out.astype(np.float32)
 
 
 def _yaw_matrix(theta: float) -> np.ndarray:
@@ -456,4 +486,22 @@ def collate(windows: list[tuple], W: int, keys: tuple[str, ...]) -> dict:
                 vals[i, :n] = np.where(ok, seg, 0.0)
                 mask[i, :n] = ok
         out[k] = (torch.from_numpy(vals), torch.from_numpy(mask), torch.tensor(have))
+    # the vertical load the motion implies (1 + a_y/g of the marker centroid), for the
+    # physical-consistency loss; from the first point set present, before any augmentation
+    point_keys = [k for k in keys if reps.get(k).point_set]
+    if point_keys and "grf" in keys:
+        load = np.zeros((B, W, 1), np.float32)
+        lmask = np.zeros((B, W, 1), bool)
+        for i, (s, start, _, _) in enumerate(windows):
+            k = next((k for k in point_keys if k in s.data), None)
+            if k is None:
+                continue
+            lo = max(start - 8, 0)  # context so the window's own edges have a value
+            seg = com_load(s.data[k][lo:start + W + 8], s.rate)
+            seg = seg[start - lo:start - lo + W]
+            ok = np.isfinite(seg)
+            load[i, :len(seg), 0] = np.where(ok, seg, 0.0)
+            lmask[i, :len(seg), 0] = ok
+        out["com_load"] = (torch.from_numpy(load), torch.from_numpy(lmask),
+                           torch.from_numpy(lmask.any((1, 2))))
     return out
