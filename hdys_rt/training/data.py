@@ -91,8 +91,8 @@ def assign_splits(infos: list[SeqInfo], holdout_lab: str | None = None) -> dict[
 
     * ``holdout_lab`` None: a person whose sequences name an explicit ``meta["split"]`` takes it
       (they must agree), else :func:`hash_split` of the person id.
-    * ``holdout_lab`` LAB (leave-one-lab-out): the persons of LAB test, everyone else trains;
-      explicit splits are ignored.
+    * ``holdout_lab`` LAB (leave-one-lab-out; or several labs, a list): the persons of LAB test,
+      everyone else trains; explicit splits are ignored.
 
     Raises :class:`HdysError` when a person's explicit splits disagree, when a person appears
     in the held-out lab and another one, or when ``holdout_lab`` names no lab of ``infos``.
@@ -100,17 +100,21 @@ def assign_splits(infos: list[SeqInfo], holdout_lab: str | None = None) -> dict[
     by_person: dict[str, list[SeqInfo]] = {}
     for i in infos:
         by_person.setdefault(i.person, []).append(i)
-    if holdout_lab is not None and holdout_lab not in {i.lab for i in infos}:
-        raise HdysError(f"--holdout-lab {holdout_lab!r} is no lab of these sequences; labs: "
-                        f"{sorted({i.lab for i in infos})}")
+    held = None if holdout_lab is None else \
+        {holdout_lab} if isinstance(holdout_lab, str) else set(holdout_lab)
+    for lab in sorted(held or ()):
+        if lab not in {i.lab for i in infos}:
+            raise HdysError(f"--holdout-lab {lab!r} is no lab of these sequences; labs: "
+                            f"{sorted({i.lab for i in infos})}")
     out = {}
     for person, items in by_person.items():
-        if holdout_lab is not None:
+        if held is not None:
             labs = {i.lab for i in items}
-            if holdout_lab in labs and len(labs) > 1:
+            if labs & held and labs - held:
                 raise HdysError(f"person {person!r} has sequences in labs {sorted(labs)}: "
-                                f"holding out {holdout_lab!r} would put them on both sides")
-            side = "test" if holdout_lab in labs else "train"
+                                f"holding out {sorted(labs & held)} would put them on both "
+                                "sides")
+            side = "test" if labs & held else "train"
         else:
             explicit = {i.explicit for i in items if i.explicit}
             if len(explicit) > 1:
