@@ -120,6 +120,9 @@ def fill_inputs(be, step: StreamingStep, valid: int, seed: int = 0) -> None:
     inp["mask"].copy_(mask)
     inp["k_cache"].copy_(torch.randn(inp["k_cache"].shape, generator=g))
     inp["v_cache"].copy_(torch.randn(inp["v_cache"].shape, generator=g))
+    if "history" in inp:  # motion models: the previous frames are the same markers
+        inp["history"][..., :3].copy_(inp["points"][:, None])
+        inp["history"][..., 3].copy_(mask[:, None])
     bias = BiasTable(step.decoder.rel_bias)
     inp["attn_bias"].copy_(bias(3 * step.cfg.window + 1).expand_as(inp["attn_bias"]))
 

@@ -27,7 +27,7 @@ from hdys_rt.errors import HdysError
 from hdys_rt.model.config import ModelConfig
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model, save_model
-from hdys_rt.model.step import BiasTable, StreamingStep, output_slices
+from hdys_rt.model.step import BiasTable, StreamingStep, output_slices, push_history
 from hdys_rt.model.streaming import StreamingEstimator
 
 SMALL = ModelConfig(latent=32, point_dim=16, point_layers=2, point_heads=2, vec_hidden=32,
@@ -101,6 +101,9 @@ def run_sequence(backend, stream, streams=1) -> np.ndarray:
         out = backend.infer()
         inp["k_cache"][:, :, :, t % W] = out["k_new"]
         inp["v_cache"][:, :, :, t % W] = out["v_new"]
+        if "history" in inp:  # the motion history: this frame becomes the previous one
+            for b in range(inp["history"].shape[0]):
+                push_history(inp["history"][b], inp["points"][b], inp["mask"][b])
         outs.append(out["out"].float().cpu().numpy().copy())
     return np.stack(outs)
 
@@ -140,6 +143,7 @@ def test_step_io_shapes_and_outputs():
     C = sum(reps.get(k).size for k in SMALL.dyn_outputs)
     assert sh["points"] == (3, PMAX, 3) and sh["out"] == (3, C)
     assert sh["k_cache"] == (3, 2, 2, 8, 16) and sh["k_new"] == (3, 2, 2, 16)
+    assert sh["history"] == (3, 4, PMAX, 4) and st.input_names[-1] == "history"
     out, k, v = st(*st.example_inputs(3, PMAX))
     assert out.shape == (3, C) and k.shape == v.shape == (3, 2, 2, 16)
     assert torch.isfinite(out).all()
@@ -261,8 +265,7 @@ def test_tensorrt_source_onnx_has_a_dynamic_marker_axis(model_path, tmp_path):
         ex[4].zero_()
         with torch.no_grad():
             want = st(*ex)[0].numpy()
-        got = sess.run(["out"], dict(zip(("points", "mask", "k_cache", "v_cache", "attn_bias"),
-                                         (t.numpy() for t in ex))))[0]
+        got = sess.run(["out"], dict(zip(st.input_names, (t.numpy() for t in ex))))[0]
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 

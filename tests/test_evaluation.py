@@ -115,6 +115,10 @@ def test_split_never_puts_a_person_on_both_sides(tmp_path):
     assert {i.lab for i in infos if sides[i.path] == "train"} == {"lab0", "lab2"}
     with pytest.raises(HdysError, match="no lab of these sequences.*lab0"):
         assign_splits(infos, holdout_lab="nowhere")
+    # several labs held out at once (hdys-rt train --holdout-lab A --holdout-lab B)
+    sides = assign_splits(infos, holdout_lab=["lab1", "lab2"])
+    assert {i.lab for i in infos if sides[i.path] == "test"} == {"lab1", "lab2"}
+    assert {i.lab for i in infos if sides[i.path] == "train"} == {"lab0"}
 
 
 def test_split_refuses_what_would_leak_a_person(tmp_path):

@@ -152,6 +152,190 @@ def test_vector_encoder_masks_missing_channels():
     torch.testing.assert_close(c, d)
 
 
+# --- bounded outputs -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bounded_heads", [True, False])
+def test_outputs_are_bounded_by_construction(bounded_heads):
+    """Activations and sEMG in 0..1, vertical GRF >= 0, however far out the heads are driven
+    (offline and streaming); models saved before the bounds existed are clamped."""
+    cfg = ModelConfig(**{**SMALL.to_dict(), "bounded_heads": bounded_heads})
+    m = _model(cfg)
+    with torch.no_grad():
+        for head in m.heads.values():
+            head[-1].bias.normal_(0.0, 20.0)  # drive every channel far from its mean
+            head[-1].weight.mul_(30.0)
+    x = torch.randn(2, 12, 10, 3) * 3
+    out = m.predict("markers", x, torch.ones(2, 12, 10, dtype=torch.bool))
+    est = StreamingEstimator(m, _meta(m))
+    live = [est.step(x[0, t].numpy()) for t in range(12)]
+    fy = [reps.get("grf").channels.index(c) for c in ("r_fy", "l_fy")]
+    for k in ("activations", "semg"):
+        assert out[k].min() >= 0.0 and out[k].max() <= 1.0
+        assert (out[k] < 0.05).any() and (out[k] > 0.95).any()  # the whole range is reachable
+        assert all(0.0 <= o[k].min() and o[k].max() <= 1.0 for o in live)
+    assert out["grf"][..., fy].min() >= 0.0 and min(o["grf"][fy].min() for o in live) >= 0.0
+    assert out["grf"].min() < 0.0  # horizontal forces keep their sign
+
+
+def test_models_saved_before_bounds_load_clamped(tmp_path):
+    m = _model()
+    stem = save_model(m, tmp_path / "m", rate=100.0)
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    del meta["config"]["bounded_heads"]  # as written before the field existed
+    stem.with_suffix(".json").write_text(json.dumps(meta))
+    assert load_model(stem)[0].cfg.bounded_heads is False
+
+
+# --- whole-body motion features --------------------------------------------------------------
+
+def _walker(T=40, P=10, rate=100.0, v=(1.2, 0.0, 0.5), ay=0.0, turn=0.0, seed=0):
+    """A rigid point cloud (height extent 1.6 m) moving at ``v`` m/s, vertical acceleration
+    ``ay`` m/s^2, its velocity turning at ``turn`` rad/s: (1, T, P, 3)."""
+    g = torch.Generator().manual_seed(seed)
+    body = torch.rand(P, 3, generator=g) * torch.tensor([0.4, 1.6, 0.3])
+    body[0, 1], body[1, 1] = 0.0, 1.6  # feet to head: a height extent of 1.6 m
+    t = torch.arange(T, dtype=torch.float64) / rate
+    th = turn * t
+    vx, vz = v[0] * torch.cos(th) - v[2] * torch.sin(th), v[0] * torch.sin(th) + v[2] * torch.cos(th)
+    x, z = torch.cumsum(vx, 0) / rate, torch.cumsum(vz, 0) / rate
+    y = v[1] * t + 0.5 * ay * t ** 2
+    path = torch.stack([x, y, z], -1)  # (T, 3)
+    return (body[None] + path[:, None]).float()[None]
+
+
+def test_motion_features_measure_velocity_and_acceleration():
+    from hdys_rt.model.hdys import G, history_of, motion_features
+
+    x = _walker(v=(1.2, 0.0, 0.5), ay=-G)  # moving on the floor while falling freely
+    B, T, P, _ = x.shape
+    mask = torch.ones(B, T, P, dtype=torch.bool)
+    f = motion_features(x[0], mask[0], history_of(x, mask)[0], 100.0)  # (T, 8)
+    vs = (G * 1.6) ** 0.5
+    np.testing.assert_allclose(f[10:, 0], 1.3 / vs, rtol=1e-3)  # |(1.2, 0.5)| = 1.3 m/s
+    np.testing.assert_allclose(f[10:, 5], -1.0, atol=2e-3)  # a_y = -g: weightless (GRF 0)
+    np.testing.assert_allclose(f[10:, 2:5], 0.0, atol=2e-3)  # no horizontal acceleration
+    assert (f[:2, 7] == 0).all() and (f[:4, 7] == 0).all() and (f[4:, 7] == 1).all()
+    assert (f[:2, 6] == 0).all() and (f[2:, 6] == 1).all()
+    # heading: a yawed copy of the motion gives the same features; a mirror flips a_lat only
+    turning = _walker(v=(1.5, 0.0, 0.0), turn=1.0)  # centripetal acceleration to the left
+    yaw = torch.tensor([[0.6, 0.0, 0.8], [0.0, 1.0, 0.0], [-0.8, 0.0, 0.6]])
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+    fs = [motion_features(y[0], mask[0], history_of(y, mask)[0], 100.0)
+          for y in (turning, turning @ yaw.T, turning @ mirror.T)]
+    np.testing.assert_allclose(fs[1], fs[0], atol=1e-3)
+    np.testing.assert_allclose(fs[0][10:, 3], 1.5 * 1.0 / G, rtol=2e-2)  # v w / g
+    np.testing.assert_allclose(fs[2][:, 3], -fs[0][:, 3], atol=1e-3)
+    np.testing.assert_allclose(fs[2][:, [0, 1, 2, 4, 5]], fs[0][:, [0, 1, 2, 4, 5]], atol=1e-3)
+
+
+def test_motion_features_use_only_points_valid_in_every_frame():
+    """A marker dropping out does not fake a jump of the centroid."""
+    from hdys_rt.model.hdys import history_of, motion_features
+
+    x = _walker(v=(1.0, 0.0, 0.0))
+    mask = torch.ones(x.shape[:3], dtype=torch.bool)
+    mask[0, 20:, 5] = False  # one marker lost for good
+    x[0, 20:, 5] = float("nan")
+    f = motion_features(x[0], mask[0], history_of(x, mask)[0], 100.0)
+    np.testing.assert_allclose(f[5:, :6], f[5:6, :6].expand(35, 6), atol=2e-3)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_streaming_equals_offline_with_motion(stride):
+    """Offline (whole window) and live (frame by frame, history in the engine's state) see the
+    same motion features: a moving body with dropouts, at the model rate and at twice it."""
+    m = _model()
+    assert m.cfg.motion
+    x = _walker(T=60, P=12, v=(1.3, 0.1, -0.4), turn=0.8, seed=3)
+    x = x + 0.003 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
+    mask = torch.rand(x.shape[:3], generator=torch.Generator().manual_seed(5)) > 0.2
+    est = StreamingEstimator(m, _meta(m), stream_rate=100.0 * stride)
+    outs = []
+    for t in range(x.shape[1]):
+        pts = x[0, t].numpy().copy()
+        pts[~mask[0, t].numpy()] = np.nan
+        outs.append(est.step(pts))
+    for s in range(stride):
+        offline = m.predict("markers", x[:, s::stride], mask[:, s::stride])
+        for k in m.cfg.dyn_outputs:
+            live = np.stack([o[k] for o in outs[s::stride]])
+            np.testing.assert_allclose(live, offline[k][0].numpy(), rtol=1e-4, atol=1e-4)
+
+
+# --- augmentation -----------------------------------------------------------------------------
+
+def test_mirroring_keeps_left_and_right_identifiable():
+    """A body facing +z with its right foot at x < 0 (Y up, z forward: right = -x) whose RIGHT
+    plate reads 0.9 BW: in the mirror image the foot that carried 0.9 BW is at x > 0, which is
+    now its LEFT side (same forward), so the LEFT channels carry 0.9 and RIGHT the old left."""
+    from hdys_rt.training.data import SeqArrays, collate
+
+    T = 6
+    pts = np.zeros((T, 2, 3), np.float32)
+    pts[:, 0] = [-0.1, 0.05, 0.0]  # right foot
+    pts[:, 1] = [0.1, 0.05, 0.0]  # left foot
+    grf = np.zeros((T, 10), np.float32)
+    grf[:, 1], grf[:, 6] = 0.9, 0.1  # r_fy, l_fy
+    grf[:, 0], grf[:, 3] = 0.2, -0.1  # r_fx, r_copx
+    tau = np.zeros((T, 17), np.float32)
+    ch = list(reps.get("torques_rajagopal").channels)
+    tau[:, ch.index("hip_flexion_r")], tau[:, ch.index("lumbar_bending")] = 1.0, 0.3
+    s = SeqArrays("s", "d", "p", 70.0, {"markers": pts, "grf": grf, "torques_rajagopal": tau}, T)
+    keys = ("markers", "grf", "torques_rajagopal")
+    plain, mirrored = collate([(s, 0, 0.0, False)], T, keys), collate([(s, 0, 0.0, True)], T, keys)
+    x = mirrored["markers"][0][0, 0]
+    assert x[0, 0] > 0 and x[1, 0] < 0  # the old right foot is on the +x (now left) side
+    g = mirrored["grf"][0][0, 0].numpy()
+    gc = list(reps.get("grf").channels)
+    assert g[gc.index("l_fy")] == pytest.approx(0.9) and g[gc.index("r_fy")] == pytest.approx(0.1)
+    assert g[gc.index("l_fx")] == pytest.approx(-0.2) and g[gc.index("l_copx")] == pytest.approx(0.1)
+    t = mirrored["torques_rajagopal"][0][0, 0].numpy()
+    assert t[ch.index("hip_flexion_l")] == 1.0 and t[ch.index("hip_flexion_r")] == 0.0
+    assert t[ch.index("lumbar_bending")] == pytest.approx(-0.3)
+    assert plain["grf"][0][0, 0, gc.index("r_fy")] == pytest.approx(0.9)
+
+
+def test_augmentation_sparse_sets_noise_and_low_rates(tmp_path):
+    from hdys_rt.training.data import Augment
+
+    _tiny_corpus(tmp_path, P=16)
+    data = CorpusData(tmp_path, split=None)
+    aug = Augment(sparse=1.0, low_rate=1.0, point_dropout=0.0, occlusion=0.0, noise_m=0.002)
+    sampler = WindowSampler(data, SMALL.window, seed=0, augment=aug)
+    x, m, _ = sampler.batch(8, ("markers", "torques_rajagopal"))["markers"]
+    n = m.any(1).sum(-1)  # points present per window
+    assert ((n >= 6) & (n <= 10)).all()
+    assert torch.isfinite(x).all()
+
+
+# --- physical consistency of GRF ---------------------------------------------------------------
+
+def test_com_load_is_one_standing_and_zero_in_flight():
+    from hdys_rt.model.hdys import G
+    from hdys_rt.training.data import com_load
+
+    x = _walker(T=60, v=(1.0, 0.0, 0.0))[0].numpy()
+    np.testing.assert_allclose(com_load(x, 100.0)[6:-6], 1.0, atol=1e-3)
+    fall = _walker(T=60, v=(1.0, 2.0, 0.0), ay=-G)[0].numpy()
+    fall[30:, 4] = np.nan  # a marker lost in flight does not matter
+    load = com_load(fall, 100.0)
+    np.testing.assert_allclose(load[6:-6], 0.0, atol=1e-3)
+    assert np.isnan(load[:3]).all() and np.isnan(load[-3:]).all()
+
+
+def test_physical_consistency_loss_term(tmp_path):
+    _tiny_corpus(tmp_path)
+    data = CorpusData(tmp_path, split="train")
+    m = HDyS(SMALL)
+    m.set_normalisation(data.normalisation())
+    batch = WindowSampler(data, SMALL.window, seed=0).batch(4, ("markers", "grf"))
+    assert batch["com_load"][1].any()  # no GRF in this corpus: the motion still constrains it
+    _, parts = compute_losses(m, batch)
+    assert parts["phys"] > 0
+    _, none = compute_losses(m, batch, w_phys=0.0)
+    assert none["phys"] == 0.0
+
+
 # --- causal streaming == offline --------------------------------------------------------------
 
 @pytest.mark.parametrize("stream_T", [5, 30])
@@ -224,20 +408,20 @@ def test_save_load_safetensors_round_trip(tmp_path):
 
 # --- training ---------------------------------------------------------------------------------
 
-def _tiny_corpus(root, n=6, T=60):
+def _tiny_corpus(root, n=6, T=60, P=10):
     rng = np.random.default_rng(0)
     write_domain_info(root / "sim", "sim", "sim", "test domain")
     t = np.arange(T) / 100.0
     for i in range(n):
         ph = rng.uniform(0, 6)
         walk = np.sin(2 * np.pi * t + ph)
-        pts = rng.normal(size=(1, 10, 3)) * 0.2 + walk[:, None, None] * np.array([0.1, 0.0, 0.0])
+        pts = rng.normal(size=(1, P, 3)) * 0.2 + walk[:, None, None] * np.array([0.1, 0.0, 0.0])
         tq = np.stack([walk, 0.5 * walk ** 2], 1)
         write_sequence(root / "sim", Sequence(
             f"s{i}", "sim", 100.0, Subject(f"subj{i}", 70.0, 1.75), "test",
             data={"markers": pts.astype(np.float32) + np.array([0, 1, 0], np.float32),
                   "torques_rajagopal": tq.astype(np.float32)},
-            names={"markers": tuple(f"m{j}" for j in range(10)),
+            names={"markers": tuple(f"m{j}" for j in range(P)),
                    "torques_rajagopal": ("hip_flexion_r", "knee_angle_r")},
             meta={"split": "train"}))
 

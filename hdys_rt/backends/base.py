@@ -60,7 +60,7 @@ class IOSpec:
     @classmethod
     def from_shapes(cls, shapes: dict[str, tuple]) -> "IOSpec":
         """From :meth:`StreamingStep.io_shapes` (all float32)."""
-        return cls(tuple(TensorSpec(n, tuple(shapes[n])) for n in INPUT_NAMES),
+        return cls(tuple(TensorSpec(n, tuple(shapes[n])) for n in INPUT_NAMES if n in shapes),
                    tuple(TensorSpec(n, tuple(shapes[n])) for n in OUTPUT_NAMES))
 
     @classmethod

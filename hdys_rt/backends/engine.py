@@ -40,7 +40,7 @@ from hdys_rt.backends import registry
 from hdys_rt.backends.base import Backend, IOSpec
 from hdys_rt.errors import HdysError
 from hdys_rt.model.io import load_model, sha256
-from hdys_rt.model.step import INPUT_NAMES, OUTPUT_NAMES, StreamingStep
+from hdys_rt.model.step import OUTPUT_NAMES, StreamingStep
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,12 @@ def export_onnx(step: StreamingStep, path, batch: int = 1, max_points: int = 64,
     step = _frozen_copy(step)
     ex = step.example_inputs(batch, max_points)
     axes = {"points": {1: "points"}, "mask": {1: "points"}} if dynamic_points else None
+    if axes is not None and "history" in step.input_names:
+        axes["history"] = {2: "points"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(step, ex, path if hasattr(path, "write") else str(path),
-                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                          input_names=list(step.input_names), output_names=list(OUTPUT_NAMES),
                           opset_version=OPSET, dynamic_axes=axes, do_constant_folding=True,
                           dynamo=False)
     try:

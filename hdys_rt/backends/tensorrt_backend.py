@@ -73,6 +73,9 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, io: IOSpec, fp16: b
         if spec.name in ("points", "mask"):
             lo = (shape[0], min_points) + shape[2:]
             profile.set_shape(spec.name, lo, shape, shape)
+        elif spec.name == "history":  # (B, K, P, 4): the marker axis is 2
+            lo = shape[:2] + (min_points,) + shape[3:]
+            profile.set_shape(spec.name, lo, shape, shape)
         else:
             profile.set_shape(spec.name, shape, shape, shape)
     config.add_optimization_profile(profile)

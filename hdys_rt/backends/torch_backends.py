@@ -37,8 +37,9 @@ class TorchBackend(Backend):
     @torch.inference_mode()
     def _run(self) -> None:
         inp, n = self.inputs, self.points
+        hist = (inp["history"][:, :, :n],) if "history" in inp else ()
         res = self.step(inp["points"][:, :n], inp["mask"][:, :n], inp["k_cache"],
-                        inp["v_cache"], inp["attn_bias"])
+                        inp["v_cache"], inp["attn_bias"], *hist)
         for name, t in zip(OUTPUT_NAMES, res):
             self.outputs[name].copy_(t)
 

@@ -25,9 +25,10 @@ def add_arguments(p):
                    help="stop after this wall time (0 = no limit)")
     p.add_argument("--latent", type=int, default=None, help="latent size (default 128)")
     p.add_argument("--domains", nargs="+", default=None, help="train on these domains only")
-    p.add_argument("--holdout-lab", default=None, metavar="LAB",
+    p.add_argument("--holdout-lab", action="append", default=None, metavar="LAB",
                    help="leave-one-lab-out: train on every lab but LAB (meta.lab, else the "
-                   "domain); default: the person split (about one person in five held out)")
+                   "domain; repeat to hold out several); default: the person split (about one "
+                   "person in five held out)")
     p.add_argument("--fraction", nargs="+", default=None, metavar="DOMAIN=F",
                    help="keep only fraction F (0..1] of a domain's training frames")
     p.add_argument("--no-align", action="store_true", help="ablation: no InfoNCE alignment")

@@ -8,6 +8,10 @@ from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
 
 
+#: values of fields added after models were first shipped, for configs that lack them
+LEGACY: dict = {"bounded_heads": False, "motion": False}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     latent: int = 128          # size of the homogeneous dynamics space (per-frame latent)
@@ -22,6 +26,11 @@ class ModelConfig:
     window: int = 32           # frames of temporal context (at the model rate)
     causal: bool = True        # causal decoder (streaming); False = bidirectional (offline)
     fdae: bool = True          # forward-dynamics autoencoder branch (training only)
+    bounded_heads: bool = True  # activations/sEMG through a sigmoid, vertical GRF through a
+    #                             softplus (trained so); False (models saved before it): clamp
+    motion: bool = True        # point encoders also see whole-body motion features (hdys.py:
+    #                            motion_features) from the current and 4 previous frames
+    rate: float = 100.0        # model rate, Hz: the finite differences of the motion features
     kin_inputs: tuple[str, ...] = ("markers", "keypoints", "joint_angles", "smpl_pose")
     dyn_outputs: tuple[str, ...] = (
         "torques_rajagopal", "torques_smpl", "activations", "semg", "grf")
@@ -32,6 +41,8 @@ class ModelConfig:
             v = getattr(self, f)
             if not isinstance(v, int) or v <= 0:
                 raise HdysError(f"model config: {f} must be a positive integer, got {v!r}")
+        if not (isinstance(self.rate, (int, float)) and self.rate > 0):
+            raise HdysError(f"model config: rate must be > 0 Hz, got {self.rate!r}")
         if self.point_dim % self.point_heads or self.latent % self.dec_heads:
             raise HdysError("model config: point_dim / latent must be divisible by their heads")
         object.__setattr__(self, "kin_inputs", tuple(self.kin_inputs))
@@ -51,6 +62,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
+        d = {**LEGACY, **d}  # fields a model saved before they existed was trained without
         unknown = set(d) - known
         if unknown:
             raise HdysError(f"model config: unknown fields {sorted(unknown)}")

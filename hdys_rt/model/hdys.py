@@ -81,6 +81,69 @@ def canonical_points(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (pts - centroid) * m
 
 
+#: previous frames the motion features read (frames t-1 .. t-HISTORY); differences at lag 2
+HISTORY = 4
+MOTION_FEATURES = 8
+G = 9.80665  # m/s^2 (hdys_rt.representations.G)
+
+
+def history_of(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The motion history of every frame of a sequence, as the live step receives it.
+
+    pts (B, T, P, 3) metres, mask (B, T, P) bool -> (B, T, HISTORY, P, 4): for frame t, row k
+    holds frame t-1-k as (x, y, z, valid); frames before the sequence are invalid (zeros)."""
+    B, T, P, _ = pts.shape
+    cur = torch.cat([torch.where(mask.unsqueeze(-1), pts, torch.zeros_like(pts)),
+                     mask.unsqueeze(-1).to(pts.dtype)], -1)  # (B, T, P, 4)
+    pad = torch.cat([torch.zeros_like(cur[:, :1]).expand(B, HISTORY, P, 4), cur], 1)
+    rows = [pad[:, HISTORY - 1 - k:HISTORY - 1 - k + T] for k in range(HISTORY)]
+    return torch.stack(rows, 2)  # (B, T, K, P, 4)
+
+
+def motion_features(pts: torch.Tensor, mask: torch.Tensor, history: torch.Tensor,
+                    rate: float) -> torch.Tensor:
+    """Whole-body motion of one frame from it and its previous frames, heading- and
+    size-normalised; causal (the same numbers offline and live).
+
+    pts (N, P, 3) metres Y up, mask (N, P) bool, history (N, HISTORY, P, 4) (see
+    :func:`history_of`), ``rate`` Hz -> (N, MOTION_FEATURES):
+
+    ``[speed, v_y, a_fwd, a_lat, |a_h|, a_y, has_v, has_a]``: the mean velocity and
+    acceleration of the points valid in all frames used (a marker-set-independent stand-in for
+    the centroid's, robust to dropout), by differences at lag 2 (frames t, t-2, t-4): velocities
+    in units of sqrt(g L) (L = the frame's height extent of valid points, >= 0.5 m: Froude
+    scaling), accelerations in g (so ``a_y`` is vertical GRF / body weight - 1 for the CoM),
+    horizontal acceleration split along and across the horizontal velocity (soft heading: the
+    direction fades out below 0.5 m/s), so that the features do not depend on heading; the
+    across component keeps its sign (left/right). Missing differences give zeros and flags 0.
+    """
+    m0 = mask.unsqueeze(-1).to(pts.dtype)  # (N, P, 1)
+    p0 = torch.where(mask.unsqueeze(-1), pts, torch.zeros_like(pts))
+    p2, v2 = history[:, 1, :, :3], history[:, 1, :, 3:]  # frame t-2
+    p4, v4 = history[:, 3, :, :3], history[:, 3, :, 3:]  # frame t-4
+    m1 = m0 * v2  # valid at t and t-2
+    m2 = m1 * v4
+    n1, n2 = m1.sum(1), m2.sum(1)  # (N, 1)
+    h = 2.0 / rate  # seconds between frames t and t-2
+    v = ((p0 - p2) * m1).sum(1) / n1.clamp(min=1.0) / h  # (N, 3) m/s
+    a = ((p0 - 2 * p2 + p4) * m2).sum(1) / n2.clamp(min=1.0) / (h * h)  # (N, 3) m/s^2
+    y = p0[..., 1]
+    big = torch.full_like(y, 1e4)
+    top = torch.where(mask, y, -big).amax(1, keepdim=True)
+    bottom = torch.where(mask, y, big).amin(1, keepdim=True)
+    L = (top - bottom).clamp(min=0.5)  # (N, 1) metres
+    vs = torch.sqrt(G * L)
+    speed = torch.sqrt(v[:, :1] ** 2 + v[:, 2:] ** 2 + 1e-8)  # (N, 1)
+    ux, uz = v[:, :1] / speed.clamp(min=0.5), v[:, 2:] / speed.clamp(min=0.5)
+    ax, ay, az = a[:, :1], a[:, 1:2], a[:, 2:]
+    has_v, has_a = (n1 > 0).to(pts.dtype), (n2 > 0).to(pts.dtype)
+    feats = torch.cat([speed / vs, v[:, 1:2] / vs, (ax * ux + az * uz) / G,
+                       (ux * az - uz * ax) / G, torch.sqrt(ax * ax + az * az + 1e-8) / G,
+                       ay / G], -1)  # (N, 6)
+    feats = feats.clamp(-10.0, 10.0) * torch.cat([has_v, has_v, has_a, has_a, has_a, has_a], -1)
+    return torch.cat([feats, has_v, has_a], -1)
+
+
 class PointSetEncoder(nn.Module):
     """Transformer over the points of ONE frame, no positional encoding: any number and order
     of points; masked mean+max pooling to the latent."""
@@ -93,6 +156,10 @@ class PointSetEncoder(nn.Module):
             Block(dp, cfg.point_heads, 2 * dp) for _ in range(cfg.point_layers))
         self.ln = nn.LayerNorm(dp)
         self.out = nn.Linear(2 * dp, cfg.latent)
+        self.rate = float(cfg.rate)
+        # whole-body motion (see motion_features), added to the pooled latent
+        self.motion = nn.Sequential(nn.Linear(MOTION_FEATURES, dp), nn.GELU(),
+                                    nn.Linear(dp, cfg.latent)) if cfg.motion else None
 
     def features(self, pts: torch.Tensor, mask: torch.Tensor,
                  attend=F.scaled_dot_product_attention) -> torch.Tensor:
@@ -117,10 +184,21 @@ class PointSetEncoder(nn.Module):
         mx = torch.where(empty, torch.zeros_like(mx), mx)
         return torch.cat([mean, mx], -1)
 
-    def forward(self, pts: torch.Tensor, mask: torch.Tensor):
-        """pts (N, P, 3) metres, mask (N, P) bool -> latent (N, D), point features (N, P, dp)."""
+    def latent(self, x: torch.Tensor, pts: torch.Tensor, mask: torch.Tensor,
+               history: torch.Tensor | None) -> torch.Tensor:
+        """Point features x (N, P, dp) (+ the motion features of pts (N, P, 3), mask (N, P),
+        history (N, HISTORY, P, 4) when the model has them) -> latent (N, D)."""
+        z = self.out(self.pool(x, mask))
+        if self.motion is not None:
+            z = z + self.motion(motion_features(pts, mask, history, self.rate))
+        return z
+
+    def forward(self, pts: torch.Tensor, mask: torch.Tensor,
+                history: torch.Tensor | None = None):
+        """pts (N, P, 3) metres, mask (N, P) bool, history (N, HISTORY, P, 4) (needed when the
+        model sees motion) -> latent (N, D), point features (N, P, dp)."""
         x = self.features(pts, mask)
-        return self.out(self.pool(x, mask)), x
+        return self.latent(x, pts, mask, history), x
 
 
 class VectorEncoder(nn.Module):
@@ -175,6 +253,41 @@ class TemporalDecoder(nn.Module):
         return self.ln(x)
 
 
+#: outputs documented as 0..1 (every channel)
+UNIT_INTERVAL = ("activations", "semg")
+
+
+class OutputTransform(nn.Module):
+    """A head's NORMALISED output (..., C) -> physical units (..., C), bounded by construction:
+    channels of :data:`UNIT_INTERVAL` outputs in 0..1, vertical GRF (``*_fy``, BW) >= 0.
+
+    ``smooth`` (models trained so): ``sigmoid(h + logit(mean))`` (the training mean at h = 0)
+    and ``softplus(x, beta=50)`` of the denormalised value (0.014 BW at x = 0); otherwise (models
+    trained without bounds) a hard clamp of the denormalised value. ``mean``/``std`` are the
+    model's own normalisation tensors (shared, not copied: non-persistent here)."""
+
+    def __init__(self, key: str, mean: torch.Tensor, std: torch.Tensor, smooth: bool):
+        super().__init__()
+        rep = reps.get(key)
+        unit = torch.full((rep.size,), key in UNIT_INTERVAL)
+        pos = torch.tensor([key == "grf" and c.endswith("_fy") for c in rep.channels])
+        self.smooth = smooth
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+        self.register_buffer("unit", unit, persistent=False)
+        self.register_buffer("pos", pos, persistent=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = h * self.std + self.mean
+        if self.smooth:
+            m = self.mean.clamp(0.02, 0.98)
+            bounded = torch.sigmoid(h + torch.log(m / (1 - m)))
+            x = torch.where(self.unit, bounded, torch.where(self.pos, F.softplus(x, beta=50.0), x))
+        else:
+            x = torch.where(self.unit, x.clamp(0.0, 1.0), torch.where(self.pos, x.clamp(min=0.0), x))
+        return x
+
+
 class HDyS(nn.Module):
     """All encoders, the shared decoder and heads, and the FDAE, with normalisation buffers."""
 
@@ -207,6 +320,24 @@ class HDyS(nn.Module):
                 self.register_buffer(f"std_{k}", torch.ones(rep.size))
                 keep = torch.tensor([c not in _DROP.get(k, ()) for c in rep.channels])
                 self.register_buffer(f"keep_{k}", keep, persistent=False)
+        self.finish = nn.ModuleDict({k: OutputTransform(k, *self.stats(k), cfg.bounded_heads)
+                                     for k in cfg.dyn_outputs})
+
+    def _link_finish(self) -> None:
+        """Point every output transform at the model's own mean/std tensors again (moves and
+        loads may replace them)."""
+        for k, f in self.finish.items():
+            f.mean, f.std = self.stats(k)
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        self._link_finish()
+        return out
+
+    def load_state_dict(self, *args, **kwargs):
+        res = super().load_state_dict(*args, **kwargs)
+        self._link_finish()
+        return res
 
     # --- normalisation --------------------------------------------------------------------
     def set_normalisation(self, stats: dict[str, tuple]):
@@ -216,6 +347,7 @@ class HDyS(nn.Module):
                 getattr(self, f"mean_{k}").copy_(torch.as_tensor(mean, dtype=torch.float32))
                 getattr(self, f"std_{k}").copy_(
                     torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-3))
+        self._link_finish()
 
     def stats(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalisation buffers (mean (C,), std (C,)) of vector representation ``key``,
@@ -230,6 +362,10 @@ class HDyS(nn.Module):
         mean, std = self.stats(key)
         return x * std + mean
 
+    def to_physical(self, key: str, h: torch.Tensor) -> torch.Tensor:
+        """Head ``key``'s normalised output -> physical units, bounded (:class:`OutputTransform`)."""
+        return self.finish[key](h)
+
     # --- encoders ---------------------------------------------------------------------------
     def encode_kin(self, key: str, x: torch.Tensor, mask: torch.Tensor):
         """Kinematic input in physical units -> (latent (..., D), point features or None).
@@ -239,7 +375,8 @@ class HDyS(nn.Module):
         enc = self.kin_enc[key]
         if reps.get(key).point_set:
             B, T, P, _ = x.shape
-            z, feats = enc(x.reshape(B * T, P, 3), mask.reshape(B * T, P))
+            hist = history_of(x, mask).reshape(B * T, HISTORY, P, 4) if self.cfg.motion else None
+            z, feats = enc(x.reshape(B * T, P, 3), mask.reshape(B * T, P), hist)
             return z.view(B, T, -1), feats.view(B, T, P, -1)
         mask = mask & getattr(self, f"keep_{key}")
         return enc(self.normalise(key, x), mask), None
@@ -257,7 +394,7 @@ class HDyS(nn.Module):
     def predict(self, key: str, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Offline inference: kinematics (B, T, ...) -> outputs in physical units (B, T, C)."""
         z, _ = self.encode_kin(key, x, mask)
-        return {k: self.denormalise(k, y) for k, y in self.decode(z).items()}
+        return {k: self.to_physical(k, y) for k, y in self.decode(z).items()}
 
     def fdae(self, z_kin: torch.Tensor, z_dyn: torch.Tensor, key: str,
              feats: torch.Tensor | None) -> torch.Tensor:
@@ -286,4 +423,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["HDyS", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]
+__all__ = ["HDyS", "OutputTransform", "history_of", "motion_features", "HISTORY", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]

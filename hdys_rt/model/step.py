@@ -15,6 +15,11 @@ dh = latent / H, C = the sum of the output channels)::
     attn_bias (B, L, H, W)   float32, additive bias of every ring slot: the relative-position
                              bias of the slot's age, -inf for unfilled slots and for the slot
                              about to be overwritten (see :class:`BiasTable`)
+    history   (B, K, P, 4)   float32, only for models that see motion (``cfg.motion``): the
+                             K = HISTORY previous frames' points, row k = frame t-1-k, as
+                             (x, y, z, valid), zeros before the stream; the caller shifts it
+                             and writes the new frame in row 0 after the step (see
+                             :func:`push_history`)
     ->
     out       (B, C)         float32, every head in physical units, concatenated in the order
                              of the model's outputs (see :func:`output_slices`)
@@ -39,9 +44,9 @@ import torch.nn as nn
 
 from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
-from hdys_rt.model.hdys import HDyS, PointSetEncoder
+from hdys_rt.model.hdys import HISTORY, HDyS, PointSetEncoder
 
-INPUT_NAMES = ("points", "mask", "k_cache", "v_cache", "attn_bias")
+INPUT_NAMES = ("points", "mask", "k_cache", "v_cache", "attn_bias", "history")
 OUTPUT_NAMES = ("out", "k_new", "v_new")
 
 
@@ -52,19 +57,6 @@ def _attend(q, k, v, attn_mask):
         attn_mask = torch.where(attn_mask, 0.0, float("-inf")).to(q.dtype)
     s = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1])) + attn_mask
     return torch.matmul(torch.softmax(s, -1), v)
-
-
-class Denormalise(nn.Module):
-    """x * std + mean over the model's own normalisation tensors (registered as buffers here
-    too, so that moving the step moves them)."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mean", mean, persistent=False)
-        self.register_buffer("std", std, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
 
 
 class StreamingStep(nn.Module):
@@ -89,7 +81,8 @@ class StreamingStep(nn.Module):
         self.encoder = enc
         self.decoder = model.decoder
         self.heads = nn.ModuleList(model.heads[k] for k in self.outputs)
-        self.denorm = nn.ModuleList(Denormalise(*model.stats(k)) for k in self.outputs)
+        self.denorm = nn.ModuleList(model.finish[k] for k in self.outputs)  # physical, bounded
+        self.input_names = INPUT_NAMES if cfg.motion else INPUT_NAMES[:-1]
         self.eval()
 
     # --- shapes -------------------------------------------------------------------------------
@@ -99,9 +92,12 @@ class StreamingStep(nn.Module):
         P = max_points or c.max_points
         L, H, W, dh = c.dec_layers, c.dec_heads, c.window, c.latent // c.dec_heads
         C = sum(reps.get(k).size for k in self.outputs)
-        return {"points": (batch, P, 3), "mask": (batch, P), "k_cache": (batch, L, H, W, dh),
-                "v_cache": (batch, L, H, W, dh), "attn_bias": (batch, L, H, W),
-                "out": (batch, C), "k_new": (batch, L, H, dh), "v_new": (batch, L, H, dh)}
+        sh = {"points": (batch, P, 3), "mask": (batch, P), "k_cache": (batch, L, H, W, dh),
+              "v_cache": (batch, L, H, W, dh), "attn_bias": (batch, L, H, W),
+              "out": (batch, C), "k_new": (batch, L, H, dh), "v_new": (batch, L, H, dh)}
+        if self.cfg.motion:
+            sh["history"] = (batch, HISTORY, P, 4)
+        return sh
 
     def example_inputs(self, batch: int = 1, max_points: int | None = None,
                        device="cpu", dtype=torch.float32) -> tuple[torch.Tensor, ...]:
@@ -111,18 +107,23 @@ class StreamingStep(nn.Module):
         mask = torch.ones(sh["mask"], device=device, dtype=dtype)
         k = torch.zeros(sh["k_cache"], device=device, dtype=dtype)
         bias = torch.full(sh["attn_bias"], float("-inf"), device=device, dtype=dtype)
-        return pts, mask, k, k.clone(), bias
+        if not self.cfg.motion:
+            return pts, mask, k, k.clone(), bias
+        return pts, mask, k, k.clone(), bias, torch.zeros(sh["history"], device=device,
+                                                          dtype=dtype)
 
     # --- the step -----------------------------------------------------------------------------
-    def encode(self, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """points (B, P, 3), mask (B, P) float -> decoder input (B, D)."""
+    def encode(self, points: torch.Tensor, mask: torch.Tensor,
+               history: torch.Tensor | None = None) -> torch.Tensor:
+        """points (B, P, 3), mask (B, P) float, history (B, K, P, 4) or None -> decoder input
+        (B, D)."""
         valid = mask > 0.5  # (B, P)
         x = self.encoder.features(points, valid, attend=_attend)  # (B, P, dp)
-        z = self.encoder.out(self.encoder.pool(x, valid))  # (B, D) latent
+        z = self.encoder.latent(x, points, valid, history)  # (B, D) latent
         return self.decoder.inp(z)
 
-    def forward(self, points, mask, k_cache, v_cache, attn_bias):
-        x = self.encode(points, mask).unsqueeze(1)  # (B, 1, D)
+    def forward(self, points, mask, k_cache, v_cache, attn_bias, history=None):
+        x = self.encode(points, mask, history).unsqueeze(1)  # (B, 1, D)
         ks, vs = [], []
         for i, blk in enumerate(self.decoder.blocks):
             q, k, v = blk.qkv_heads(x)  # (B, H, 1, dh)
@@ -140,6 +141,14 @@ class StreamingStep(nn.Module):
         h = self.decoder.ln(x[:, 0])  # (B, D)
         out = [dn(head(h)) for head, dn in zip(self.heads, self.denorm)]  # (B, C_k) physical
         return torch.cat(out, -1), torch.stack(ks, 1), torch.stack(vs, 1)
+
+
+def push_history(history: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> None:
+    """After a step: shift ``history`` (K, P, 4) one frame older and write the frame just run
+    (points (P, 3), mask (P,) float) in row 0, in place."""
+    history[1:] = history[:-1].clone()
+    history[0, :, :3] = points
+    history[0, :, 3] = mask
 
 
 def output_slices(outputs: tuple[str, ...]) -> dict[str, slice]:
@@ -185,4 +194,4 @@ class BiasTable:
         return self.table[self.index(pos)]
 
 
-__all__ = ["StreamingStep", "BiasTable", "output_slices", "INPUT_NAMES", "OUTPUT_NAMES"]
+__all__ = ["StreamingStep", "BiasTable", "push_history", "output_slices", "INPUT_NAMES", "OUTPUT_NAMES"]

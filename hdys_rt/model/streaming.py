@@ -34,6 +34,7 @@ from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model
+from hdys_rt.model.step import push_history
 
 if TYPE_CHECKING:
     from hdys_rt.model.step import BiasTable
@@ -58,15 +59,19 @@ class EngineStepper:
         self.window = bias.window
         self.slices = list(output_slices(outputs).items())
         self.max_points = backend.io.max_points
+        self.motion = "history" in backend.inputs  # the model sees motion (previous frames)
         self.set_stride(1)
 
     def set_stride(self, stride: int) -> None:
         inp = self.backend.inputs
         if stride == 1:
             self.rings = [(inp["k_cache"][0], inp["v_cache"][0])]
+            self.histories = [inp["history"][0]] if self.motion else []
         else:
             self.rings = [(torch.zeros_like(inp["k_cache"][0]), torch.zeros_like(inp["v_cache"][0]))
                           for _ in range(stride)]
+            self.histories = [torch.zeros_like(inp["history"][0]) for _ in range(stride)] \
+                if self.motion else []
         self.pos = [0] * stride
         self.reset()
 
@@ -74,6 +79,8 @@ class EngineStepper:
         for k, v in self.rings:
             k.zero_()
             v.zero_()
+        for h in self.histories:
+            h.zero_()
         self.pos = [0] * len(self.rings)
 
     def step(self, state: int, pts: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -90,6 +97,8 @@ class EngineStepper:
         if len(self.rings) > 1:
             inp["k_cache"][0].copy_(k)
             inp["v_cache"][0].copy_(v)
+            if self.motion:
+                inp["history"][0].copy_(self.histories[state])
         pos = self.pos[state]
         inp["attn_bias"][0].copy_(self.bias[pos if pos < W else W + pos % W])
         out = be.infer()
@@ -97,6 +106,8 @@ class EngineStepper:
         k[:, :, r].copy_(out["k_new"][0])
         v[:, :, r].copy_(out["v_new"][0])
         self.pos[state] = pos + 1
+        if self.motion:  # this frame becomes the state's previous frame
+            push_history(self.histories[state], inp["points"][0], inp["mask"][0])
         y = out["out"][0].float().cpu().numpy()
         return {name: y[sl].copy() for name, sl in self.slices}
 
@@ -105,11 +116,13 @@ class EngineStepper:
         new = EngineStepper.__new__(EngineStepper)
         new.backend = self.backend.clone().activate()
         new.bias, new.window, new.slices = self.bias, self.window, self.slices
-        new.max_points = self.max_points
+        new.max_points, new.motion = self.max_points, self.motion
         new.set_stride(len(self.rings))
         for (k, v), (k2, v2) in zip(self.rings, new.rings):
             k2.copy_(k)
             v2.copy_(v)
+        for h, h2 in zip(self.histories, new.histories):
+            h2.copy_(h)
         new.pos = list(self.pos)
         return new
 

@@ -7,7 +7,8 @@ A batch is a dict ``key -> (values, mask, present)``:
 * vectors: values (B, W, C) physical units (NaN replaced by 0), mask (B, W, C) bool;
 * ``present`` (B,) bool: the window's sequence carries that representation at all.
 
-Plus ``"domain"``: list of B domain names.
+Plus ``"domain"``: list of B domain names, and ``"com_load"`` (values (B, W, 1) body weights,
+mask, present) when a point set and GRF are asked for: :func:`com_load` of the window.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def assign_splits(infos: list[SeqInfo], holdout_lab: str | None = None) -> dict[
 
     * ``holdout_lab`` None: a person whose sequences name an explicit ``meta["split"]`` takes it
       (they must agree), else :func:`hash_split` of the person id.
-    * ``holdout_lab`` LAB (leave-one-lab-out): the persons of LAB test, everyone else trains;
-      explicit splits are ignored.
+    * ``holdout_lab`` LAB (leave-one-lab-out; or several labs, a list): the persons of LAB test,
+      everyone else trains; explicit splits are ignored.
 
     Raises :class:`HdysError` when a person's explicit splits disagree, when a person appears
     in the held-out lab and another one, or when ``holdout_lab`` names no lab of ``infos``.
@@ -99,17 +100,21 @@ def assign_splits(infos: list[SeqInfo], holdout_lab: str | None = None) -> dict[
     by_person: dict[str, list[SeqInfo]] = {}
     for i in infos:
         by_person.setdefault(i.person, []).append(i)
-    if holdout_lab is not None and holdout_lab not in {i.lab for i in infos}:
-        raise HdysError(f"--holdout-lab {holdout_lab!r} is no lab of these sequences; labs: "
-                        f"{sorted({i.lab for i in infos})}")
+    held = None if holdout_lab is None else \
+        {holdout_lab} if isinstance(holdout_lab, str) else set(holdout_lab)
+    for lab in sorted(held or ()):
+        if lab not in {i.lab for i in infos}:
+            raise HdysError(f"--holdout-lab {lab!r} is no lab of these sequences; labs: "
+                            f"{sorted({i.lab for i in infos})}")
     out = {}
     for person, items in by_person.items():
-        if holdout_lab is not None:
+        if held is not None:
             labs = {i.lab for i in items}
-            if holdout_lab in labs and len(labs) > 1:
+            if labs & held and labs - held:
                 raise HdysError(f"person {person!r} has sequences in labs {sorted(labs)}: "
-                                f"holding out {holdout_lab!r} would put them on both sides")
-            side = "test" if holdout_lab in labs else "train"
+                                f"holding out {sorted(labs & held)} would put them on both "
+                                "sides")
+            side = "test" if labs & held else "train"
         else:
             explicit = {i.explicit for i in items if i.explicit}
             if len(explicit) > 1:
@@ -148,6 +153,7 @@ class SeqArrays:
     person: str = ""  # the split group (:func:`person_of`)
     lab: str = ""  # :func:`lab_of`
     task: str | None = None  # meta["task"] (walk, run, jump, sit_to_stand, squat) when known
+    rate: float = 100.0  # Hz of ``data`` (the model rate it was resampled to)
 
 
 class CorpusData:
@@ -192,7 +198,7 @@ class CorpusData:
                 T = next(iter(data.values())).shape[0]
                 if T >= min_frames:
                     items.append(SeqArrays(seq.name, d, seq.subject.id, seq.subject.mass_kg,
-                                           data, T, info.person, info.lab, info.task))
+                                           data, T, info.person, info.lab, info.task, rate))
             f = (fraction or {}).get(d, 1.0)
             if f < 1.0 and items:
                 rng = np.random.default_rng(fraction_seed)
@@ -241,6 +247,34 @@ class CorpusData:
         return out
 
 
+def com_load(points: np.ndarray, rate: float, lag: int = 3, smooth: int = 7) -> np.ndarray:
+    """Total vertical load the motion implies, F / (m g) = 1 + a_y / g, from the marker
+    centroid as a centre-of-mass proxy.
+
+    points (T, P, 3) metres Y up, NaN = missing -> (T,) body weights, NaN where it cannot be
+    computed. a_y: mean over the points valid at t - lag, t, t + lag of their central second
+    difference (so dropouts do not move the "centroid"), then a ``smooth``-frame moving
+    average (the filter: at 100 Hz lag 3 + 7 frames cut at about 10 Hz)."""
+    T = points.shape[0]
+    y = points[..., 1].astype(np.float64)  # (T, P)
+    out = np.full(T, np.nan)
+    if T <= 2 * lag:
+        return out.astype(np.float32)
+    d2 = (y[2 * lag:] - 2 * y[lag:-lag] + y[:-2 * lag]) * (rate / lag) ** 2  # (T - 2 lag, P)
+    ok = np.isfinite(d2)
+    with np.errstate(invalid="ignore"):
+        a = np.where(ok.sum(1) >= 3, np.where(ok, d2, 0).sum(1) / np.maximum(ok.sum(1), 1),
+                     np.nan)
+    if smooth > 1 and len(a) >= smooth:
+        k = np.ones(smooth) / smooth
+        valid = np.isfinite(a)
+        num = np.convolve(np.where(valid, a, 0), k, "same")
+        den = np.convolve(valid.astype(float), k, "same")
+        a = np.where(den > 0.99, num / np.maximum(den, 1e-9), np.nan)
+    out[lag:T - lag] = 1.0 + a / reps.G
+    return out.astype(np.float32)
+
+
 def _yaw_matrix(theta: float) -> np.ndarray:
     c, s = np.cos(theta), np.sin(theta)
     return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=np.float32)  # about +Y
@@ -270,21 +304,81 @@ def _rotate_smpl_root(pose: np.ndarray, R: np.ndarray) -> np.ndarray:
     return pose
 
 
+#: vector channels that change sign under a mirror image (x -> -x after the yaw): rotations
+#: about the forward and vertical axes of the trunk, lateral translation; bilateral channels
+#: swap sides instead (OpenSim mirrors the left side's axes, so they keep their sign)
+_MIRROR_NEGATE = {
+    "joint_angles": ("pelvis_list", "pelvis_rotation", "pelvis_tz", "lumbar_bending",
+                     "lumbar_rotation"),
+    "torques_rajagopal": ("lumbar_bending", "lumbar_rotation"),
+    "grf": ("r_fx", "r_copx", "l_fx", "l_copx"),  # world x is the mirrored axis
+}
+
+
+def _side_swap(name: str) -> str:
+    for a, b in (("_r", "_l"), ("_l", "_r")):
+        if name.endswith(a):
+            return name[:-2] + b
+    for a, b in (("r_", "l_"), ("l_", "r_")):
+        if name.startswith(a):
+            return b + name[2:]
+    return name
+
+
+def mirror_plan(key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """How a vector representation follows the mirror image x -> -x of the body: (source
+    channel of every channel (C,), sign (C,)); None when it cannot be mirrored (SMPL)."""
+    rep = reps.get(key)
+    if key.startswith("smpl") or key == "torques_smpl":
+        return None
+    chans = list(rep.channels)
+    src = np.array([chans.index(_side_swap(c)) if _side_swap(c) in chans else i
+                    for i, c in enumerate(chans)])
+    sign = np.array([-1.0 if c in _MIRROR_NEGATE.get(key, ()) else 1.0 for c in chans],
+                    np.float32)
+    return src, sign
+
+
+def mirrorable(keys) -> bool:
+    return all(reps.get(k).point_set or mirror_plan(k) is not None for k in keys)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation, so that unseen labs look familiar (probabilities per window)."""
+
+    yaw: bool = True              # random heading about the vertical
+    mirror: float = 0.5           # mirror image (x -> -x), left/right outputs swapped
+    point_dropout: float = 0.3    # in half the windows drop up to this fraction of the points
+    occlusion: float = 0.02       # per point and frame
+    sparse: float = 0.2           # keep only 6..10 random points (sparse marker sets)
+    noise_m: float = 0.003        # marker noise: Gaussian, std drawn in 0..noise_m per window
+    jitter_m: float = 0.02        # marker placement: a constant offset per point, std 0..jitter_m
+    low_rate: float = 0.2         # resample the points through a lower source rate (30-90 Hz)
+
+
+NO_AUGMENT = Augment(yaw=False, mirror=0.0, point_dropout=0.0, occlusion=0.0, sparse=0.0,
+                     noise_m=0.0, jitter_m=0.0, low_rate=0.0)
+
+
 class WindowSampler:
     """Balanced window batches: each window picks a domain uniformly, then a sequence with
-    probability proportional to its usable windows, then a start; random yaw per window."""
+    probability proportional to its usable windows, then a start; augmented (:class:`Augment`)."""
 
     def __init__(self, data: CorpusData, window: int, seed: int, yaw: bool = True,
-                 rank: int = 0, point_dropout: float = 0.3, occlusion: float = 0.02):
-        self.data, self.W, self.yaw = data, window, yaw
-        self.point_dropout, self.occlusion = point_dropout, occlusion
+                 rank: int = 0, point_dropout: float = 0.3, occlusion: float = 0.02,
+                 augment: Augment | None = None):
+        self.data, self.W = data, window
+        self.aug = augment or Augment(yaw=yaw, point_dropout=point_dropout, occlusion=occlusion)
+        self.yaw = self.aug.yaw
+        self.point_dropout, self.occlusion = self.aug.point_dropout, self.aug.occlusion
         self.rng = np.random.default_rng([seed, rank])
         self._weights = {}
         for d, items in data.seqs.items():
             w = np.array([max(s.frames - window + 1, 1) for s in items], dtype=np.float64)
             self._weights[d] = w / w.sum()
 
-    def sample_windows(self, n: int) -> list[tuple[SeqArrays, int, float]]:
+    def sample_windows(self, n: int) -> list[tuple[SeqArrays, int, float, bool]]:
         out = []
         doms = self.data.domains
         for _ in range(n):
@@ -293,49 +387,85 @@ class WindowSampler:
             s = items[self.rng.choice(len(items), p=self._weights[d])]
             start = int(self.rng.integers(max(s.frames - self.W + 1, 1)))
             yaw = float(self.rng.uniform(-np.pi, np.pi)) if self.yaw else 0.0
-            out.append((s, start, yaw))
+            mirror = bool(self.rng.random() < self.aug.mirror) and mirrorable(s.data)
+            out.append((s, start, yaw, mirror))
         return out
 
     def batch(self, n: int, keys: tuple[str, ...]) -> dict:
         out = collate(self.sample_windows(n), self.W, keys)
         for k in keys:
             if k in out and reps.get(k).point_set:
+                self._perturb_points(out[k][0], out[k][1])
                 self._drop_points(out[k][1])
         return out
 
+    def _perturb_points(self, vals: torch.Tensor, mask: torch.Tensor) -> None:
+        """Marker noise, placement jitter and lower source rates, in place on (B, W, P, 3)."""
+        a, rng = self.aug, self.rng
+        v, m = vals.numpy(), mask.numpy()
+        B, W, P, _ = v.shape
+        for i in range(B):
+            if a.jitter_m > 0:
+                v[i] += rng.normal(0, rng.uniform(0, a.jitter_m), (1, P, 3)).astype(np.float32)
+            if a.noise_m > 0:
+                v[i] += rng.normal(0, rng.uniform(0, a.noise_m), (W, P, 3)).astype(np.float32)
+            if rng.random() < a.low_rate:  # sampled at r Hz, linearly interpolated to the model
+                step = 100.0 / rng.uniform(30.0, 90.0)  # model frames per source frame
+                t_src = np.arange(0.0, W - 1 + 1e-9, step)
+                t_src = np.append(t_src, t_src[-1] + step) if t_src[-1] < W - 1 else t_src
+                full = m[i].all(0)  # points valid in the whole window
+                if not full.any():
+                    continue
+                src = np.stack([np.interp(t_src, np.arange(W), v[i, :, p, c])
+                                for p in np.flatnonzero(full) for c in range(3)], -1)
+                back = np.stack([np.interp(np.arange(W), t_src, src[:, j])
+                                 for j in range(src.shape[1])], -1)
+                v[i][:, full] = back.reshape(W, -1, 3)
+            v[i][~m[i]] = 0.0
+
     def _drop_points(self, mask: torch.Tensor) -> None:
         """Marker-set variation and occlusion: in half of the windows drop a random 0-30% of
-        the points for the whole window; then hide each point in each frame with a small
-        probability. Edits the (B, W, P) mask in place; never hides every point of a frame."""
+        the points for the whole window; in ``sparse`` of them keep only 6-10 points; then hide
+        each point in each frame with a small probability. Edits the (B, W, P) mask in place;
+        never hides every point of a frame."""
         B, W, P = mask.shape
         keep = np.ones((B, W, P), bool)
+        m = mask.numpy()
         for i in range(B):
-            if self.rng.random() < 0.5:
+            present = np.flatnonzero(m[i].any(0))
+            if len(present) > 10 and self.rng.random() < self.aug.sparse:
+                chosen = self.rng.choice(present, int(self.rng.integers(6, 11)), replace=False)
+                keep[i] = False
+                keep[i, :, chosen] = True
+            elif self.rng.random() < 0.5:
                 keep[i, :, self.rng.random(P) < self.rng.uniform(0, self.point_dropout)] = False
         keep &= self.rng.random((B, W, P)) >= self.occlusion
-        m = mask.numpy()
         new = m & keep
         empty = ~new.any(-1) & m.any(-1)  # frames that would lose every point: keep them whole
         new[empty] = m[empty]
         mask.copy_(torch.from_numpy(new))
 
 
-def collate(windows: list[tuple[SeqArrays, int, float]], W: int, keys: tuple[str, ...]) -> dict:
-    """Assemble windows (sequence, start, yaw) of W frames into padded tensors and masks."""
+def collate(windows: list[tuple], W: int, keys: tuple[str, ...]) -> dict:
+    """Assemble windows (sequence, start, yaw[, mirror]) of W frames into padded tensors and
+    masks. ``mirror``: the image x -> -x after the yaw, with left/right channels swapped
+    (:func:`mirror_plan`), so that the RIGHT outputs follow the side that now looks right."""
+    windows = [w if len(w) == 4 else (*w, False) for w in windows]
     B = len(windows)
-    out: dict = {"domain": [s.domain for s, _, _ in windows]}
+    out: dict = {"domain": [w[0].domain for w in windows]}
+    flip = np.diag(np.array([-1.0, 1.0, 1.0], np.float32))
     for k in keys:
         rep = reps.get(k)
-        have = [k in s.data for s, _, _ in windows]
+        have = [k in w[0].data for w in windows]
         if not any(have):
             continue
         if rep.point_set:
-            P = max(s.data[k].shape[1] for (s, _, _), h in zip(windows, have) if h)
+            P = max(w[0].data[k].shape[1] for w, h in zip(windows, have) if h)
             vals = np.zeros((B, W, P, 3), np.float32)
         else:
             vals = np.zeros((B, W, rep.size), np.float32)
         mask = np.zeros(vals.shape[:-1] if rep.point_set else vals.shape, bool)
-        for i, ((s, start, yaw), h) in enumerate(zip(windows, have)):
+        for i, ((s, start, yaw, mirror), h) in enumerate(zip(windows, have)):
             if not h:
                 continue
             seg = s.data[k][start:start + W]
@@ -343,6 +473,8 @@ def collate(windows: list[tuple[SeqArrays, int, float]], W: int, keys: tuple[str
             R = _yaw_matrix(yaw)
             if rep.point_set:
                 seg = seg @ R.T
+                if mirror:
+                    seg = seg @ flip
                 ok = np.isfinite(seg).all(-1)
                 vals[i, :n, :seg.shape[1]] = np.where(ok[..., None], seg, 0.0)
                 mask[i, :n, :seg.shape[1]] = ok
@@ -351,8 +483,29 @@ def collate(windows: list[tuple[SeqArrays, int, float]], W: int, keys: tuple[str
                     seg = _rotate_grf(seg, R)
                 elif k == "smpl_pose":
                     seg = _rotate_smpl_root(seg, R)
+                if mirror:
+                    src, sign = mirror_plan(k)
+                    seg = seg[:, src] * sign
                 ok = np.isfinite(seg)
                 vals[i, :n] = np.where(ok, seg, 0.0)
                 mask[i, :n] = ok
         out[k] = (torch.from_numpy(vals), torch.from_numpy(mask), torch.tensor(have))
+    # the vertical load the motion implies (1 + a_y/g of the marker centroid), for the
+    # physical-consistency loss; from the first point set present, before any augmentation
+    point_keys = [k for k in keys if reps.get(k).point_set]
+    if point_keys and "grf" in keys:
+        load = np.zeros((B, W, 1), np.float32)
+        lmask = np.zeros((B, W, 1), bool)
+        for i, (s, start, _, _) in enumerate(windows):
+            k = next((k for k in point_keys if k in s.data), None)
+            if k is None:
+                continue
+            lo = max(start - 8, 0)  # context so the window's own edges have a value
+            seg = com_load(s.data[k][lo:start + W + 8], s.rate)
+            seg = seg[start - lo:start - lo + W]
+            ok = np.isfinite(seg)
+            load[i, :len(seg), 0] = np.where(ok, seg, 0.0)
+            lmask[i, :len(seg), 0] = ok
+        out["com_load"] = (torch.from_numpy(load), torch.from_numpy(lmask),
+                           torch.from_numpy(lmask.any((1, 2))))
     return out

@@ -156,11 +156,12 @@ class LossStep(torch.nn.Module):
 def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
           domains: list[str] | None = None, progress: bool = True, device: str = "cpu",
           command: str | None = None, fraction: dict[str, float] | None = None,
-          holdout_lab: str | None = None) -> Path:
+          holdout_lab: str | list[str] | None = None) -> Path:
     """Train on the corpus' training split (persons, or every lab but ``holdout_lab``: see
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
     ``out/model.safetensors`` + ``model.json``. Returns the model stem path."""
     rank, world = _dist_init()
+    cfg = replace(cfg, model=replace(cfg.model, rate=cfg.rate))  # the motion features' rate
     torch.manual_seed(cfg.seed + rank)
     if device == "cpu":
         torch.set_num_threads(max(1, cfg.threads))

@@ -1,7 +1,8 @@
 """HDyS training losses on one batch: inverse-dynamics reconstruction (L1), forward-dynamics
 acceleration (L1), and InfoNCE alignment of every latent of the same frame.
 
-Total = w_recon * (L_id + L_fd) + w_align * L_align  (paper: 0.01 and 0.05).
+Total = w_recon * (L_id + L_fd + L_phys) + w_align * L_align  (paper: 0.01 and 0.05); L_phys
+(not in the paper): predicted total vertical GRF against 1 + a_y/g of the marker centroid.
 
 L1 terms are over NORMALISED channels (per-channel mean/std of the training corpus), masked to
 the values a domain actually has. Acceleration targets are second differences at the model rate
@@ -35,14 +36,28 @@ def second_diff(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
     return acc, m
 
 
+PHYS_SCALE = 0.3  # body weights: the physical-consistency error counts as (error / 0.3) L1
+
+
+def vertical_load(model: HDyS, grf_norm: torch.Tensor) -> torch.Tensor:
+    """Total vertical GRF (both feet, body weights) of a GRF head's normalised output
+    (..., 10) -> (..., 1)."""
+    ch = reps.get("grf").channels
+    fy = [ch.index("r_fy"), ch.index("l_fy")]
+    return model.to_physical("grf", grf_norm)[..., fy].sum(-1, keepdim=True)
+
+
 def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: float = 0.05,
-                   use_align: bool = True, use_fdae: bool = True, generator=None
-                   ) -> tuple[torch.Tensor, dict[str, float]]:
+                   use_align: bool = True, use_fdae: bool = True, generator=None,
+                   w_phys: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
+    """``w_phys``: weight (relative to one inverse-dynamics term) of the physical consistency
+    of the predicted total vertical GRF with the motion's ``com_load`` (1 + a_y/g of the
+    marker centroid), on every window with points, GRF target or not."""
     cfg = model.cfg
     dev = next(model.parameters()).device
     kin = {k: tuple(t.to(dev) for t in batch[k]) for k in cfg.kin_inputs if k in batch}
     dyn = {k: tuple(t.to(dev) for t in batch[k]) for k in cfg.dyn_outputs if k in batch}
-    terms_id, terms_fd, terms_al = [], [], []
+    terms_id, terms_fd, terms_al, terms_ph = [], [], [], []
     frame_latents = []  # (name, z (B, W, D), frame mask (B, W))
 
     # dynamics: normalised targets, latents for alignment / FDAE
@@ -72,9 +87,17 @@ def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: flo
         # inverse dynamics: decode every available output
         preds = model.decode(z)
         for d, (yn, ym) in dyn_norm.items():
-            l1 = masked_l1(preds[d], yn[idx], ym[idx] & fm.unsqueeze(-1))
+            # through the output bounds, compared in normalised units
+            pred = model.normalise(d, model.to_physical(d, preds[d]))
+            l1 = masked_l1(pred, yn[idx], ym[idx] & fm.unsqueeze(-1))
             if l1 is not None:
                 terms_id.append(l1)
+        if point and w_phys > 0 and "grf" in preds and "com_load" in batch:
+            load, lm, _ = (t.to(dev) for t in batch["com_load"])
+            l1 = masked_l1(vertical_load(model, preds["grf"]) / PHYS_SCALE,
+                           load[idx] / PHYS_SCALE, lm[idx] & fm.unsqueeze(-1))
+            if l1 is not None:
+                terms_ph.append(w_phys * l1)
         # forward dynamics: (state latent, force latent) -> acceleration of this input
         if use_fdae and cfg.fdae:
             xin = xs if point else torch.where(ms, model.normalise(k, xs), torch.zeros_like(xs))
@@ -111,6 +134,7 @@ def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: flo
     l_id = torch.stack(terms_id).mean() if terms_id else zero
     l_fd = torch.stack(terms_fd).mean() if terms_fd else zero
     l_al = torch.stack(terms_al).mean() if terms_al else zero
-    total = w_recon * (l_id + l_fd) + w_align * l_al
-    parts = {"loss": total, "id": l_id, "fd": l_fd, "align": l_al}
+    l_ph = torch.stack(terms_ph).mean() if terms_ph else zero
+    total = w_recon * (l_id + l_fd + l_ph) + w_align * l_al
+    parts = {"loss": total, "id": l_id, "fd": l_fd, "align": l_al, "phys": l_ph}
     return total, {k: float(v.detach()) for k, v in parts.items()}
