@@ -310,6 +310,10 @@ class BatchedEstimator:
         self.k = torch.zeros((0, *sh), device=self.device)
         self.v = torch.zeros((0, *sh), device=self.device)
         self.pos = np.zeros(0, np.int64)
+        # models that see motion: each slot's previous frames (S, K, P, 4) (see step.py)
+        self.motion = "history" in first.inputs
+        self._hist_shape = tuple(first.inputs["history"].shape[1:]) if self.motion else None
+        self.hist = torch.zeros((0, *(self._hist_shape or (0,))), device=self.device)
         self._free: list[int] = []
         self.calls = 0  # backend calls (one per bucket run)
 
@@ -328,6 +332,9 @@ class BatchedEstimator:
             z = torch.zeros((grow, *self._kv_shape), device=self.device)
             self.k, self.v = torch.cat([self.k, z]), torch.cat([self.v, z.clone()])
             self.pos = np.concatenate([self.pos, np.zeros(grow, np.int64)])
+            if self.motion:
+                self.hist = torch.cat([self.hist, torch.zeros(
+                    (grow, *self._hist_shape), device=self.device)])
             self._free.extend(range(S, S + grow))
         slots = sorted(self._free)[:n]
         for s in slots:
@@ -344,6 +351,8 @@ class BatchedEstimator:
             self.pos[s] = 0
             self.k[s].zero_()
             self.v[s].zero_()
+            if self.motion:
+                self.hist[s].zero_()
 
     def prepare(self, rows: int) -> None:
         """Build the batch buckets up to ``rows`` slots now (not on first need while serving)."""
@@ -385,6 +394,11 @@ class BatchedEstimator:
         for be in self._buckets.values():
             be.deactivate()
         P = min(spec.max_points or self.max_points, self.max_points)
+        if self.motion and P != self._hist_shape[1]:  # the slots' history grows with them
+            K, P0 = self._hist_shape[0], self._hist_shape[1]
+            grown = torch.zeros((self.hist.shape[0], K, P, 4), device=self.device)
+            grown[:, :, :min(P, P0)] = self.hist[:, :, :min(P, P0)]
+            self.hist, self._hist_shape = grown, (K, P, 4)
         self._slots_P, self._buckets = P, {}
         self.engine, self.engine_reason = spec.name, why
         self._bucket(1)
@@ -427,11 +441,19 @@ class BatchedEstimator:
         pos = self.pos[slots]
         bidx = torch.as_tensor(np.where(pos < W, pos, W + pos % W), device=self.device)
         torch.index_select(self._bias, 0, bidx, out=inp["attn_bias"])
+        if self.motion:
+            torch.index_select(self.hist, 0, idx, out=inp["history"])
         res = be.infer()
         self.calls += 1
         r = torch.as_tensor(pos % W, device=self.device)
         self.k[idx, :, :, r] = res["k_new"].to(self.k.dtype)
         self.v[idx, :, :, r] = res["v_new"].to(self.v.dtype)
+        if self.motion:  # the frame just run becomes each slot's previous frame
+            h = inp["history"]  # (b, K, P, 4), this call's copy of the slots' history
+            h[:, 1:] = h[:, :-1].clone()
+            h[:, 0, :, :3] = inp["points"]
+            h[:, 0, :, 3] = inp["mask"]
+            self.hist[idx] = h
         self.pos[slots] = pos + 1
         out[:] = res["out"].float().cpu().numpy()
 
