@@ -30,11 +30,14 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from hdys_rt.errors import HdysError
+
+if TYPE_CHECKING:
+    from hdys_rt.backends.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +124,14 @@ class Engine:
     def backend_class(self):
         return _load(self.backend)
 
-    def from_step(self, step, io, device) -> "Backend":  # noqa: F821
+    def from_step(self, step, io, device) -> Backend:
         """A backend built now from a :class:`~hdys_rt.model.step.StreamingStep`."""
         if not self.on_the_fly:
             raise HdysError(f"the {self.name} engine is not built on the fly: build it with "
                             f"`hdys-rt export --engine {self.name} --out DIR` and pass DIR")
         return self.backend_class().from_step(step, io, device)
 
-    def from_artefact(self, path, io, device, threads: int = 1) -> "Backend":  # noqa: F821
+    def from_artefact(self, path, io, device, threads: int = 1) -> Backend:
         """A backend over an exported artefact (not yet active)."""
         return self.backend_class().from_artefact(path, io, device, threads=threads)
 

@@ -53,7 +53,6 @@ def test_xdf_mm_zup_to_lsl_with_metadata(gait, tmp_path, lsl_name, capsys):
     """A LabRecorder-like XDF (mm, Z up, Vicon names, subject in desc, a second EEG stream)
     replayed to LSL: the runtime's LSL source reads it back in metres, Y up, trained names."""
     from hdys_rt.streams.lsl import LslSource
-    from hdys_rt.streams.lslconf import pylsl_module
 
     names = _pig_names(gait.names)
     labels = [f"{n}_{a}" for n in names for a in "XYZ"]

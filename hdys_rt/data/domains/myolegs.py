@@ -69,7 +69,6 @@ DESCRIPTION = (
 )
 
 RATE = 100.0  # Hz
-from hdys_rt.data.shared import ENV_VAR  # noqa: F401 (re-export: overrides the shared data)
 MODEL_REL = Path("myo_sim") / "leg" / "myolegs.xml"
 NOMINAL_HEIGHT_M = 1.70
 
