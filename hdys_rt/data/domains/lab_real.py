@@ -42,7 +42,8 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject
-from hdys_rt.data.opensim_tools import (load_opensim, quiet_stdout, read_markers, read_table,
+from hdys_rt.data.opensim_tools import (coordinates, load_opensim, quiet_stdout, read_markers,
+                                          read_table, run_id, run_ik,
                                           write_markers, write_table)
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
@@ -280,14 +281,16 @@ def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, 
     margin = 0.1 * tfac
     t_ik0 = max(times[0], grf_t[0], w0 - margin)
     t_ik1 = min(times[-1], grf_t[-1], w1 + margin)
-    ik_path = _run_ik(osim, root / spec.ik_setup, model_path, trc_path, (t_ik0, t_ik1), tmp)
-    id_t, id_labels, id_gen = _run_id(osim, model_path, ik_path, loads_path, (t_ik0, t_ik1), tmp)
+    ik_path = run_ik(osim, model_path, trc_path, (t_ik0, t_ik1), tmp, setup=root / spec.ik_setup,
+                     report_errors=True, what="lab_real: ")
+    id_t, id_labels, id_gen = run_id(osim, model_path, ik_path, loads_path, LOWPASS_HZ, tmp,
+                                     (t_ik0, t_ik1), ("Muscles", "Actuators"), "lab_real: ")
     rms_t, rms = _ik_errors(tmp)
 
     # 4. frames: marker frames inside the window that have ID results
     model = osim.Model(str(model_path))
     state = model.initSystem()
-    q_t, q_labels, q = _filtered_coordinates(osim, model, ik_path)
+    q_t, q_labels, q = coordinates(osim, model, ik_path, LOWPASS_HZ)
     keep = (id_t >= w0 - 0.25 / rate) & (id_t <= w1 + 0.25 / rate)
     ft = id_t[keep]
     if ft.size < 10:
@@ -575,76 +578,12 @@ def _rescale_model(osim, model_path: Path, k: float, mass: float, tmp: Path) -> 
     return out
 
 
-def _run_ik(osim, setup: Path, model_path: Path, trc: Path, t_range, tmp: Path) -> Path:
-    tool = osim.InverseKinematicsTool(str(setup))
-    tool.set_model_file(str(model_path))
-    tool.setMarkerDataFileName(str(trc))
-    tool.setCoordinateFileName("")
-    tool.setStartTime(float(t_range[0]))
-    tool.setEndTime(float(t_range[1]))
-    out = tmp / "ik.mot"
-    tool.setOutputMotionFileName(str(out))
-    tool.setResultsDir(str(tmp))
-    tool.set_report_errors(True)
-    tool.set_report_marker_locations(False)
-    with quiet_stdout():
-        ok = tool.run()
-    if not ok or not out.exists():
-        raise HdysError(f"lab_real: OpenSim IK failed on {trc}; check {setup}")
-    return out
-
-
-def _run_id(osim, model_path: Path, ik_path: Path, loads_path: Path, t_range, tmp: Path):
-    tool = osim.InverseDynamicsTool()
-    tool.setName("id")
-    tool.setModelFileName(str(model_path))
-    tool.setCoordinatesFileName(str(ik_path))
-    tool.setLowpassCutoffFrequency(LOWPASS_HZ)
-    tool.setExternalLoadsFileName(str(loads_path))
-    tool.setStartTime(float(t_range[0]))
-    tool.setEndTime(float(t_range[1]))
-    excluded = osim.ArrayStr()
-    excluded.append("Muscles")
-    excluded.append("Actuators")
-    tool.setExcludedForces(excluded)
-    tool.setResultsDir(str(tmp))
-    tool.setOutputGenForceFileName("id.sto")
-    with quiet_stdout():
-        ok = tool.run()
-    out = tmp / "id.sto"
-    if not ok or not out.exists():
-        raise HdysError(f"lab_real: OpenSim ID failed on {ik_path.name}")
-    return read_table(out)
-
-
 def _ik_errors(tmp: Path):
     files = sorted(tmp.glob("*_ik_marker_errors.sto"))
     if not files:
         return np.zeros(0), np.zeros(0)
     t, labels, v = read_table(files[0])
     return t, v[:, labels.index("marker_error_RMS")]
-
-
-def _filtered_coordinates(osim, model, ik_path: Path):
-    """IK coordinates as ID sees them: radians/metres, padded and low-pass filtered (IIR).
-
-    ``model`` is an initialised ``opensim.Model`` (it tells rotational from translational)."""
-    sto = osim.Storage(str(ik_path))
-    if sto.isInDegrees():
-        model.getSimbodyEngine().convertDegreesToRadians(sto)
-    n = sto.getSize()
-    sto.pad(n // 2)
-    sto.lowpassIIR(LOWPASS_HZ)
-    labels = [sto.getColumnLabels().get(i) for i in range(sto.getColumnLabels().getSize())]
-    labels = labels[1:]  # drop "time"
-    t = np.empty(sto.getSize())
-    values = np.empty((sto.getSize(), len(labels)))
-    for i in range(sto.getSize()):
-        row = sto.getStateVector(i)
-        t[i] = row.getTime()
-        data = row.getData()
-        values[i] = [data.get(j) for j in range(len(labels))]
-    return t, labels, values
 
 
 def _keypoints(model, state, q_labels: list[str], q: np.ndarray) -> np.ndarray:
@@ -830,7 +769,7 @@ def _run_static_optimization(osim, model_path, ik_path, loads_path, window, tmp)
         reserve.setMaxControl(math.inf)
         model.addForce(reserve)
     # the filtered coordinates (radians), as ID used them
-    q_t, q_labels, q = _filtered_coordinates(osim, model, ik_path)
+    q_t, q_labels, q = coordinates(osim, model, ik_path, LOWPASS_HZ)
     q_mot = tmp / "ik_filtered.mot"
     write_table(q_mot, q_t, q_labels, q)
 

@@ -28,8 +28,8 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject
-from hdys_rt.data.opensim_tools import (load_opensim, quiet_stdout, read_markers, read_table,
-                                          write_markers, write_table)
+from hdys_rt.data.opensim_tools import (coordinates, load_opensim, read_markers, read_table,
+                                          run_id, run_ik, write_markers, write_table)
 from hdys_rt.data.labs import plates as pl
 from hdys_rt.data.labs.catalog import Trial
 from hdys_rt.errors import HdysError
@@ -248,35 +248,6 @@ def scale_from_markers(osim, generic: Path, names: list[str], xyz: np.ndarray,
 # --- OpenSim tools ---------------------------------------------------------------------------
 
 
-def run_ik(osim, model_path: Path, trc: Path, t_range, tmp: Path) -> Path:
-    """IK on every model marker found in the TRC, weight 1."""
-    model = osim.Model(str(model_path))
-    tool = osim.InverseKinematicsTool()
-    tool.setName("ik")
-    tool.set_model_file(str(model_path))
-    tool.setMarkerDataFileName(str(trc))
-    tasks = tool.getIKTaskSet()
-    ms = model.getMarkerSet()
-    for i in range(ms.getSize()):
-        task = osim.IKMarkerTask()
-        task.setName(ms.get(i).getName())
-        task.setApply(True)
-        task.setWeight(1.0)
-        tasks.cloneAndAppend(task)
-    tool.setStartTime(float(t_range[0]))
-    tool.setEndTime(float(t_range[1]))
-    out = tmp / "ik.mot"
-    tool.setOutputMotionFileName(str(out))
-    tool.setResultsDir(str(tmp))
-    tool.set_report_errors(False)
-    tool.set_report_marker_locations(False)
-    with quiet_stdout():
-        ok = tool.run()
-    if not ok or not out.exists():
-        raise HdysError(f"OpenSim IK failed on {trc}")
-    return out
-
-
 def write_loads(osim, loads_mot: Path, out: Path) -> Path:
     """ExternalLoads: each foot's total force at the ground origin plus its moment about it."""
     el = osim.ExternalLoads()
@@ -294,49 +265,6 @@ def write_loads(osim, loads_mot: Path, out: Path) -> Path:
     el.setDataFileName(str(loads_mot))
     el.printToXML(str(out))
     return out
-
-
-def run_id(osim, model_path: Path, ik_path: Path, loads_xml: Path, cutoff_hz: float, tmp: Path):
-    tool = osim.InverseDynamicsTool()
-    tool.setName("id")
-    tool.setModelFileName(str(model_path))
-    tool.setCoordinatesFileName(str(ik_path))
-    tool.setLowpassCutoffFrequency(float(cutoff_hz))
-    tool.setExternalLoadsFileName(str(loads_xml))
-    sto = osim.Storage(str(ik_path))
-    tool.setStartTime(sto.getFirstTime())
-    tool.setEndTime(sto.getLastTime())
-    excluded = osim.ArrayStr()
-    excluded.append("Muscles")
-    tool.setExcludedForces(excluded)
-    tool.setResultsDir(str(tmp))
-    tool.setOutputGenForceFileName("id.sto")
-    with quiet_stdout():
-        ok = tool.run()
-    out = tmp / "id.sto"
-    if not ok or not out.exists():
-        raise HdysError(f"OpenSim ID failed on {ik_path.name}")
-    return read_table(out)
-
-
-def coordinates(osim, model, ik_path: Path, cutoff_hz: float | None):
-    """IK coordinates in radians/metres; low-pass filtered as ID does when ``cutoff_hz``."""
-    sto = osim.Storage(str(ik_path))
-    if sto.isInDegrees():
-        model.getSimbodyEngine().convertDegreesToRadians(sto)
-    if cutoff_hz:
-        n = sto.getSize()
-        sto.pad(n // 2)
-        sto.lowpassIIR(float(cutoff_hz))
-    labels = [sto.getColumnLabels().get(i) for i in range(sto.getColumnLabels().getSize())][1:]
-    t = np.empty(sto.getSize())
-    values = np.empty((sto.getSize(), len(labels)))
-    for i in range(sto.getSize()):
-        row = sto.getStateVector(i)
-        t[i] = row.getTime()
-        d = row.getData()
-        values[i] = [d.get(j) for j in range(len(labels))]
-    return t, labels, values
 
 
 def radians_unwrapped(osim, model, ik_path: Path, out: Path) -> Path:
