@@ -163,3 +163,21 @@ def coordinates(osim, model, ik_path: Path, cutoff_hz: float | None):
         d = row.getData()
         values[i] = [d.get(j) for j in range(len(labels))]
     return t, labels, values
+
+
+def scale_model(osim, model_path: Path, k: float, mass_kg: float, out: Path) -> Path:
+    """Scale every body of ``model_path`` (and so joints, markers, inertias) by ``k``, total
+    mass ``mass_kg`` (distribution kept) -> ``out`` (an .osim file)."""
+    model = osim.Model(str(model_path))
+    state = model.initSystem()
+    scale_set = osim.ScaleSet()
+    for i in range(model.getBodySet().getSize()):
+        sc = osim.Scale()
+        sc.setSegmentName(model.getBodySet().get(i).getName())
+        sc.setScaleFactors(osim.Vec3(k, k, k))
+        sc.setApply(True)
+        scale_set.cloneAndAppend(sc)
+    if not model.scale(state, scale_set, True, mass_kg):
+        raise HdysError(f"scaling {model_path.name} by {k:.3f} failed")
+    model.printToXML(str(out))
+    return out

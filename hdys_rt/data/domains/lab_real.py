@@ -43,7 +43,7 @@ import numpy as np
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject
 from hdys_rt.data.opensim_tools import (coordinates, load_opensim, quiet_stdout, read_markers,
-                                          read_table, run_id, run_ik,
+                                          read_table, run_id, run_ik, scale_model,
                                           write_markers, write_table)
 from hdys_rt.data.shared import shared_data_dir as _shared_dir
 from hdys_rt.errors import HdysError
@@ -257,7 +257,7 @@ def _process(spec: SubjectSpec, root: Path, tmp: Path, job: dict, speed: float, 
     # 1. model
     model_path = _subject_model(osim, spec, root, tmp, mirror)
     if k != 1.0:
-        model_path = _rescale_model(osim, model_path, k, mass, tmp)
+        model_path = scale_model(osim, model_path, k, mass, tmp / f"scaled_x{k:g}.osim")
 
     # 2. markers and GRF, transformed like the motion
     times, names, xyz, rate = read_markers(root / spec.trc)
@@ -557,24 +557,6 @@ def _subject_model(osim, spec: SubjectSpec, root: Path, tmp: Path, mirror: bool)
         ok = tool.run()
     if not ok or not out.exists():
         raise HdysError(f"lab_real {spec.id}: OpenSim ScaleTool failed; check {spec.scale_setup}")
-    return out
-
-
-def _rescale_model(osim, model_path: Path, k: float, mass: float, tmp: Path) -> Path:
-    """Scale every body (and so joints, markers, inertias) by ``k``; total mass ``mass``."""
-    model = osim.Model(str(model_path))
-    state = model.initSystem()
-    scale_set = osim.ScaleSet()
-    for i in range(model.getBodySet().getSize()):
-        sc = osim.Scale()
-        sc.setSegmentName(model.getBodySet().get(i).getName())
-        sc.setScaleFactors(osim.Vec3(k, k, k))
-        sc.setApply(True)
-        scale_set.cloneAndAppend(sc)
-    if not model.scale(state, scale_set, True, mass):
-        raise HdysError(f"lab_real: scaling {model_path.name} by {k} failed")
-    out = tmp / f"scaled_x{k:g}.osim"
-    model.printToXML(str(out))
     return out
 
 

@@ -3,8 +3,8 @@
 :func:`process` turns a :class:`~hdys_rt.data.labs.catalog.Trial` into a corpus
 :class:`~hdys_rt.data.corpus.Sequence` (or ``None`` when a quality gate drops it) plus a report:
 
-1. model: the trial's scaled model, or the generic one scaled uniformly to the person's height
-   and mass (:func:`scale_uniform`, from the dynamic trials, as no static trial exists);
+1. model: the trial's scaled model, or the generic one scaled per segment to the person from
+   the dynamic trials (:func:`scale_from_markers`, as no static trial exists);
 2. kinematics: the given IK, else OpenSim IK on every model marker present in the TRC (weight 1);
 3. loads: plates assigned to feet by proximity (:mod:`.plates`), force and moment low-pass
    filtered at the trial's cut-off, which ID also applies to the coordinates;
@@ -126,42 +126,6 @@ def estimate_height(osim, path: Path) -> tuple[float, str]:
     if "c7" in best:
         return (best["c7"] - floor) / 0.85, "estimated: C7 marker height / 0.85"
     raise HdysError(f"{path.name}: no height given and no shoulder or C7 marker to estimate it")
-
-
-def scale_uniform(osim, generic: Path, height_m: float, mass_kg: float, out: Path) -> float:
-    """Scale ``generic`` uniformly so its standing height is ``height_m``; total mass
-    ``mass_kg`` (mass distribution kept). Returns the factor. A uniform scale is the crudest of
-    AddBiomechanics' options; the marker RMSE gate says whether it is good enough."""
-    h0, _ = estimate_height(osim, generic)
-    k = height_m / h0
-    model = osim.Model(str(generic))
-    state = model.initSystem()
-    scale_set = osim.ScaleSet()
-    for i in range(model.getBodySet().getSize()):
-        sc = osim.Scale()
-        sc.setSegmentName(model.getBodySet().get(i).getName())
-        sc.setScaleFactors(osim.Vec3(k, k, k))
-        sc.setApply(True)
-        scale_set.cloneAndAppend(sc)
-    if not model.scale(state, scale_set, True, mass_kg):
-        raise HdysError(f"scaling {generic.name} by {k:.3f} failed")
-    model.printToXML(str(out))
-    return k
-
-
-#: Per-segment scaling from the markers' own distances (pose-independent pairs: both markers on
-#: the scaled segments, so any dynamic frame measures them): segments -> marker pairs. Segments
-#: not listed (or whose markers are missing) take the height ratio. Foot length uses heel-toe
-#: only (the generic MT5 sits 30 % too close to the heel on Hamner's model).
-MEASUREMENTS = (
-    (("pelvis",), (("RASI", "LASI"), ("RPSI", "LPSI"), ("RASI", "RPSI"), ("LASI", "LPSI"))),
-    (("talus_r", "calcn_r", "toes_r"), (("RCAL", "RTOE"),)),
-    (("talus_l", "calcn_l", "toes_l"), (("LCAL", "LTOE"),)),
-    (("torso",), (("RACR", "LACR"), ("C7", "CLAV"))),
-)
-NEUTRAL_COORDINATES = ("hip_flexion_r", "hip_flexion_l", "knee_angle_r", "knee_angle_l",
-                       "ankle_angle_r", "ankle_angle_l")
-PLACEMENT_STEP = 5  # marker placement searches every 5th frame for the most neutral pose
 
 
 def scale_from_markers(osim, generic: Path, names: list[str], xyz: np.ndarray,
