@@ -128,6 +128,21 @@ def estimate_height(osim, path: Path) -> tuple[float, str]:
     raise HdysError(f"{path.name}: no height given and no shoulder or C7 marker to estimate it")
 
 
+#: Per-segment scaling from the markers' own distances (pose-independent pairs: both markers on
+#: the scaled segments, so any dynamic frame measures them): segments -> marker pairs. Segments
+#: not listed (or whose markers are missing) take the height ratio. Foot length uses heel-toe
+#: only (the generic MT5 sits 30 % too close to the heel on Hamner's model).
+MEASUREMENTS = (
+    (("pelvis",), (("RASI", "LASI"), ("RPSI", "LPSI"), ("RASI", "RPSI"), ("LASI", "LPSI"))),
+    (("talus_r", "calcn_r", "toes_r"), (("RCAL", "RTOE"),)),
+    (("talus_l", "calcn_l", "toes_l"), (("LCAL", "LTOE"),)),
+    (("torso",), (("RACR", "LACR"), ("C7", "CLAV"))),
+)
+NEUTRAL_COORDINATES = ("hip_flexion_r", "hip_flexion_l", "knee_angle_r", "knee_angle_l",
+                       "ankle_angle_r", "ankle_angle_l")
+PLACEMENT_STEP = 5  # marker placement searches every 5th frame for the most neutral pose
+
+
 def scale_from_markers(osim, generic: Path, names: list[str], xyz: np.ndarray,
                        height_m: float, mass_kg: float, tmp: Path) -> tuple[Path, str]:
     """Scale ``generic`` from a dynamic trial, as AddBiomechanics does where no static trial
