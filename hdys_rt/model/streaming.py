@@ -412,12 +412,18 @@ class BatchedEstimator:
         n = len(slots)
         P = max(p.shape[0] for p in points)
         self.fit(P)
-        pts = np.zeros((n, P, 3), np.float32)
-        mask = np.zeros((n, P), np.float32)
-        for i, p in enumerate(points):
-            ok = np.isfinite(p).all(1)
-            pts[i, : p.shape[0]][ok] = p[ok]
-            mask[i, : p.shape[0]] = ok
+        if all(p.shape[0] == P for p in points):  # the usual case: one array op per batch
+            pts = np.stack(points).astype(np.float32, copy=False)
+            ok = np.isfinite(pts).all(2)
+            pts = np.where(ok[..., None], pts, np.float32(0))
+            mask = ok.astype(np.float32)
+        else:
+            pts = np.zeros((n, P, 3), np.float32)
+            mask = np.zeros((n, P), np.float32)
+            for i, p in enumerate(points):
+                ok = np.isfinite(p).all(1)
+                pts[i, : p.shape[0]][ok] = p[ok]
+                mask[i, : p.shape[0]] = ok
         out = np.empty((n, sum(sl.stop - sl.start for _, sl in self._slices)), np.float32)
         i = 0
         while i < n:  # as few bucket runs as cover n: the largest power of two that fits
@@ -425,7 +431,8 @@ class BatchedEstimator:
             b = be.io.batch
             self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b])
             i += b
-        return [{name: row[sl].copy() for name, sl in self._slices} for row in out]
+        cols = [(name, out[:, sl]) for name, sl in self._slices]  # views of this call's rows
+        return [{name: c[i] for name, c in cols} for i in range(n)]
 
     def _run(self, be, slots, pts, mask, out) -> None:
         inp, W = be.inputs, self.window

@@ -146,6 +146,7 @@ class Server:
         if connect_timeout is not None:
             self.wait_connected(connect_timeout)
         next_log = time.monotonic() + 10.0
+        marks = [p.times.count for p in self.pipelines]
         while not self.stop_event.is_set():
             if end is not None and time.monotonic() >= end:
                 break
@@ -158,8 +159,9 @@ class Server:
             if tick is not None:
                 tick(self)
             if time.monotonic() >= next_log:
-                next_log += 10.0
-                log.info("%s", self.summary_line())
+                next_log += 10.0  # the latency of the last 10 s only: cheap beside serving
+                log.info("%s", self.summary_line(since=marks))
+                marks = [p.times.count for p in self.pipelines]
 
     def stop(self) -> None:
         for s in self.sources:
@@ -209,10 +211,15 @@ class Server:
                 "server_latency_ms": percentiles_ms(total), "cpu": self.cpu(),
                 "signal": self.signal}
 
-    def summary_line(self) -> str:
-        t = self.totals()
-        summary = self.summary()
-        lat, acc = summary["server_latency_ms"], summary["accounting"]
+    def summary_line(self, since: list[int] | None = None) -> str:
+        """One line of totals; the latency over every retained frame, or over the frames each
+        pipeline recorded after ``since`` (its :attr:`StageTimes.count` then)."""
+        t, acc = self.totals(), self.accounting()
+        marks = since if since is not None and len(since) == len(self.pipelines) \
+            else [0] * len(self.pipelines)
+        lat = percentiles_ms(np.concatenate(
+            [p.times.values("total", m) for p, m in zip(self.pipelines, marks)])
+            if self.pipelines else np.zeros(0))
         return (f"{len(self.pipelines)} stream(s): {t['received']} frames in, "
                 f"{t['published'] or t['processed']} estimates out, dropped {t['dropped']}, "
                 f"stale (in the model, not published) {t['stale_unpublished']}, "

@@ -26,9 +26,15 @@ class StageTimes:
         self._buf[: len(durations), j] = durations
         self.count += 1
 
-    def values(self, stage: str) -> np.ndarray:
-        n = min(self.count, self.capacity)
-        return self._buf[self._index[stage], :n]
+    def values(self, stage: str, since: int = 0) -> np.ndarray:
+        """The retained durations of ``stage`` recorded from sample number ``since`` on (a
+        past :attr:`count`; 0 = all retained), oldest first."""
+        first = max(since, self.count - self.capacity, 0)
+        n, a = self.count - first, first % self.capacity
+        row = self._buf[self._index[stage]]
+        if a + n <= self.capacity:
+            return row[a:a + n]
+        return np.concatenate([row[a:], row[:a + n - self.capacity]])
 
     def summary(self) -> dict[str, dict[str, float]]:
         """``{stage: {"p50", "p99", "max", "mean"}}`` in milliseconds over the retained frames."""

@@ -105,6 +105,13 @@ def test_stage_times():
     s = st.summary()
     assert s["receive"]["n"] == 8 and s["receive"]["max"] == pytest.approx(9.0)
     assert np.isnan(percentiles_ms([])["p50"])
+    # the samples since a mark (the periodic log line), oldest first, across the ring's wrap
+    np.testing.assert_allclose(st.values("receive", since=7), [0.007, 0.008, 0.009])
+    np.testing.assert_allclose(st.values("total", since=0), 0.002 * np.arange(2, 10))
+    assert st.values("total", since=10).size == 0
+    for i in range(10, 14):
+        st.record(0.001 * i, 0, 0, 0, 0, 0)
+    np.testing.assert_allclose(st.values("receive", since=9), 0.001 * np.arange(9, 14))
 
 
 def test_recording_and_player(gait):
