@@ -30,7 +30,7 @@ from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
-G = 9.80665
+G = reps.G
 QUIET_S = 0.5  # a quiet stance lasts at least this long (s)
 QUIET_CV = 0.02  # ... with the total vertical force within 2 % of its mean
 QUIET_MIN_N = 250.0  # ... and above this (a person, not a foot's touch)
