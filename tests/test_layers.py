@@ -66,3 +66,37 @@ def test_imports_only_run_downward():
                 upward.append(f"{path.relative_to(ROOT.parent)}:{line}: {name} (layer {mine}) "
                               f"imports {target} (layer {layer_of(target)})")
     assert not upward, "\n".join(upward)
+
+
+def _code_files():
+    for name, path in modules():
+        yield name, path, ast.parse(path.read_text())
+
+
+def test_one_of_each():
+    """Issue 11's grep proof, kept: one G, one TRC/storage reader and writer, one list of
+    engine names, one definition of "is a torque channel"."""
+    from hdys_rt.backends.registry import ENGINES
+
+    where: dict[str, list[str]] = {}
+    for name, path, tree in _code_files():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in (9.80665, 9.81):
+                where.setdefault("G literal", []).append(name)
+            if isinstance(node, ast.FunctionDef) and node.name in (
+                    "read_trc", "write_trc", "read_storage", "write_storage"):
+                where.setdefault(f"def {node.name}", []).append(name)
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                names = {e.value for e in node.elts if isinstance(e, ast.Constant)} & set(ENGINES)
+                if len(names) >= 2:
+                    where.setdefault("engine-name list", []).append(name)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "startswith" \
+                    and node.args and isinstance(node.args[0], ast.Constant) \
+                    and node.args[0].value == "torques":
+                where.setdefault('startswith("torques")', []).append(name)
+    assert where.get("G literal") == ["hdys_rt.representations"], where.get("G literal")
+    for f in ("read_trc", "write_trc", "read_storage"):
+        assert where.get(f"def {f}") == ["hdys_rt.data.formats"], where.get(f"def {f}")
+    assert set(where.get("engine-name list", [])) <= {"hdys_rt.backends.registry"}, \
+        where["engine-name list"]
+    assert where.get('startswith("torques")') == ["hdys_rt.representations"]

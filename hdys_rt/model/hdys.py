@@ -84,7 +84,7 @@ def canonical_points(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 #: previous frames the motion features read (frames t-1 .. t-HISTORY); differences at lag 2
 HISTORY = 4
 MOTION_FEATURES = 8
-G = 9.80665  # m/s^2 (hdys_rt.representations.G)
+G = reps.G  # m/s^2
 
 
 def history_of(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
