@@ -13,6 +13,11 @@ Streams at any rate are resampled causally onto the model's rate
 (:class:`~hdys_rt.model.resample.GridResampler`: ``phases`` interleaved grids at the model
 rate, each with its own decoder state), so every frame gets an estimate whose temporal context
 is the one the model was trained at; ``t_est`` says which grid time it describes.
+
+After each (re)configure, the first second of frames with enough valid points (by ``t_src``) is
+kept and checked once (:func:`~hdys_rt.data.markersets.check_upright`): an upside-down or lying
+skeleton logs one warning naming the ``--up`` that fixes it, and ``summary()["orientation"]``
+says what was found. Nothing is kept or checked after that second.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdys_rt import representations as reps, wire
+from hdys_rt.data.markersets import Upright, check_upright
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
 from hdys_rt.model.resample import GridResampler
@@ -36,6 +42,9 @@ from hdys_rt.streams.sinks import Sink, as_sinks
 log = logging.getLogger(__name__)
 
 F = wire.FLAGS
+
+UPRIGHT_CHECK_S = 1.0       # the orientation check looks at this much of a stream's start
+UPRIGHT_MAX_FRAMES = 4096   # ... and at most this many frames (a stream far above 1 kHz)
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,7 @@ class StreamPipeline:
         self.finished = threading.Event()  # a finite source ended and every frame was served
         self.leaving = False               # being removed: served until its source is drained
         self._layout, self._pending_flags, self._carry = 0, 0, 0
+        self.upright: Upright | None = None  # the orientation check (_configure restarts it)
         self._rlog = RateLimitedLog(log)
         source.check_layout = lambda names, rate: check_estimator_layout(self.est, names, rate)
 
@@ -198,9 +208,34 @@ class StreamPipeline:
         for sink in self.sinks:
             sink.set_meta(src.name, self.meta)
         self._last_t: float | None = None
+        self.upright = None  # the orientation check, once its second is in
+        self._up_frames: list[np.ndarray] | None = []  # (points, xyz) frames of that second
+        self._up_t0: float | None = None
         log.info("%s: serving %d markers at %g Hz (model %g Hz, %d grid%s, min %d markers)",
                  src.describe(), n, rate, self.est.rate, self.phases,
                  "s" if self.phases > 1 else "", self.min_markers)
+
+    def _keep_for_upright(self, t_src: float) -> None:
+        """Keep the frame in ``buf`` for the orientation check; run it once its second is in."""
+        if self._up_t0 is None:
+            self._up_t0 = t_src
+        self._up_frames.append(self.buf.copy())
+        if t_src - self._up_t0 >= UPRIGHT_CHECK_S or len(self._up_frames) >= UPRIGHT_MAX_FRAMES:
+            self._check_upright()
+
+    def _check_upright(self) -> None:
+        """Check the kept frames once (:func:`check_upright`); warn when suspicious."""
+        frames, self._up_frames = self._up_frames, None
+        if not frames:
+            return
+        src = self.source
+        up = getattr(src, "up", None)  # an LSL source converts by serve's --up; others: Y up
+        self.upright = check_upright(np.stack(frames), self.names, up or "y")
+        if self.upright.suspicious:
+            where = "" if up is not None and self.upright.flag in ("y", "z") else \
+                " (on the program sending the stream: serve takes it Y up)"
+            log.warning("%s: stream %s: %s%s", src.describe(), src.name, self.upright.message,
+                        where)
 
     def release(self) -> None:
         """Give this stream's state slots back (it left)."""
@@ -227,6 +262,8 @@ class StreamPipeline:
                 return []
         if count <= self._nxt:
             if src.finished.is_set() and src.wait(self._nxt, self._layout, 0)[0] <= self._nxt:
+                if self._up_frames is not None:  # a stream shorter than the check's second
+                    self._check_upright()
                 self.finished.set()
             return []
         oldest = count - src.capacity
@@ -271,6 +308,8 @@ class StreamPipeline:
                 flags |= F["too_few"]
                 c["too_few"] += 1
             else:  # the grid points up to this frame; its estimate is the latest one's
+                if self._up_frames is not None:
+                    self._keep_for_upright(t_src)
                 commits = [[self.slots[ph], t_grid, pts, None]
                            for ph, t_grid, pts in self.resampler.push(t_src, self.buf)]
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
@@ -360,8 +399,14 @@ class StreamPipeline:
                 "rejected": rejected, "skipped": s["skipped"], "flagged": c["flagged"],
                 "balanced": s["received"] == c["processed"] + c["dropped"] + pending}
 
+    def orientation(self) -> dict:
+        """The orientation check's :meth:`Upright.as_dict`, or ``{"orientation": "unchecked"}``
+        before its first second is in."""
+        return self.upright.as_dict() if self.upright is not None else \
+            {"orientation": "unchecked"}
+
     def summary(self) -> dict:
-        """Counters of the source and the loop, and stage latencies (ms)."""
+        """Counters of the source and the loop, stage latencies (ms), the orientation check."""
         return {"stream": self.source.name, "source": dict(self.source.counters),
                 "pipeline": dict(self.counters), "accounting": self.accounting(),
-                "stages_ms": self.times.summary()}
+                "stages_ms": self.times.summary(), "orientation": self.orientation()}
