@@ -51,7 +51,7 @@ def _check_points(rec: Recording, up: str) -> Recording:
     if unit != "m":
         rec = rec.replace(data=rec.data * np.float32(reps.LENGTH_UNITS[unit]), units_in_file=unit)
         notes.append(f"values looked like {unit} although read as metres: rescaled")
-    upright = check_upright(first_second(rec.data, rec.rate), rec.names, up)
+    upright = check_upright(first_second(rec.data, rec.rate), rec.names, up, ("y", "z"))
     if upright.suspicious:
         log.warning("%s: %s", rec.source, upright.message)
         notes.append(upright.message)

@@ -37,7 +37,7 @@ from hdys_rt.wire import MAX_NAME_LEN, WireError, check_names
 log = logging.getLogger(__name__)
 
 __all__ = ["TRAINED_MARKERS", "CORE_MARKERS", "MarkerMap", "map_markers", "is_marker",
-           "detect_units", "detect_vertical", "Upright", "check_upright", "first_second"]
+           "detect_units", "detect_vertical", "Upright", "check_upright", "first_second", "UprightWatch"]
 
 _SIDED = ("ASIS", "PSIS", "TH1", "TH2", "TH3", "TH4", "Knee", "MKnee", "SH1", "SH2", "SH3",
           "SH4", "Ankle", "MAnkle", "Heel", "Toe", "MT5", "Shoulder", "Clavicle", "Biceps",
@@ -405,8 +405,8 @@ class Upright:
         orientation: ``"upright"``, ``"upside_down"``, ``"lying"`` or ``"unknown"``.
         up: the signed axis of the checked data that looks like up (``"+y"``, ``"-y"``,
             ``"+z"``...), or None.
-        flag: the ``--up`` value that would read the input as Y up (``y``, ``ydown``, ``z``),
-            or None when none does (or nothing looked wrong).
+        flag: the ``--up`` value (one of the check's ``choices``) that would read the input as
+            Y up, or None when none does (or nothing looked wrong).
         method: ``"names"`` (pelvis/head points vs foot points by name) or ``"geometry"``
             (the body's long axis and where the floor sits).
         message: one line for the user (empty when upright).
@@ -422,6 +422,11 @@ class Upright:
     def suspicious(self) -> bool:
         """True when the skeleton looks upside down or lying: the user should hear of it."""
         return self.orientation in ("upside_down", "lying")
+
+    def short(self) -> str:
+        """A few words for a summary line: ``looks upside down (pass --up ydown)``."""
+        return (f"looks {self.orientation.replace('_', ' ')}"
+                + (f" (pass --up {self.flag})" if self.flag else ""))
 
     def as_dict(self) -> dict:
         return {"orientation": self.orientation, "up": self.up, "flag": self.flag,
@@ -466,9 +471,11 @@ def _floor_up(v: np.ndarray) -> int:
     return 0
 
 
-def check_upright(xyz: np.ndarray, names=None, up: str = "y") -> Upright:
+def check_upright(xyz: np.ndarray, names=None, up: str = "y",
+                  choices: tuple[str, ...] = ("y", "ydown", "z")) -> Upright:
     """Whether a skeleton in Y-up data (``xyz`` ``(T, P, 3)`` m, about its first second, NaN
-    allowed; ``up``: the ``--up`` already applied to the input) stands upright.
+    allowed; ``up``: the ``--up`` already applied to the input; ``choices``: the ``--up``
+    values the user's command takes) stands upright.
 
     With ``names`` that identify pelvis/head and foot points (marker sets, keypoint layouts),
     the direction from the feet to the upper points must be within 35 deg of an axis; else by
@@ -500,17 +507,55 @@ def check_upright(xyz: np.ndarray, names=None, up: str = "y") -> Upright:
     raw = _RAW_AXIS[up][signed[1]]
     if signed[0] == "-":
         raw = ("+" if raw[0] == "-" else "-") + raw[1]
-    flag = _FLAG.get(raw)
+    flag = _FLAG.get(raw) if _FLAG.get(raw) in choices else None
     how = "by its point names" if method == "names" else "by its long axis and the floor"
     if signed == "-y":
         orientation, what = "upside_down", f"upside down (head below the feet, {how})"
     else:
         orientation, what = "lying", f"lying (feet to head along {signed.upper()}, {how})"
     looks = {"+y": "Y up", "-y": "Y down", "+z": "Z up"}.get(raw, f"{raw.upper()} up")
-    fix = (f"pass --up {flag}" if flag is not None else
-           "which --up cannot express: rotate it to Y up")
+    fix = (f"; pass --up {flag}" if flag is not None else
+           f", which --up {'/'.join(choices)} cannot express: rotate it to Y up")
     return Upright(orientation, signed, flag, method,
-                   f"the skeleton looks {what}: the input looks {looks}; {fix}")
+                   f"the skeleton looks {what}: the input looks {looks}{fix}")
+
+
+class UprightWatch:
+    """Keeps a live stream's first second of frames (by their time) and runs
+    :func:`check_upright` on them once; nothing is kept after that.
+
+    ``add(xyz (P, 3), t)`` returns the :class:`Upright` when that second is in (once), else
+    None; ``finish()`` checks what was kept when the stream ends sooner. ``result`` holds it.
+    """
+
+    def __init__(self, names, up: str = "y", choices: tuple[str, ...] = ("y", "ydown", "z"),
+                 seconds: float = 1.0, max_frames: int = 4096):
+        self.names, self.up, self.choices = tuple(names), up, tuple(choices)
+        self.seconds, self.max_frames = seconds, max_frames
+        self.result: Upright | None = None
+        self._frames: list[np.ndarray] | None = []  # (P, 3) copies; None once checked
+        self._t0: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._frames is None
+
+    def add(self, xyz: np.ndarray, t: float) -> Upright | None:
+        if self._frames is None:
+            return None
+        if self._t0 is None:
+            self._t0 = t
+        self._frames.append(np.array(xyz, dtype=np.float32))
+        if t - self._t0 >= self.seconds or len(self._frames) >= self.max_frames:
+            return self.finish()
+        return None
+
+    def finish(self) -> Upright | None:
+        frames, self._frames = self._frames, None
+        if frames:
+            self.result = check_upright(np.stack(frames), self.names, self.up, self.choices)
+            return self.result
+        return None
 
 
 # --- LSL-style channel labels -----------------------------------------------------------------

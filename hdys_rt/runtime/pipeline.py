@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdys_rt import representations as reps, wire
-from hdys_rt.data.markersets import Upright, check_upright
+from hdys_rt.data.markersets import Upright, UprightWatch
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
 from hdys_rt.model.resample import GridResampler
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 
 F = wire.FLAGS
 
-UPRIGHT_CHECK_S = 1.0       # the orientation check looks at this much of a stream's start
-UPRIGHT_MAX_FRAMES = 4096   # ... and at most this many frames (a stream far above 1 kHz)
 
 
 @dataclass(frozen=True)
@@ -166,6 +164,7 @@ class StreamPipeline:
         self.leaving = False               # being removed: served until its source is drained
         self._layout, self._pending_flags, self._carry = 0, 0, 0
         self.upright: Upright | None = None  # the orientation check (_configure restarts it)
+        self._watch = UprightWatch(())       # ... over the first second of each layout
         self._rlog = RateLimitedLog(log)
         source.check_layout = lambda names, rate: check_estimator_layout(self.est, names, rate)
 
@@ -209,33 +208,24 @@ class StreamPipeline:
             sink.set_meta(src.name, self.meta)
         self._last_t: float | None = None
         self.upright = None  # the orientation check, once its second is in
-        self._up_frames: list[np.ndarray] | None = []  # (points, xyz) frames of that second
-        self._up_t0: float | None = None
+        # an LSL source converts by serve's --up (y, z); the others are taken Y up: their
+        # sender's --up fixes them (bridge keypoints also takes ydown)
+        up = getattr(src, "up", None)
+        self._watch = UprightWatch(names, up or "y", ("y", "ydown", "z") if up is None
+                                   else ("y", "z"))
         log.info("%s: serving %d markers at %g Hz (model %g Hz, %d grid%s, min %d markers)",
                  src.describe(), n, rate, self.est.rate, self.phases,
                  "s" if self.phases > 1 else "", self.min_markers)
 
-    def _keep_for_upright(self, t_src: float) -> None:
-        """Keep the frame in ``buf`` for the orientation check; run it once its second is in."""
-        if self._up_t0 is None:
-            self._up_t0 = t_src
-        self._up_frames.append(self.buf.copy())
-        if t_src - self._up_t0 >= UPRIGHT_CHECK_S or len(self._up_frames) >= UPRIGHT_MAX_FRAMES:
-            self._check_upright()
-
-    def _check_upright(self) -> None:
-        """Check the kept frames once (:func:`check_upright`); warn when suspicious."""
-        frames, self._up_frames = self._up_frames, None
-        if not frames:
+    def _checked_upright(self, upright: Upright | None) -> None:
+        """Keep the orientation check's result; warn once when it looks wrong."""
+        if upright is None:
             return
-        src = self.source
-        up = getattr(src, "up", None)  # an LSL source converts by serve's --up; others: Y up
-        self.upright = check_upright(np.stack(frames), self.names, up or "y")
-        if self.upright.suspicious:
-            where = "" if up is not None and self.upright.flag in ("y", "z") else \
+        self.upright, src = upright, self.source
+        if upright.suspicious:
+            where = "" if hasattr(src, "up") else \
                 " (on the program sending the stream: serve takes it Y up)"
-            log.warning("%s: stream %s: %s%s", src.describe(), src.name, self.upright.message,
-                        where)
+            log.warning("%s: stream %s: %s%s", src.describe(), src.name, upright.message, where)
 
     def release(self) -> None:
         """Give this stream's state slots back (it left)."""
@@ -262,8 +252,7 @@ class StreamPipeline:
                 return []
         if count <= self._nxt:
             if src.finished.is_set() and src.wait(self._nxt, self._layout, 0)[0] <= self._nxt:
-                if self._up_frames is not None:  # a stream shorter than the check's second
-                    self._check_upright()
+                self._checked_upright(self._watch.finish())  # a stream shorter than 1 s
                 self.finished.set()
             return []
         oldest = count - src.capacity
@@ -308,8 +297,8 @@ class StreamPipeline:
                 flags |= F["too_few"]
                 c["too_few"] += 1
             else:  # the grid points up to this frame; its estimate is the latest one's
-                if self._up_frames is not None:
-                    self._keep_for_upright(t_src)
+                if not self._watch.done:
+                    self._checked_upright(self._watch.add(self.buf, t_src))
                 commits = [[self.slots[ph], t_grid, pts, None]
                            for ph, t_grid, pts in self.resampler.push(t_src, self.buf)]
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))

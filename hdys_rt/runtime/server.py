@@ -224,9 +224,7 @@ class Server:
                 f"server latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms; "
                 + ("every frame accounted for" if acc["unaccounted"] == 0
                    else f"{acc['unaccounted']} frames unaccounted")
-                + "".join(f"; {p.source.name} looks {p.upright.orientation.replace('_', ' ')}"
-                          + (f" (pass --up {p.upright.flag})" if p.upright.flag else "")
-                          for p in self.pipelines
+                + "".join(f"; {p.source.name} {p.upright.short()}" for p in self.pipelines
                           if p.upright is not None and p.upright.suspicious))
 
     def write_json(self, path: str | os.PathLike) -> None:
