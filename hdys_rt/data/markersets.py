@@ -485,6 +485,10 @@ def check_upright(xyz: np.ndarray, names=None, up: str = "y",
     if up not in _RAW_AXIS:
         raise HdysError(f"up must be one of {sorted(_RAW_AXIS)}, got {up!r}")
     xyz = np.asarray(xyz, dtype=np.float64)
+    if xyz.ndim != 3 or xyz.shape[2] != 3:
+        raise HdysError(f"points must be (frames, points, 3), got shape {xyz.shape}")
+    if names is not None and len(names) != xyz.shape[1]:
+        raise HdysError(f"{len(names)} names for {xyz.shape[1]} points")
     signed, method = None, "names"
     d = _names_up(xyz, names) if names is not None else None
     if d is not None and np.linalg.norm(d) > 0.25:
