@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 F = wire.FLAGS
 
 
-
 @dataclass(frozen=True)
 class PipelineOptions:
     """How one stream is served (times in seconds)."""
@@ -207,12 +206,15 @@ class StreamPipeline:
         for sink in self.sinks:
             sink.set_meta(src.name, self.meta)
         self._last_t: float | None = None
-        self.upright = None  # the orientation check, once its second is in
-        # an LSL source converts by serve's --up (y, z); the others are taken Y up: their
-        # sender's --up fixes them (bridge keypoints also takes ydown)
+        # the orientation check, once its second is in; a replayed file was checked (and
+        # warned about) by the loader. An LSL source converts by serve's --up (y, z); the
+        # others are taken Y up: their sender's --up fixes them (bridge keypoints: also ydown)
+        self.upright = getattr(src, "upright", None)
         up = getattr(src, "up", None)
         self._watch = UprightWatch(names, up or "y", ("y", "ydown", "z") if up is None
                                    else ("y", "z"))
+        if self.upright is not None:
+            self._watch.finish()  # nothing to keep
         log.info("%s: serving %d markers at %g Hz (model %g Hz, %d grid%s, min %d markers)",
                  src.describe(), n, rate, self.est.rate, self.phases,
                  "s" if self.phases > 1 else "", self.min_markers)

@@ -69,3 +69,31 @@ def test_serve_reports_an_upside_down_stream(model_path, make_port, tmp_path, ga
         assert warnings == [], err
         assert "looks" not in summary[0]
         assert stats["totals"]["orientation_suspicious"] == 0
+
+
+def test_serve_replay_takes_up_for_its_file(model_path, make_port, tmp_path, gait):
+    """serve --source replay reads --file as the loader does: a Z-up TRC (read as TRC's usual
+    Y up) is reported lying once, with the --up that serve itself takes for it; with --up z
+    it is upright."""
+    from hdys_rt.data import formats
+    from hdys_rt.data.frames import yup_to_zup
+
+    n = 120
+    zup = tmp_path / "walk_zup.trc"
+    formats.write_trc(zup, formats.MarkerData(gait.names, 100.0, np.arange(n) / 100.0,
+                                              yup_to_zup(gait.xyz[:n]), "m"))
+    for up, expect in ((None, "lying"), ("z", "upright")):
+        stats = tmp_path / f"stats_{up}.json"
+        res = subprocess.run(CLI + ["serve", "--source", "replay", "--file", zup, "--model",
+                                    model_path, "--publish", f"tcp://127.0.0.1:{make_port()}",
+                                    "--stats-json", stats] + (["--up", up] if up else []),
+                             capture_output=True, text=True, timeout=10 * PATIENCE_S)
+        assert res.returncode == 0, res.stderr
+        orient = json.loads(stats.read_text())["streams"][0]["orientation"]
+        warnings = [ln for ln in res.stderr.splitlines() if "skeleton" in ln]
+        if expect == "lying":
+            assert (orient["orientation"], orient["flag"]) == ("lying", "z")
+            assert len(warnings) == 1 and warnings[0].endswith("pass --up z"), res.stderr
+            assert "walk_zup looks lying (pass --up z)" in res.stdout
+        else:
+            assert orient["orientation"] == "upright" and warnings == [], res.stderr
