@@ -26,7 +26,7 @@ def add_arguments(p) -> None:
     g.add_argument("--type", default="MoCap", help="LSL stream type")
     g.add_argument("--up", choices=("y", "z"), default=None,
                    help="vertical axis of the LSL stream's coordinates (z is rotated to y up; "
-                   "default y), or of the replayed --file (default: its format's)")
+                   "default y), or of the replayed --file (else its format's usual one)")
     g = p.add_argument_group("ZeroMQ source")
     g.add_argument("--endpoint", action="append", type=endpoint, metavar="ENDPOINT",
                    help="endpoint of a marker sender (hdys_rt.wire MARKERS frames); repeat for "
