@@ -139,3 +139,27 @@ def test_estimate_user_errors(model_path, tmp_path, capsys):
     assert "holds a table, not markers or keypoints" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["estimate", clip, "--out", str(tmp_path / "z.json"), "--mass", "-3"])
+
+
+def test_estimate_says_when_the_skeleton_lies(model_path, tmp_path, capsys, gait, caplog):
+    """A Z-up TRC read as TRC's usual Y up lies on its side: estimate's line says so and names
+    --up z; with --up z it is quiet and gives the estimates of the upright recording."""
+    from hdys_rt.data import formats
+    from hdys_rt.data.frames import yup_to_zup
+
+    n = 120  # 1.2 s: the check looks at the first second
+    for name, xyz in (("walk_zup.trc", yup_to_zup(gait.xyz[:n])), ("walk.trc", gait.xyz[:n])):
+        formats.write_trc(tmp_path / name, formats.MarkerData(
+            gait.names, 100.0, np.arange(n) / 100.0, xyz, "m"))
+    zup = tmp_path / "walk_zup.trc"
+    assert main(["estimate", str(zup), "--out", str(tmp_path / "lying.csv"), "--model",
+                 model_path]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("; the skeleton looks lying (pass --up z)"), out
+    assert "the skeleton looks lying" in caplog.text and "pass --up z" in caplog.text
+    caplog.clear()
+    fixed = estimate_file(zup, model=model_path, up="z")
+    assert fixed.upright.orientation == "upright" and "skeleton" not in caplog.text
+    upright = estimate_file(tmp_path / "walk.trc", model=model_path)
+    np.testing.assert_allclose(fixed.outputs["torques_rajagopal"],
+                               upright.outputs["torques_rajagopal"], atol=1e-4)

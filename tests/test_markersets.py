@@ -1,14 +1,18 @@
-"""Marker-set mapping, reports, unit and vertical-axis detection."""
+"""Marker-set mapping, reports, unit and vertical-axis detection, the orientation check."""
 
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hdys_rt.data.markersets import (CORE_MARKERS, TRAINED_MARKERS, detect_units,
-                                        detect_vertical, map_markers)
+from hdys_rt.data.markersets import (CORE_MARKERS, TRAINED_MARKERS, UprightWatch,
+                                        check_upright, detect_units, detect_vertical,
+                                        first_second, map_markers)
+from hdys_rt.data.shared import ENV_VAR, default_shared_dir
 from hdys_rt.errors import HdysError
 
 PIG = ("LFHD RFHD C7 CLAV LSHO LELB LWRA RSHO RELB RWRA LASI RASI LPSI RPSI LTHI LKNE LTIB "
@@ -159,7 +163,8 @@ def test_exact_landmark_wins_over_an_approximate_one():
     assert mm.exact == {"RTH1": "R.TH1", "RASI": "R.ASIS"} and mm.duplicates == ("RGTRO",)
 
 
-REAL = __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared/data/real"
+SHARED = Path(os.environ.get(ENV_VAR) or default_shared_dir())  # the shared raw data
+REAL = SHARED / "real"
 
 
 @pytest.mark.parametrize("rel, n_in, sent, skipped, unknown", [
@@ -181,3 +186,134 @@ def test_real_lab_files_map(rel, n_in, sent, skipped, unknown):
     mm = map_markers(load_markers(path).names)
     assert (len(mm.source), len(mm.keep), len(mm.skipped), len(mm.unknown)) == \
         (n_in, sent, skipped, unknown), mm.report()
+
+
+# --- orientation: upside down / lying (issue 12 D) ----------------------------------------------
+UPRIGHT_FILES = ["opensim-models/Pipelines/Rajagopal/ExpData/motion_capture_walk.trc",
+                 "real/opencap_subject4/MarkerData/DJ1.trc",         # a drop jump off a box
+                 "real/c3d/btk_PiG_Motion-FlatFoot-Full.c3d",        # Plug-in Gait, Z up
+                 "real/c3d/nimble_welk007_c3d_Trimmed_RHJC1.c3d"]
+
+
+def _first_second(rel: str):
+    """The first second (from the first frame with markers) of a real file, as the loader
+    reads it (metres, Y up, trained names), and its names."""
+    path = SHARED / rel
+    if not path.is_file():
+        pytest.skip(f"{path} not found (shared data)")
+    if path.suffix == ".c3d":
+        pytest.importorskip("ezc3d")
+    from hdys_rt.data.loader import load_file
+
+    rec = load_file(path)
+    return first_second(rec.data, rec.rate), rec.names
+
+
+def _rot90(xyz):
+    """90 deg about X: what was up (+Y) points along +Z, a body lying down in the Y-up frame."""
+    return np.stack([xyz[..., 0], -xyz[..., 2], xyz[..., 1]], axis=-1)
+
+
+@pytest.mark.parametrize("with_names", [True, False], ids=["names", "geometry"])
+@pytest.mark.parametrize("rel", UPRIGHT_FILES)
+def test_upright_upside_down_and_lying_real_files(rel, with_names):
+    xyz, names = _first_second(rel)
+    names = names if with_names else None
+    method = "names" if with_names else "geometry"
+
+    up = check_upright(xyz, names)
+    assert (up.orientation, up.up, up.method, up.suspicious) == ("upright", "+y", method, False)
+    assert up.message == "" and up.as_dict()["orientation"] == "upright"
+
+    down = check_upright(xyz * np.array([1, -1, 1], np.float32), names)  # Y negated
+    assert (down.orientation, down.up, down.flag, down.method) == \
+        ("upside_down", "-y", "ydown", method)
+    assert down.suspicious and "upside down" in down.message
+    assert down.message.endswith("pass --up ydown")
+
+    lying = check_upright(_rot90(xyz), names)
+    assert (lying.orientation, lying.up, lying.flag, lying.method) == ("lying", "+z", "z", method)
+    assert lying.message.endswith("the input looks Z up; pass --up z")
+    # the same data read with --up z already applied: its raw up was -Y, which a command taking
+    # only y / z cannot express
+    odd = check_upright(_rot90(xyz), names, up="z", choices=("y", "z"))
+    assert odd.flag is None and "which --up y/z cannot express" in odd.message
+
+
+def test_upright_is_conservative_without_a_floor_or_names():
+    """Hip-centred points (a pose lifter's output) carry no floor: by geometry the sign of the
+    long axis is unknown, so no verdict rather than a guess; the names still tell."""
+    xyz, names = _first_second(UPRIGHT_FILES[0])
+    centred = xyz - np.nanmean(xyz, axis=1, keepdims=True)
+    assert check_upright(centred).orientation == "unknown"
+    assert check_upright(-centred).orientation == "unknown"
+    assert check_upright(centred, names).orientation == "upright"
+    assert check_upright(-centred, names).orientation == "upside_down"
+    assert check_upright(np.full((10, len(names), 3), np.nan), names).orientation == "unknown"
+    assert not check_upright(np.full((10, 20, 3), np.nan)).suspicious
+
+
+def test_keypoint_layout_names_tell_head_from_feet():
+    """Every keypoint layout the bridges read names points above the pelvis and foot points:
+    the names method applies to each (here on the real gait markers' matching landmarks)."""
+    from hdys_rt.bridges.keypoints import LAYOUTS
+    from hdys_rt.data.markersets import _body_part
+    from hdys_rt.representations import KEYPOINT_LAYOUTS
+
+    for layout, names in {**KEYPOINT_LAYOUTS, **LAYOUTS}.items():
+        parts = {_body_part(n) for n in names}
+        assert {"upper", "foot"} <= parts, layout
+    assert _body_part("left_ankle") == "foot" and _body_part("nose") == "upper"
+    assert _body_part("R.Forearm") is None and _body_part("RKNE") is None  # not "ear", "knee"
+
+
+def test_c3d_read_z_up_but_y_up_in_the_file(caplog):
+    """Fukuchi RBDS001's C3D stores Y up although C3D is usually Z up: read with the format's
+    default (Z up) the runner lies along -Z; the loader says to pass --up y, which fixes it."""
+    path = REAL / "fukuchi_rbds001/RBDS001runT35.c3d"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (shared data)")
+    pytest.importorskip("ezc3d")
+    from hdys_rt.data.loader import load_file
+
+    with caplog.at_level(logging.WARNING):
+        rec = load_file(path)
+    up = rec.upright
+    assert (up.orientation, up.up, up.flag, up.method) == ("lying", "-z", "y", "names")
+    assert "pass --up y" in caplog.text and up.message in rec.notes
+    assert load_file(path, up="y").upright.orientation == "upright"
+
+
+def test_no_false_alarm_on_a_wide_z_up_file(caplog):
+    """nimble Return11 (Z up, arms out wide, floor markers 2 m apart) is upright: its widest
+    axis is not its vertical, so the names decide (the old long-axis check warned here)."""
+    path = REAL / "c3d/nimble_Return11_c3dfile1.c3d"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (shared data)")
+    pytest.importorskip("ezc3d")
+    from hdys_rt.data.loader import load_file
+
+    with caplog.at_level(logging.WARNING):
+        rec = load_file(path)
+    assert rec.upright.orientation == "upright" and "--up" not in caplog.text
+
+
+def test_upright_watch_checks_the_first_second_once(gait):
+    flipped = gait.xyz * np.array([1, -1, 1], np.float32)
+    w = UprightWatch(gait.names, "y", ("y", "ydown", "z"))
+    results = [w.add(f, i / gait.rate) for i, f in enumerate(flipped)]
+    done = [i for i, r in enumerate(results) if r is not None]
+    assert done == [100]  # once, at 1 s of frames (100 Hz), then nothing is kept
+    assert w.done and w.result.orientation == "upside_down" and w.finish() is None
+    short = UprightWatch(gait.names)
+    assert all(short.add(f, i / gait.rate) is None for i, f in enumerate(gait.xyz[:30]))
+    assert short.finish().orientation == "upright"  # a stream shorter than 1 s
+
+
+def test_upright_errors_name_the_value():
+    with pytest.raises(HdysError, match="up must be one of .*got 'x'"):
+        check_upright(np.zeros((2, 3, 3)), up="x")
+    with pytest.raises(HdysError, match="2 names for 3 points"):
+        check_upright(np.zeros((2, 3, 3)), names=["a", "b"])
+    with pytest.raises(HdysError, match=r"must be \(frames, points, 3\), got shape \(3, 3\)"):
+        check_upright(np.zeros((3, 3)))

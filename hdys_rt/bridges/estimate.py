@@ -54,7 +54,8 @@ class Estimates:
             (``torques_*_Nm`` N·m, ``grf_N`` N | m) as ``hdys-rt serve --mass`` publishes them.
         channels: name -> channel names; ``units``: name -> unit.
         rate: Hz; ``source``: the file; ``mass_kg``: the subject mass used, or None;
-        ``skipped``: frames with too few valid points.
+        ``skipped``: frames with too few valid points; ``notes``: the loader's warnings;
+        ``upright``: its orientation check (:class:`~hdys_rt.data.markersets.Upright`).
     """
 
     time: np.ndarray
@@ -67,6 +68,7 @@ class Estimates:
     skipped: int = 0
     model: str = ""
     notes: list[str] = field(default_factory=list)
+    upright: object | None = None
 
 
 def estimate_recording(rec, model: str | os.PathLike | None = None,
@@ -115,7 +117,7 @@ def estimate_recording(rec, model: str | os.PathLike | None = None,
                     rec.source, skipped, T, need)
     return Estimates(np.asarray(rec.time, np.float64), outs, channels, units, float(rec.rate),
                      str(rec.source), mass_kg, skipped, str(model or "bundled"),
-                     list(rec.notes))
+                     list(rec.notes), rec.upright)
 
 
 def estimate_file(path: str | os.PathLike, model=None, mass_kg: float | None = None,

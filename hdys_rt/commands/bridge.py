@@ -159,12 +159,16 @@ def run_file(args) -> int:
         summary["markers"] = fr.markerset.as_dict()
         if not args.json:
             print(fr.markerset.report(), file=sys.stderr)
+    if fr.upright is not None:
+        summary["orientation"] = fr.upright.as_dict()
     if args.check:
         return _finish(args, summary, f"hdys-rt bridge: {path.name}: {fr.kind}, "
                        f"{len(names)} channels{'' if fr.kind == 'table' else ' (points)'}, "
                        f"{fr.frames} frames at {fr.rate:g} Hz, unit in file "
                        f"{fr.units_in_file}, subject "
-                       f"{'unknown' if subject is None else f'{subject.mass_kg:g} kg'}")
+                       f"{'unknown' if subject is None else f'{subject.mass_kg:g} kg'}"
+                       + (f"; {fr.upright.short()}" if fr.upright is not None
+                          and fr.upright.suspicious else ""))
     if fr.kind == "table" and args.to == "zmq":
         raise HdysError(f"{path.name} holds a table ({', '.join(names[:3])}...), not markers: "
                         "serve takes point sets; replay it with --to lsl (for LabRecorder)")
@@ -185,9 +189,19 @@ def run_file(args) -> int:
                    f"{sink.where}")
 
 
+def _warn_upright(upright, what: str, stats: dict) -> None:
+    """Keep the orientation check of the forwarded keypoints; warn when it looks wrong."""
+    if upright is None:
+        return
+    stats["orientation"] = upright.as_dict()
+    if upright.suspicious:
+        log.warning("%s: %s", what, upright.message)
+
+
 def run_keypoints(args) -> int:
     from hdys_rt.bridges import keypoints as kp
     from hdys_rt.bridges.sinks import make_sink
+    from hdys_rt.data.markersets import UprightWatch, check_upright, first_second
 
     if (args.file is None) == (args.listen is None):
         raise HdysError("give a JSON-lines FILE (or - for stdin) or --listen ENDPOINT")
@@ -211,6 +225,8 @@ def run_keypoints(args) -> int:
         stats["received"] = len(frames)
         rec = Recording(conv.names, rate, None, xyz, source=str(path), kind="keypoints",
                         layout=conv.out_layout)
+        _warn_upright(check_upright(first_second(xyz, rate), conv.names, args.up), path.name,
+                      stats)
         sink = make_sink(args.to, name, conv.names, args.rate or rate, "keypoints",
                          args.endpoint, args.type, layout=conv.out_layout, source=str(path),
                          curve=args.curve_keys)
@@ -231,7 +247,7 @@ def run_keypoints(args) -> int:
             def source():
                 yield from kp.zmq_frames(args.listen, args.bind, stop, args.layout,
                                          args.min_score, on_error=bad)
-        sink = None
+        sink, watch = None, None
         end = None if args.seconds is None else time.monotonic() + args.seconds
         try:
             for item in source():
@@ -247,6 +263,9 @@ def run_keypoints(args) -> int:
                                      args.endpoint, args.type, layout=conv.out_layout,
                                      curve=args.curve_keys)
                     _open(sink, args)
+                    watch = UprightWatch(conv.names, args.up)
+                if not watch.done and np.isfinite(xyz).all(1).sum() >= 3:
+                    _warn_upright(watch.add(xyz, t), name, stats)
                 sink.push(xyz, t, stats["sent"])
                 stats["sent"] += 1
                 if args.count is not None and stats["sent"] >= args.count:
@@ -254,6 +273,7 @@ def run_keypoints(args) -> int:
         finally:
             if sink is not None:
                 sink.close()
+                _warn_upright(watch.finish(), name, stats)  # input shorter than 1 s
     where = f"{'LSL' if args.to == 'lsl' else 'ZeroMQ ' + args.endpoint}"
     summary = {"input": args.file or args.listen, "layout_out": conv.out_layout,
                "points": len(conv.names), "rate": rate, "to": where, **stats}

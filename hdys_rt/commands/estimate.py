@@ -44,7 +44,9 @@ def run(args) -> int:
     est = estimate_file(args.file, model=args.model, mass_kg=args.mass, up=args.up)
     path = write_estimates(args.out, est)
     msg = (f"hdys-rt estimate: {len(est.time)} frames at {est.rate:g} Hz -> {path}"
-           + (f" ({est.skipped} frames with too few markers left empty)" if est.skipped else ""))
+           + (f" ({est.skipped} frames with too few markers left empty)" if est.skipped else "")
+           + (f"; the skeleton {est.upright.short()}" if est.upright is not None
+              and est.upright.suspicious else ""))
     if args.plot:
         pngs = plot_estimates(est, args.plot)
         msg += f"; {len(pngs)} plots in {args.plot}"

@@ -24,8 +24,9 @@ def add_arguments(p) -> None:
                    help="LSL stream name; repeat to serve several streams (default: the first "
                    "stream of --type)")
     g.add_argument("--type", default="MoCap", help="LSL stream type")
-    g.add_argument("--up", choices=("y", "z"), default="y",
-                   help="vertical axis of the LSL stream's coordinates (z is rotated to y up)")
+    g.add_argument("--up", choices=("y", "z"), default=None,
+                   help="vertical axis of the LSL stream's coordinates (z is rotated to y up; "
+                   "default y), or of the replayed --file (else its format's usual one)")
     g = p.add_argument_group("ZeroMQ source")
     g.add_argument("--endpoint", action="append", type=endpoint, metavar="ENDPOINT",
                    help="endpoint of a marker sender (hdys_rt.wire MARKERS frames); repeat for "
@@ -95,7 +96,7 @@ def build_sources(args) -> list:
     if args.source == "lsl":
         from hdys_rt.streams.lsl import LslSource
 
-        return [LslSource(name=n, stype=args.type, up=args.up, default_rate=args.rate)
+        return [LslSource(name=n, stype=args.type, up=args.up or "y", default_rate=args.rate)
                 for n in (args.name or [None])]
     if args.name:
         raise HdysError(f"--name is for --source lsl (got --source {args.source})")
@@ -110,7 +111,7 @@ def build_sources(args) -> list:
 
     srcs = []
     for f in args.file or [demo_clip_path()]:
-        rec = load_file(f, keep_unknown=args.keep_unknown)
+        rec = load_file(f, up=args.up, keep_unknown=args.keep_unknown)
         if not rec.points:
             raise HdysError(f"{f} holds a table ({', '.join(rec.names[:3])}...), not markers: "
                             "serve takes point sets (replay it with `hdys-rt bridge file` for "

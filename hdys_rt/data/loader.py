@@ -14,7 +14,8 @@ container :class:`~hdys_rt.data.recording.Recording`.
 
 Every point recording passes the unit check (a body spans ~0.3..3 m; a file whose values
 look like millimetres while it says metres is rescaled, with a warning) and the vertical-axis
-check (a warning naming ``--up`` when the body's long axis is not Y). Markers are then mapped to
+check (:func:`~hdys_rt.data.markersets.check_upright` over the first second: a warning naming
+the ``--up`` to pass when the skeleton looks upside down or lying). Markers are then mapped to
 the names the model was trained on (:func:`~hdys_rt.data.markersets.map_markers`: a
 Plug-in Gait file's 239 labels become its ~30 body markers), unless ``markerset=False``.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from hdys_rt import representations as reps
-from hdys_rt.data.markersets import (detect_units, detect_vertical, map_markers,
+from hdys_rt.data.markersets import (check_upright, detect_units, first_second, map_markers,
                                      parse_marker_channels)
 from hdys_rt.data.corpus import Subject
 from hdys_rt.data.frames import zup_to_yup
@@ -42,20 +43,19 @@ __all__ = ["load_file", "FILE_TYPES"]
 FILE_TYPES = (".c3d", ".trc", ".json", ".mot", ".sto", ".xdf")
 
 
-def _check_points(rec: Recording, up_given: bool) -> Recording:
-    """Unit and vertical-axis checks of a point recording (rescales mm/cm read as m)."""
+def _check_points(rec: Recording, up: str) -> Recording:
+    """Unit and orientation checks of a point recording (rescales mm/cm read as m); ``up``:
+    the vertical axis the file was read with."""
     notes = list(rec.notes)
     unit = detect_units(rec.data, declared="m", what=f"{Path(rec.source).name} {rec.kind}")
     if unit != "m":
         rec = rec.replace(data=rec.data * np.float32(reps.LENGTH_UNITS[unit]), units_in_file=unit)
         notes.append(f"values looked like {unit} although read as metres: rescaled")
-    vert = detect_vertical(rec.data)
-    if vert not in (None, "y") and not up_given:
-        msg = (f"the body's long axis is {vert.upper()}, not Y: if the file is {vert.upper()} "
-               f"up, pass --up {vert}")
-        log.warning("%s: %s", rec.source, msg)
-        notes.append(msg)
-    return rec.replace(notes=tuple(notes))
+    upright = check_upright(first_second(rec.data, rec.rate), rec.names, up, ("y", "z"))
+    if upright.suspicious:
+        log.warning("%s: %s", rec.source, upright.message)
+        notes.append(upright.message)
+    return rec.replace(notes=tuple(notes), upright=upright)
 
 
 def _map_markers(rec: Recording, markerset: bool, keep_unknown: bool) -> Recording:
@@ -90,7 +90,8 @@ def load_file(path: str | os.PathLike, up: str | None = None, stream: str | None
     if ext in (".trc", ".c3d"):
         from hdys_rt.data.formats import load_markers
 
-        rec = _check_points(load_markers(p, vertical=up), up is not None)
+        rec = _check_points(load_markers(p, vertical=up),
+                            up or ("z" if ext == ".c3d" else "y"))
     elif ext == ".json":
         rec = _load_corpus(p, up)
     elif ext in (".mot", ".sto"):
@@ -116,7 +117,7 @@ def _load_corpus(p: Path, up: str | None) -> Recording:
                             subject=seq.subject, source=str(p),
                             layout=seq.meta.get("keypoint_layout") if kind == "keypoints"
                             else None)
-            return _check_points(rec, up is not None)
+            return _check_points(rec, up or "y")
     if "joint_angles" in seq.data:
         names = tuple(seq.names["joint_angles"])
         units = ["m" if n.endswith(("_tx", "_ty", "_tz")) else "rad" for n in names]
@@ -209,4 +210,4 @@ def _load_xdf(p: Path, up: str | None, stream: str | None) -> Recording:
         else "markers"
     rec = Recording(names, rate, None, xyz, units_in_file=unit, kind=kind, subject=subject,
                     source=str(p), layout=_xdf_text(info, "desc", "layout"))
-    return _check_points(rec, up is not None or _xdf_text(info, "desc", "up") is not None)
+    return _check_points(rec, "z" if file_up == "z" else "y")

@@ -1,5 +1,6 @@
 """Marker-set handling: lab marker names mapped to the names the model was trained on, a report
-of what is unknown or missing, and unit / vertical-axis detection.
+of what is unknown or missing, and unit / vertical-axis / orientation detection
+(:func:`check_upright`: an upside-down or lying skeleton, and the ``--up`` that fixes it).
 
 The model's point encoder is order- and count-agnostic, so names do not change the numbers it
 sees; they matter for *which* points go in. The model saw the markers of the Rajagopal lab
@@ -36,7 +37,7 @@ from hdys_rt.wire import MAX_NAME_LEN, WireError, check_names
 log = logging.getLogger(__name__)
 
 __all__ = ["TRAINED_MARKERS", "CORE_MARKERS", "MarkerMap", "map_markers", "is_marker",
-           "detect_units", "detect_vertical"]
+           "detect_units", "detect_vertical", "Upright", "check_upright", "first_second", "UprightWatch"]
 
 _SIDED = ("ASIS", "PSIS", "TH1", "TH2", "TH3", "TH4", "Knee", "MKnee", "SH1", "SH2", "SH3",
           "SH4", "Ankle", "MAnkle", "Heel", "Toe", "MT5", "Shoulder", "Clavicle", "Biceps",
@@ -358,6 +359,207 @@ def detect_vertical(xyz: np.ndarray) -> str | None:
     if e[order[0]] < 1.3 * e[order[1]]:
         return None  # no clear long axis (lying down, a crouch, too few markers)
     return "xyz"[order[0]]
+
+
+# --- orientation: is the skeleton upright? ---------------------------------------------------
+# Name tokens (upper case, side and separators removed) of points high on the body (pelvis and
+# above) and of foot points; trained names first (via _lookup), then keypoint / lab words.
+_UPPER_TRAINED = {"ASIS", "PSIS", "S2", "Shoulder", "Clavicle"}
+_FOOT_TRAINED = {"Ankle", "MAnkle", "Heel", "Toe", "MT5"}
+_UPPER_WORDS = {"NOSE", "EYE", "EAR", "HEAD", "TOPHEAD", "HEADTOP", "NECK", "THORAX", "SPINE1",
+                "SPINE2", "SPINE3", "SHOULDER", "COLLAR", "CLAVICLE", "CLAV", "C7", "STRN",
+                "STERNUM", "FHD", "BHD", "GLAB", "TEMPLE", "PELVIS", "HIP", "LUMBAR", "TORSO",
+                "TRUNK", "SACR", "SACRUM", "T10", "IJ", "PX"}
+_FOOT_WORDS = {"ANKLE", "HEEL", "TOE", "BIGTOE", "SMALLTOE", "FOOT", "FOOTINDEX", "MTP",
+               "SUBTALAR", "CALC", "CALCN", "MALLEOLUS"}
+
+#: the signed raw axis each axis of the Y-up data came from, per ``--up`` applied to it
+_RAW_AXIS = {"y": {"x": "+x", "y": "+y", "z": "+z"},
+             "ydown": {"x": "+x", "y": "-y", "z": "-z"},    # 180 deg about X
+             "z": {"x": "+x", "y": "+z", "z": "-y"}}        # frames.zup_to_yup
+#: the ``--up`` that reads a raw signed up axis as Y up
+_FLAG = {"+y": "y", "-y": "ydown", "+z": "z"}
+
+
+def _body_part(name: str) -> str | None:
+    """``"upper"`` (pelvis and above), ``"foot"`` or None for one point name."""
+    hit, _ = _lookup(name)
+    if hit is not None:
+        part = hit.split(".")[-1]
+        return "upper" if part in _UPPER_TRAINED else "foot" if part in _FOOT_TRAINED else None
+    _, tok = _parse(name)
+    words = {w.upper() for w in _SEP.split(name.rsplit(":", 1)[-1]) if w} | {tok}
+    words |= {w[1:] for w in words if w[:1] in ("R", "L")}  # Plug-in Gait RFHD, LBHD
+    if words & _FOOT_WORDS:
+        return "foot"
+    if words & _UPPER_WORDS:
+        return "upper"
+    return None
+
+
+@dataclass(frozen=True)
+class Upright:
+    """How a skeleton stands in Y-up data (:func:`check_upright`).
+
+    Attributes:
+        orientation: ``"upright"``, ``"upside_down"``, ``"lying"`` or ``"unknown"``.
+        up: the signed axis of the checked data that looks like up (``"+y"``, ``"-y"``,
+            ``"+z"``...), or None.
+        flag: the ``--up`` value (one of the check's ``choices``) that would read the input as
+            Y up, or None when none does (or nothing looked wrong).
+        method: ``"names"`` (pelvis/head points vs foot points by name) or ``"geometry"``
+            (the body's long axis and where the floor sits).
+        message: one line for the user (empty when upright).
+    """
+
+    orientation: str
+    up: str | None
+    flag: str | None
+    method: str
+    message: str
+
+    @property
+    def suspicious(self) -> bool:
+        """True when the skeleton looks upside down or lying: the user should hear of it."""
+        return self.orientation in ("upside_down", "lying")
+
+    def short(self) -> str:
+        """A few words for a summary line: ``looks upside down (pass --up ydown)``."""
+        return (f"looks {self.orientation.replace('_', ' ')}"
+                + (f" (pass --up {self.flag})" if self.flag else ""))
+
+    def as_dict(self) -> dict:
+        return {"orientation": self.orientation, "up": self.up, "flag": self.flag,
+                "method": self.method, "message": self.message}
+
+
+def first_second(xyz: np.ndarray, rate: float, min_valid: int = 3) -> np.ndarray:
+    """The frames of ``xyz`` ``(T, P, 3)`` within 1 s from the first frame with at least
+    ``min_valid`` valid points (what :func:`check_upright` looks at)."""
+    ok = np.isfinite(xyz).all(-1).sum(-1) >= min_valid
+    start = int(np.argmax(ok)) if ok.any() else 0
+    return xyz[start:start + max(1, int(round(rate)))]
+
+
+def _names_up(xyz: np.ndarray, names) -> np.ndarray | None:
+    """Median over frames of (mean of the upper points - mean of the foot points), (3,) m; None
+    when the names do not identify both groups (or no frame has both)."""
+    parts = [_body_part(n) if is_marker(n) else None for n in names]
+    upper = [i for i, p in enumerate(parts) if p == "upper"]
+    foot = [i for i, p in enumerate(parts) if p == "foot"]
+    if not upper or not foot:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        d = np.nanmean(xyz[:, upper], axis=1) - np.nanmean(xyz[:, foot], axis=1)  # (T, 3)
+    d = d[np.isfinite(d).all(1)]
+    return np.median(d, axis=0) if len(d) else None
+
+
+def _floor_up(v: np.ndarray) -> int:
+    """+1 / -1 when the points along one axis ``v`` (T, P) sit on one side of 0 as a body
+    standing on a floor at 0 does (lab data), else 0 (no vote: camera- or hip-centred data)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanmedian(np.nanmin(v, 1)), np.nanmedian(np.nanmax(v, 1))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return 0
+    if lo > -0.2 and hi > 0.5:
+        return 1
+    if hi < 0.2 and lo < -0.5:
+        return -1
+    return 0
+
+
+def check_upright(xyz: np.ndarray, names=None, up: str = "y",
+                  choices: tuple[str, ...] = ("y", "ydown", "z")) -> Upright:
+    """Whether a skeleton in Y-up data (``xyz`` ``(T, P, 3)`` m, about its first second, NaN
+    allowed; ``up``: the ``--up`` already applied to the input; ``choices``: the ``--up``
+    values the user's command takes) stands upright.
+
+    With ``names`` that identify pelvis/head and foot points (marker sets, keypoint layouts),
+    the direction from the feet to the upper points must be within 35 deg of an axis; else by
+    geometry: a human-sized long axis (:func:`detect_vertical`, 0.6..2.1 m) and, for its sign,
+    a floor at 0 (lab data) at one end of it. Conservative: ``"unknown"`` rather than a false alarm.
+    """
+    if up not in _RAW_AXIS:
+        raise HdysError(f"up must be one of {sorted(_RAW_AXIS)}, got {up!r}")
+    xyz = np.asarray(xyz, dtype=np.float64)
+    if xyz.ndim != 3 or xyz.shape[2] != 3:
+        raise HdysError(f"points must be (frames, points, 3), got shape {xyz.shape}")
+    if names is not None and len(names) != xyz.shape[1]:
+        raise HdysError(f"{len(names)} names for {xyz.shape[1]} points")
+    signed, method = None, "names"
+    d = _names_up(xyz, names) if names is not None else None
+    if d is not None and np.linalg.norm(d) > 0.25:
+        a = int(np.argmax(np.abs(d)))
+        if abs(d[a]) >= np.cos(np.radians(35)) * np.linalg.norm(d):
+            signed = ("+" if d[a] > 0 else "-") + "xyz"[a]
+    if signed is None:
+        method = "geometry"
+        if names is not None:  # model outputs, joint centres... are not on the body's surface
+            xyz = xyz[:, [i for i, n in enumerate(names) if is_marker(n)]]
+        vert = detect_vertical(xyz)
+        if vert is None or not 0.6 <= _extent(xyz)["xyz".index(vert)] <= 2.1:
+            return Upright("unknown", None, None, method, "")  # no human-sized long axis
+        sign = _floor_up(xyz[..., "xyz".index(vert)])
+        if sign == 0:  # no floor at 0 (hip- or camera-centred data): no sign, no verdict
+            return Upright("unknown", None, None, method, "")
+        signed = ("-" if sign < 0 else "+") + vert
+    if signed == "+y":
+        return Upright("upright", signed, None, method, "")
+    raw = _RAW_AXIS[up][signed[1]]
+    if signed[0] == "-":
+        raw = ("+" if raw[0] == "-" else "-") + raw[1]
+    flag = _FLAG.get(raw) if _FLAG.get(raw) in choices else None
+    how = "by its point names" if method == "names" else "by its long axis and the floor"
+    if signed == "-y":
+        orientation, what = "upside_down", f"upside down (head below the feet, {how})"
+    else:
+        orientation, what = "lying", f"lying (feet to head along {signed.upper()}, {how})"
+    looks = {"+y": "Y up", "-y": "Y down", "+z": "Z up"}.get(raw, f"{raw.upper()} up")
+    fix = (f"; pass --up {flag}" if flag is not None else
+           f", which --up {'/'.join(choices)} cannot express: rotate it to Y up")
+    return Upright(orientation, signed, flag, method,
+                   f"the skeleton looks {what}: the input looks {looks}{fix}")
+
+
+class UprightWatch:
+    """Keeps a live stream's first second of frames (by their time) and runs
+    :func:`check_upright` on them once; nothing is kept after that.
+
+    ``add(xyz (P, 3), t)`` returns the :class:`Upright` when that second is in (once), else
+    None; ``finish()`` checks what was kept when the stream ends sooner. ``result`` holds it.
+    """
+
+    def __init__(self, names, up: str = "y", choices: tuple[str, ...] = ("y", "ydown", "z"),
+                 seconds: float = 1.0, max_frames: int = 4096):
+        self.names, self.up, self.choices = tuple(names), up, tuple(choices)
+        self.seconds, self.max_frames = seconds, max_frames
+        self.result: Upright | None = None
+        self._frames: list[np.ndarray] | None = []  # (P, 3) copies; None once checked
+        self._t0: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._frames is None
+
+    def add(self, xyz: np.ndarray, t: float) -> Upright | None:
+        if self._frames is None:
+            return None
+        if self._t0 is None:
+            self._t0 = t
+        self._frames.append(np.array(xyz, dtype=np.float32))
+        if t - self._t0 >= self.seconds or len(self._frames) >= self.max_frames:
+            return self.finish()
+        return None
+
+    def finish(self) -> Upright | None:
+        frames, self._frames = self._frames, None
+        if frames:
+            self.result = check_upright(np.stack(frames), self.names, self.up, self.choices)
+            return self.result
+        return None
 
 
 # --- LSL-style channel labels -----------------------------------------------------------------

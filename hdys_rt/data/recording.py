@@ -41,6 +41,8 @@ class Recording:
         notes: warnings met while reading (also logged).
         markerset: the :class:`~hdys_rt.data.markersets.MarkerMap` that renamed the markers
             to trained names (:func:`~hdys_rt.data.loader.load_file`), or None.
+        upright: the :class:`~hdys_rt.data.markersets.Upright` check of its first second
+            (:func:`~hdys_rt.data.loader.load_file`), or None.
     """
 
     names: tuple[str, ...]
@@ -55,6 +57,7 @@ class Recording:
     layout: str | None = None
     notes: tuple[str, ...] = ()
     markerset: object | None = field(default=None, repr=False)
+    upright: object | None = field(default=None, repr=False)
 
     def __post_init__(self):
         data = np.asarray(self.data, dtype=np.float32)

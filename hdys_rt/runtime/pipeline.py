@@ -13,6 +13,11 @@ Streams at any rate are resampled causally onto the model's rate
 (:class:`~hdys_rt.model.resample.GridResampler`: ``phases`` interleaved grids at the model
 rate, each with its own decoder state), so every frame gets an estimate whose temporal context
 is the one the model was trained at; ``t_est`` says which grid time it describes.
+
+After each (re)configure, the first second of frames with enough valid points (by ``t_src``) is
+kept and checked once (:func:`~hdys_rt.data.markersets.check_upright`): an upside-down or lying
+skeleton logs one warning naming the ``--up`` that fixes it, and ``summary()["orientation"]``
+says what was found. Nothing is kept or checked after that second.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdys_rt import representations as reps, wire
+from hdys_rt.data.markersets import Upright, UprightWatch
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
 from hdys_rt.model.resample import GridResampler
@@ -156,6 +162,8 @@ class StreamPipeline:
         self.finished = threading.Event()  # a finite source ended and every frame was served
         self.leaving = False               # being removed: served until its source is drained
         self._layout, self._pending_flags, self._carry = 0, 0, 0
+        self.upright: Upright | None = None  # the orientation check (_configure restarts it)
+        self._watch = UprightWatch(())       # ... over the first second of each layout
         self._rlog = RateLimitedLog(log)
         source.check_layout = lambda names, rate: check_estimator_layout(self.est, names, rate)
 
@@ -198,9 +206,28 @@ class StreamPipeline:
         for sink in self.sinks:
             sink.set_meta(src.name, self.meta)
         self._last_t: float | None = None
+        # the orientation check, once its second is in; a replayed file was checked (and
+        # warned about) by the loader. An LSL source converts by serve's --up (y, z); the
+        # others are taken Y up: their sender's --up fixes them (bridge keypoints: also ydown)
+        self.upright = getattr(src, "upright", None)
+        up = getattr(src, "up", None)
+        self._watch = UprightWatch(names, up or "y", ("y", "ydown", "z") if up is None
+                                   else ("y", "z"))
+        if self.upright is not None:
+            self._watch.finish()  # nothing to keep
         log.info("%s: serving %d markers at %g Hz (model %g Hz, %d grid%s, min %d markers)",
                  src.describe(), n, rate, self.est.rate, self.phases,
                  "s" if self.phases > 1 else "", self.min_markers)
+
+    def _checked_upright(self, upright: Upright | None) -> None:
+        """Keep the orientation check's result; warn once when it looks wrong."""
+        if upright is None:
+            return
+        self.upright, src = upright, self.source
+        if upright.suspicious:
+            where = "" if hasattr(src, "up") else \
+                " (on the program sending the stream: serve takes it Y up)"
+            log.warning("%s: stream %s: %s%s", src.describe(), src.name, upright.message, where)
 
     def release(self) -> None:
         """Give this stream's state slots back (it left)."""
@@ -227,6 +254,7 @@ class StreamPipeline:
                 return []
         if count <= self._nxt:
             if src.finished.is_set() and src.wait(self._nxt, self._layout, 0)[0] <= self._nxt:
+                self._checked_upright(self._watch.finish())  # a stream shorter than 1 s
                 self.finished.set()
             return []
         oldest = count - src.capacity
@@ -271,6 +299,8 @@ class StreamPipeline:
                 flags |= F["too_few"]
                 c["too_few"] += 1
             else:  # the grid points up to this frame; its estimate is the latest one's
+                if not self._watch.done:
+                    self._checked_upright(self._watch.add(self.buf, t_src))
                 commits = [[self.slots[ph], t_grid, pts, None]
                            for ph, t_grid, pts in self.resampler.push(t_src, self.buf)]
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
@@ -360,8 +390,14 @@ class StreamPipeline:
                 "rejected": rejected, "skipped": s["skipped"], "flagged": c["flagged"],
                 "balanced": s["received"] == c["processed"] + c["dropped"] + pending}
 
+    def orientation(self) -> dict:
+        """The orientation check's :meth:`Upright.as_dict`, or ``{"orientation": "unchecked"}``
+        before its first second is in."""
+        return self.upright.as_dict() if self.upright is not None else \
+            {"orientation": "unchecked"}
+
     def summary(self) -> dict:
-        """Counters of the source and the loop, and stage latencies (ms)."""
+        """Counters of the source and the loop, stage latencies (ms), the orientation check."""
         return {"stream": self.source.name, "source": dict(self.source.counters),
                 "pipeline": dict(self.counters), "accounting": self.accounting(),
-                "stages_ms": self.times.summary()}
+                "stages_ms": self.times.summary(), "orientation": self.orientation()}

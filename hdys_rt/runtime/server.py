@@ -179,11 +179,13 @@ class Server:
         keys_pipe = ("processed", "published", "dropped", "stale_unpublished", "too_few", "gaps",
                      "errors", "flagged")
         tot = {k: 0 for k in keys_src + keys_pipe}
+        tot["orientation_suspicious"] = 0  # streams that look upside down or lying
         for p in self.pipelines:
             for k in keys_src:
                 tot[k] += p.source.counters[k]
             for k in keys_pipe:
                 tot[k] += p.counters[k]
+            tot["orientation_suspicious"] += p.upright is not None and p.upright.suspicious
         return tot
 
     def accounting(self) -> dict:
@@ -228,7 +230,9 @@ class Server:
                 f"gaps {t['gaps']}, reconnects {t['reconnects']}, errors {t['errors']}; "
                 f"server latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms; "
                 + ("every frame accounted for" if acc["unaccounted"] == 0
-                   else f"{acc['unaccounted']} frames unaccounted"))
+                   else f"{acc['unaccounted']} frames unaccounted")
+                + "".join(f"; {p.source.name} {p.upright.short()}" for p in self.pipelines
+                          if p.upright is not None and p.upright.suspicious))
 
     def write_json(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.summary(), indent=1, default=float))

@@ -108,6 +108,7 @@ class ReplaySource(Source):
         super().__init__(name or Path(rec.source or "replay").stem, **kw)
         self.player = Player(rec, rate=rate, speed=speed, loop=loop, seconds=seconds)
         self._frames = None
+        self.upright = rec.upright  # the loader's orientation check (it warned already)
 
     def describe(self) -> str:
         return f"replay {self.name!r}"

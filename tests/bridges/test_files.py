@@ -136,6 +136,31 @@ def test_c3d_corpus_and_trc_files(gait, tmp_path, capsys, caplog):
     np.testing.assert_allclose(fr.data, gait.xyz, atol=1e-4)
 
 
+def test_check_reports_a_lying_or_upside_down_recording(gait, tmp_path, capsys, caplog):
+    """--check says in its line (and --json in "orientation") when the skeleton lies or stands
+    on its head, with the --up that fixes it when bridge file takes one."""
+    zup = tmp_path / "walk_zup.trc"  # Z up, read as TRC's usual Y up: lying
+    formats.write_trc(zup, formats.MarkerData(gait.names, 100.0, np.arange(gait.frames) / 100.0,
+                                              yup_to_zup(gait.xyz), "m"))
+    assert main(["bridge", "file", str(zup), "--check"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().endswith("; looks lying (pass --up z)"), out
+    assert "the skeleton looks lying" in caplog.text and "pass --up z" in caplog.text
+    assert main(["bridge", "file", str(zup), "--check", "--json", "--up", "z"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["orientation"]["orientation"] == "upright" and doc["notes"] == []
+
+    down = tmp_path / "walk_ydown.trc"  # Y negated: upside down; --up y/z cannot fix that
+    formats.write_trc(down, formats.MarkerData(gait.names, 100.0, np.arange(gait.frames) / 100.0,
+                                               gait.xyz * np.float32([1, -1, 1]), "m"))
+    assert main(["bridge", "file", str(down), "--check", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["orientation"]["orientation"] == "upside_down"
+    assert doc["orientation"]["flag"] is None
+    assert "which --up y/z cannot express" in doc["orientation"]["message"]
+    assert doc["notes"] == [doc["orientation"]["message"]]
+
+
 def test_mot_table_and_errors(tmp_path, lsl_name, capsys):
     t = formats.Table(("knee_angle_r", "hip_flexion_r"), np.arange(50) / 100.0,
                       np.zeros((50, 2)), angular=("knee_angle_r", "hip_flexion_r"))

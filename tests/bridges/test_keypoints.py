@@ -163,3 +163,67 @@ def test_zmq_msgpack_to_serve(coco_walk, model_path, make_endpoint, capsys):
         stop.set()
         th.join(2)
         serve.close()
+
+
+@pytest.mark.parametrize("up, warned", [("y", True), ("ydown", False)])
+def test_y_down_file_forwarded_as_y_up_is_reported(coco_walk, tmp_path, make_endpoint, capsys,
+                                                   caplog, up, warned):
+    """The README's mistake: camera keypoints (Y down) replayed without --up ydown arrive
+    upside down; the bridge says so in one line, naming --up ydown (and is quiet with it)."""
+    xyz = coco_walk.data["keypoints"] * np.array([1.0, -1.0, -1.0])  # metres, Y down
+    path = tmp_path / "walk_ydown.jsonl"
+    kp.frames_to_jsonl(path, xyz, "coco17", coco_walk.rate)
+    with caplog.at_level("WARNING"):
+        assert main(["bridge", "keypoints", str(path), "--up", up, "--to", "zmq",
+                     "--endpoint", make_endpoint(), "--wait", "0", "--count", "3",
+                     "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = [r.getMessage() for r in caplog.records if "skeleton" in r.getMessage()]
+    if warned:
+        assert out["orientation"]["orientation"] == "upside_down"
+        assert out["orientation"]["flag"] == "ydown" and out["orientation"]["method"] == "names"
+        assert len(lines) == 1 and lines[0].endswith("pass --up ydown"), lines
+    else:
+        assert out["orientation"]["orientation"] == "upright" and lines == []
+
+
+def test_live_y_down_keypoints_are_reported_once(coco_walk, make_endpoint, capsys, caplog):
+    """A pose estimator publishing Y-down MediaPipe-33 frames over ZeroMQ to a bridge left at
+    --up y: after its first second of frames the bridge warns once, naming --up ydown."""
+    from hdys_rt import representations as reps
+
+    coco = coco_walk.data["keypoints"] * np.array([1.0, -1.0, -1.0])  # Y down
+    mp = np.full((coco.shape[0], 33, 3), np.nan, np.float32)
+    for i, n in enumerate(reps.KEYPOINT_LAYOUTS["coco17"]):
+        mp[:, kp.MEDIAPIPE33.index(n)] = coco[:, i]
+    in_ep = make_endpoint()
+    stop = threading.Event()
+
+    def estimator():  # PUB connecting to the bridge, ~100 Hz
+        s = zmq.Context.instance().socket(zmq.PUB)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(in_ep)
+        i = 0
+        while not stop.is_set():
+            pts = [None if np.isnan(p).any() else p.tolist() for p in mp[i % len(mp)]]
+            s.send_multipart([b"pose", msgpack.packb({"layout": "mediapipe33",
+                                                       "keypoints": pts})])
+            i += 1
+            stop.wait(0.01)
+        s.close(0)
+
+    th = threading.Thread(target=estimator, daemon=True)
+    th.start()
+    try:
+        with caplog.at_level("WARNING"):
+            rc = main(["bridge", "keypoints", "--listen", in_ep, "--bind", "--to", "zmq",
+                       "--endpoint", make_endpoint(), "--rate", "100", "--wait", "0",
+                       "--count", "150", "--seconds", "60", "--json"])
+    finally:
+        stop.set()
+        th.join(2)
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["sent"] == 150 and out["orientation"]["orientation"] == "upside_down"
+    lines = [r.getMessage() for r in caplog.records if "skeleton" in r.getMessage()]
+    assert len(lines) == 1 and "pass --up ydown" in lines[0], lines
