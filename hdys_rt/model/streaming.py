@@ -16,6 +16,11 @@ name of :mod:`hdys_rt.backends.registry` (``"torch"`` by default: eager torch, u
 marker bound), ``"auto"`` (the registry's choice for the device) or the path of an engine folder
 written by ``hdys-rt export`` (checked against the model's hash). Engines with static shapes pad
 every frame to their ``max_points``.
+
+A step returns ``name -> (C,)`` for every output of the model and, under
+:data:`~hdys_rt.model.novelty.NOVELTY`, the frame's novelty score as a (1,) array (NaN when the
+model is not calibrated, or the engine was exported before the step computed it); the
+estimators' ``novelty_threshold`` is the model's threshold for their input (NaN: none).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model
+from hdys_rt.model.novelty import NOVELTY, threshold_of
 from hdys_rt.model.step import push_history
 
 if TYPE_CHECKING:
@@ -109,7 +115,11 @@ class EngineStepper:
         if self.motion:  # this frame becomes the state's previous frame
             push_history(self.histories[state], inp["points"][0], inp["mask"][0])
         y = out["out"][0].float().cpu().numpy()
-        return {name: y[sl].copy() for name, sl in self.slices}
+        res = {name: y[sl].copy() for name, sl in self.slices}
+        nov = out.get("novelty")  # absent from engines exported before it existed
+        res[NOVELTY] = np.full(1, np.nan, np.float32) if nov is None else \
+            nov[:1].float().cpu().numpy()
+        return res
 
     def __deepcopy__(self, memo):
         """A copy for another stream: a fresh backend over the same artefact, same state."""
@@ -157,6 +167,7 @@ class StreamingEstimator:
         self.max_points = model.cfg.max_points
         self.outputs = {k: tuple(v) for k, v in meta["outputs"].items()}
         self.units = dict(meta["units"])
+        self.novelty_threshold = threshold_of(meta, input_kind)
         self._frame = 0
         self._engine = None
         # auto may pick an engine with fewer marker slots than the model takes: a larger frame
@@ -294,6 +305,7 @@ class BatchedEstimator:
         self.model, self.metadata, self.input_kind = model, meta, input_kind
         self.device, self.rate, self.window = single.device, single.rate, single.window
         self.max_points, self.outputs, self.units = single.max_points, single.outputs, single.units
+        self.novelty_threshold = single.novelty_threshold
         self.engine, self.engine_reason = single.engine, single.engine_reason
         self._auto = single._auto
         self._requested = "auto" if self._auto else (str(engine) if engine is not None else None)
@@ -419,15 +431,18 @@ class BatchedEstimator:
             pts[i, : p.shape[0]][ok] = p[ok]
             mask[i, : p.shape[0]] = ok
         out = np.empty((n, sum(sl.stop - sl.start for _, sl in self._slices)), np.float32)
+        nov = np.full((n, 1), np.nan, np.float32)
         i = 0
         while i < n:  # as few bucket runs as cover n: the largest power of two that fits
             be = self._bucket(1 << ((n - i).bit_length() - 1)) or self._buckets[1]
             b = be.io.batch
-            self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b])
+            self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b],
+                      nov[i:i + b])
             i += b
-        return [{name: row[sl].copy() for name, sl in self._slices} for row in out]
+        return [{**{name: row[sl].copy() for name, sl in self._slices}, NOVELTY: s}
+                for row, s in zip(out, nov)]
 
-    def _run(self, be, slots, pts, mask, out) -> None:
+    def _run(self, be, slots, pts, mask, out, nov) -> None:
         inp, W = be.inputs, self.window
         P = pts.shape[1]
         be.use_points(P)
@@ -456,6 +471,8 @@ class BatchedEstimator:
             self.hist[idx] = h
         self.pos[slots] = pos + 1
         out[:] = res["out"].float().cpu().numpy()
+        if "novelty" in res:  # absent from engines exported before it existed
+            nov[:, 0] = res["novelty"].float().cpu().numpy()
 
     def close(self) -> None:
         for be in self._buckets.values():

@@ -28,6 +28,7 @@ import numpy as np
 from hdys_rt import representations as reps, wire
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
+from hdys_rt.model.novelty import NOVELTY, is_novel
 from hdys_rt.model.resample import GridResampler
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
@@ -281,6 +282,7 @@ class StreamPipeline:
         count it stale; either way the frame becomes ``processed``."""
         t_src, t_recv, seq, n_valid, _ = job.info
         c, flags = self.counters, job.flags
+        novelty = math.nan
         if job.error is not None:
             flags |= F["error"]
             c["errors"] += 1
@@ -292,7 +294,12 @@ class StreamPipeline:
         else:
             for _, t_grid, _, out in job.commits:
                 self._est_out, self._t_est = out, t_grid
-            outputs = self._est_out if self._est_out is not None else self.nan_out
+            outputs = self.nan_out
+            if self._est_out is not None:
+                outputs = dict(self._est_out)
+                novelty = float(outputs.pop(NOVELTY, [math.nan])[0])
+                if is_novel(novelty, getattr(self.est, "novelty_threshold", math.nan)):
+                    flags |= F["novel"]
             if self.mass_kg is not None and self._est_out is not None:
                 outputs = {**outputs, **absolute_outputs(
                     outputs, self.est.outputs, self.mass_kg, self.height_m)[0]}
@@ -311,7 +318,7 @@ class StreamPipeline:
             self.source.name, self.meta_id, seq, t_src, t_recv, t_inf1, outputs, flags,
             n_valid, job.missing, c["dropped"], self.source.counters["out_of_order"],
             {"receive": t_recv - t_src, "window": t_inf0 - t_recv,
-             "inference": t_inf1 - t_inf0}, c["stale_unpublished"], self._t_est)
+             "inference": t_inf1 - t_inf0}, c["stale_unpublished"], self._t_est, novelty)
         t_enc = time.monotonic()
         name = self.source.name
         for sink in self.sinks:
@@ -327,7 +334,7 @@ class StreamPipeline:
         self.times.record(t_recv - t_src, t_inf0 - t_recv, t_inf1 - t_inf0, t_enc - t_inf1,
                           t_pub - t_enc, t_pub - t_recv)
         self.latest = {"seq": seq, "outputs": outputs, "flags": flags, "n_valid": n_valid,
-                       "t_deq": t_inf0}
+                       "t_deq": t_inf0, "novelty": novelty}
         if self.on_estimate is not None:
             self.on_estimate(self, outputs, flags)
 

@@ -120,7 +120,12 @@ def save_checkpoint(path: Path, model: HDyS, opt: torch.optim.Optimizer, state: 
 def load_checkpoint(path: Path, model: HDyS, opt: torch.optim.Optimizer) -> dict:
     tensors = load_file(str(path.with_suffix(".safetensors")))
     state = json.loads(path.with_suffix(".json").read_text())
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    missing, unexpected = model.load_state_dict(
+        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
+    missing = [k for k in missing if not k.startswith("novelty.")]  # older checkpoints
+    if missing or unexpected:
+        raise HdysError(f"{path}: checkpoint does not fit the model (missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]})")
     params = dict(model.named_parameters())
     for n, p in params.items():
         if f"opt.{n}.exp_avg" in tensors:
