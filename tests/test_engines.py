@@ -27,7 +27,6 @@ from hdys_rt.errors import HdysError
 from hdys_rt.model.config import ModelConfig
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model, save_model
-from hdys_rt.model.novelty import NOVELTY
 from hdys_rt.model.step import BiasTable, StreamingStep, output_slices, push_history
 from hdys_rt.model.streaming import StreamingEstimator
 
@@ -420,7 +419,7 @@ def _stream_steps(est, stream):
         pts = x[t].numpy().copy()
         pts[~mask[t].numpy()] = np.nan
         y = est.step(pts)
-        outs.append(np.concatenate([y[k] for k in SMALL.dyn_outputs] + [y[NOVELTY]]))
+        outs.append(np.concatenate([y[k] for k in SMALL.dyn_outputs] + [[est.novelty]]))
     return np.stack(outs)
 
 

@@ -86,7 +86,6 @@ def estimate_recording(rec, model: str | os.PathLike | None = None,
                        ) -> Estimates:
     """Run a point :class:`~hdys_rt.data.recording.Recording` frame by frame through the
     streaming estimator (``model``: a saved model, None = bundled)."""
-    from hdys_rt.model.novelty import NOVELTY
     from hdys_rt.model.streaming import StreamingEstimator
     from hdys_rt.runtime.pipeline import PipelineOptions
 
@@ -110,7 +109,7 @@ def estimate_recording(rec, model: str | os.PathLike | None = None,
             skipped += 1
             continue
         res = est.step(pts)
-        novelty[i] = res.pop(NOVELTY)[0]
+        novelty[i] = est.novelty
         for k, v in res.items():
             outs[k][i] = v
     if mass_kg is not None:

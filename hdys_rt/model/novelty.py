@@ -36,9 +36,6 @@ from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
-#: key of the novelty score (a (1,) float32 array) in the estimators' step results, next to
-#: the model's outputs (:mod:`hdys_rt.model.streaming`)
-NOVELTY = "novelty"
 #: an input needs at least this many frames per latent dimension to be calibrated
 MIN_FRAMES_PER_DIM = 10
 #: shrinkage values tried by the cross-validation
@@ -267,5 +264,5 @@ def calibrate(model_path: str | os.PathLike, data_dir, tasks=None, percentile: f
     return reports
 
 
-__all__ = ["NOVELTY", "threshold_of", "is_novel", "fit", "Fit", "sequence_latents",
+__all__ = ["threshold_of", "is_novel", "fit", "Fit", "sequence_latents",
            "score_sequence", "calibrate_model", "calibrate", "calibration_sequences", "metadata"]

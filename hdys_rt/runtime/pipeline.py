@@ -28,7 +28,7 @@ import numpy as np
 from hdys_rt import representations as reps, wire
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
-from hdys_rt.model.novelty import NOVELTY, is_novel
+from hdys_rt.model.novelty import is_novel
 from hdys_rt.model.resample import GridResampler
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
@@ -113,14 +113,16 @@ def subject_of(options: PipelineOptions, source: Source) -> tuple[float | None, 
 @dataclass
 class FrameJob:
     """One frame on its way through the inference loop: its ring index and read-out, quality
-    flags, and the grid points it commits (``[slot, points, outputs]``, outputs filled by the
-    loop's batched step; ``None`` outputs with ``error`` set when that step failed)."""
+    flags, and the grid points it commits (``[slot, t_grid, points, outputs, novelty]``, outputs
+    and novelty score filled by the loop's batched step; ``None`` outputs with ``error`` set
+    when that step failed)."""
 
     index: int
     info: tuple                       # (t_src, t_recv, seq, n_valid, n_invalid)
     flags: int
     missing: list
-    commits: list                     # [[slot, t_grid, points (P, 3), outputs or None], ...]
+    commits: list                     # [[slot, t_grid, points (P, 3), outputs or None,
+    #                                     novelty score], ...]
     newer: bool                       # a newer frame of the stream was already received
     error: Exception | None = None
 
@@ -178,6 +180,7 @@ class StreamPipeline:
         self.est.release(self.slots)
         self.slots = self.est.alloc(self.phases)  # fresh states, one per grid
         self._est_out: dict | None = None  # the latest grid point's outputs, and its time
+        self._novelty = math.nan  # and its novelty score
         self._t_est = None
         n = len(names)
         self.min_markers = self.opt.min_valid(n)
@@ -272,7 +275,7 @@ class StreamPipeline:
                 flags |= F["too_few"]
                 c["too_few"] += 1
             else:  # the grid points up to this frame; its estimate is the latest one's
-                commits = [[self.slots[ph], t_grid, pts, None]
+                commits = [[self.slots[ph], t_grid, pts, None, math.nan]
                            for ph, t_grid, pts in self.resampler.push(t_src, self.buf)]
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
         return jobs
@@ -292,12 +295,11 @@ class StreamPipeline:
         elif flags & F["too_few"]:
             outputs = self.nan_out
         else:
-            for _, t_grid, _, out in job.commits:
-                self._est_out, self._t_est = out, t_grid
-            outputs = self.nan_out
+            for _, t_grid, _, out, nov in job.commits:
+                self._est_out, self._t_est, self._novelty = out, t_grid, nov
+            outputs = self._est_out if self._est_out is not None else self.nan_out
             if self._est_out is not None:
-                outputs = dict(self._est_out)
-                novelty = float(outputs.pop(NOVELTY, [math.nan])[0])
+                novelty = self._novelty
                 if is_novel(novelty, getattr(self.est, "novelty_threshold", math.nan)):
                     flags |= F["novel"]
             if self.mass_kg is not None and self._est_out is not None:
