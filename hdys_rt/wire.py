@@ -26,7 +26,9 @@ META (sent when a subscriber joins, when it changes, and every ``META_PERIOD_S``
     {"v": 1, "type": "meta", "stream": str, "meta": int,   # id, changes with the layout
      "input": {"kind": "markers" | "keypoints", "names": [str, ...], "rate": float},
      "outputs": {name: {"names": [channel, ...], "unit": str}, ...},
-     "model": {"rate": float, "window": int, "phases": int},
+     "model": {"rate": float, "window": int, "phases": int,
+               "novelty_threshold": float},            # ESTIMATE q.novelty above it: flag
+     #                                                   novel (NaN: model not calibrated)
      "flags": {"missing": 1, "too_few": 2, ...}}          # the bits of ESTIMATE q.flags
 
 ESTIMATE (one per processed input frame)::

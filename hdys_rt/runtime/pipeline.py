@@ -195,7 +195,8 @@ class StreamPipeline:
         self.nan_out = {k: np.full(len(v), np.nan, np.float32) for k, v in self.out_names.items()}
         self.meta_id += 1
         model = {"rate": float(self.est.rate), "window": int(self.est.window),
-                 "phases": self.phases}
+                 "phases": self.phases,
+                 "novelty_threshold": float(getattr(self.est, "novelty_threshold", math.nan))}
         self.meta = wire.encode_meta(src.name, self.meta_id, names, rate, self.out_names,
                                      self.out_units, model,
                                      getattr(self.est, "input_kind", "markers"))
