@@ -4,7 +4,6 @@ saved before it, a motion outside training, the wire field and flag, and the est
 import json
 
 import numpy as np
-import pytest
 import torch
 from safetensors.torch import load_file, save_file
 

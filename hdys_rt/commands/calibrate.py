@@ -1,6 +1,6 @@
 """``hdys-rt calibrate``: fit a model's per-frame novelty score (latent mean, whitening and
 threshold per input) on the training side of a corpus and write it into the model's files
-(:mod:`hdys_rt.model.novelty`)."""
+(:mod:`hdys_rt.model.novelty`, :mod:`hdys_rt.training.novelty`)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import json
 
-    from hdys_rt.model.novelty import calibrate
+    from hdys_rt.training.novelty import calibrate
 
     reports = calibrate(args.model, args.data, tasks=args.tasks, percentile=args.percentile,
                         ridge=args.ridge, shrinkage=args.shrinkage,

@@ -7,8 +7,9 @@ of its encoder latent ``z`` (D,) per latent dimension, ``|W (z - mu)|^2 / D``
 *novel* when its score exceeds the input's threshold (``novelty_threshold`` in the model's
 JSON); the wire format flags it (``novel``, :data:`hdys_rt.wire.FLAGS`).
 
-Calibration (:func:`calibrate_model`, ``hdys-rt calibrate``; ``hdys-rt train`` runs it at the
-end) fits ``mu``, ``W`` and the threshold from the latents of the training-side frames:
+Calibration (:func:`calibrate_model`; from a corpus, rewriting a model's files:
+:func:`hdys_rt.training.novelty.calibrate`, ``hdys-rt calibrate``; ``hdys-rt train`` runs it at
+the end) fits ``mu``, ``W`` and the threshold from the latents of the training-side frames:
 
 * the covariance is shrunk toward a scaled identity, ``(1 - a) S + a (tr S / D) I`` plus a small
   ridge (``ridge * tr S / D``); ``a`` is chosen by cross-validation over groups of frames
@@ -26,13 +27,10 @@ An input with fewer than ``MIN_FRAMES_PER_DIM * D`` frames is left uncalibrated 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from hdys_rt.errors import HdysError
 
 log = logging.getLogger(__name__)
 
@@ -221,48 +219,5 @@ def metadata(reports: dict, tasks=None) -> dict:
             "novelty_calibration": {"tasks": list(tasks) if tasks else None, **reports}}
 
 
-def calibration_sequences(data_dir, rate: float, max_points: int, tasks=None,
-                          holdout_lab=None, domains=None) -> list:
-    """The training-side sequences of a corpus (the split ``hdys-rt train`` trains on), only
-    those of ``tasks`` when given (:func:`hdys_rt.evaluation.task_of`)."""
-    from hdys_rt.evaluation import task_of
-    from hdys_rt.training.data import CorpusData
-
-    data = CorpusData(data_dir, rate=rate, split="train", domains=domains,
-                      max_points=max_points, holdout_lab=holdout_lab)
-    seqs = [s for items in data.seqs.values() for s in items
-            if not tasks or task_of(s) in tasks]
-    if not seqs:
-        raise HdysError(f"corpus {data_dir}: no training-side sequences of tasks {list(tasks)}")
-    return seqs
-
-
-def calibrate(model_path: str | os.PathLike, data_dir, tasks=None, percentile: float = 99.0,
-              ridge: float = 1e-3, shrinkage: float | None = None, holdout_lab=None,
-              domains=None) -> dict:
-    """Calibrate a saved model from a corpus and rewrite its files (weights with ``mu``/``W``,
-    JSON with the thresholds); returns the reports (:func:`calibrate_model`)."""
-    from hdys_rt.model.io import _stem, load_model, save_model
-
-    if not 0.0 < percentile < 100.0:
-        raise HdysError(f"--percentile must be in (0, 100), got {percentile}")
-    if ridge < 0 or (shrinkage is not None and not 0.0 <= shrinkage <= 1.0):
-        raise HdysError(f"--ridge must be >= 0 and --shrinkage in 0..1, got {ridge}, "
-                        f"{shrinkage}")
-    model, meta = load_model(model_path)
-    seqs = calibration_sequences(data_dir, float(meta["rate"]), model.cfg.max_points, tasks,
-                                 holdout_lab, domains)
-    reports = calibrate_model(model, seqs, percentile, ridge, shrinkage)
-    if not reports:
-        raise HdysError(f"corpus {data_dir}: no input has the {MIN_FRAMES_PER_DIM * model.cfg.latent}"
-                        " frames needed to calibrate the novelty score")
-    keep = {k: v for k, v in meta.items() if k not in (
-        "format", "version", "config", "rate", "outputs", "units", "inputs", "weights_sha256",
-        "novelty_threshold", "novelty_calibration")}
-    save_model(model, _stem(model_path), rate=float(meta["rate"]),
-               extra={**keep, **metadata(reports, tasks)})
-    return reports
-
-
 __all__ = ["threshold_of", "is_novel", "fit", "Fit", "sequence_latents",
-           "score_sequence", "calibrate_model", "calibrate", "calibration_sequences", "metadata"]
+           "score_sequence", "calibrate_model", "metadata"]
