@@ -2,9 +2,10 @@
 ordinary motion of UNSEEN persons?
 
 A model's novelty score is calibrated (:func:`hdys_rt.model.novelty.fit`, what ``hdys-rt
-calibrate`` does) on the training-side frames of ``--calibrate-tasks`` (default: walking only),
-then every frame of the TEST side (persons the calibration never saw: the corpus' person split,
-or ``--holdout-lab``) is scored. Per task it prints:
+calibrate`` does) on the training-side frames of ``--calibrate-tasks`` (default: walking only).
+Scored: the calibrated tasks' frames of the TEST side (persons the calibration never saw: the
+corpus' person split, or ``--holdout-lab``), and every frame of the other tasks (both sides:
+the calibration saw none of them). Per task it prints:
 
 * ``flagged``: the fraction of frames above the threshold (the wire format's ``novel`` flag):
   small on the calibrated tasks of unseen persons, large on the others;
@@ -101,6 +102,8 @@ def main(argv=None) -> int:
     train = latents(model, CorpusData(args.data, split="train", **common), args.input)
     test = latents(model, CorpusData(args.data, split="test", **common), args.input)
     calib = [(person, z) for task, person, z in train if task in args.calibrate_tasks]
+    scored = [r for r in test + train if r[0] not in args.calibrate_tasks] + [
+        r for r in test if r[0] in args.calibrate_tasks]
     if not calib:
         sys.exit(f"no training-side {args.input} frames of {args.calibrate_tasks}")
     z = np.concatenate([z for _, z in calib])
@@ -111,27 +114,27 @@ def main(argv=None) -> int:
               + " ".join(argv if argv is not None else sys.argv[1:]),
               "calibration": {"frames": int(len(z)), "persons": int(len(set(groups))),
                               "latent": int(z.shape[1])},
-              "test_persons": sorted({person for _, person, _ in test})}
+              "unseen_persons": sorted({p for t, p, _ in test if t in args.calibrate_tasks})}
     f, rep = fit(z, groups, args.percentile, args.ridge)
-    result["calibrated"] = {"fit": rep, "tasks": table(f, rep["threshold"], test,
+    result["calibrated"] = {"fit": rep, "tasks": table(f, rep["threshold"], scored,
                                                        args.calibrate_tasks)}
     f0, rep0 = fit(z, groups, args.percentile, args.ridge, shrinkage=0.0)
     result["naive"] = {"fit": {**rep0, "threshold": rep0["in_sample_p"]},
-                       "tasks": table(f0, rep0["in_sample_p"], test, args.calibrate_tasks)}
+                       "tasks": table(f0, rep0["in_sample_p"], scored, args.calibrate_tasks)}
     result["seconds"] = round(time.monotonic() - t0, 1)
 
     print(f"{args.input}: calibrated on {len(z)} training-side frames of "
-          f"{args.calibrate_tasks} ({len(set(groups))} persons); test persons: "
-          f"{len(result['test_persons'])}")
+          f"{args.calibrate_tasks} ({len(set(groups))} persons); unseen persons of these "
+          f"tasks: {result['unseen_persons']}")
     for name in ("calibrated", "naive"):
         r = result[name]
         print(f"\n{name}: shrinkage {r['fit']['shrinkage']:g}, threshold "
               f"{r['fit']['threshold']:.3g}")
-        print(f"  {'task (unseen persons)':24s} {'frames':>7s} {'flagged':>8s} {'AUC':>6s} "
-              f"{'median':>8s}")
+        print(f"  {'task':28s} {'frames':>7s} {'flagged':>8s} {'AUC':>6s} {'median':>8s}")
         for t, row in r["tasks"].items():
             a = row["auc_vs_unseen_calibrated_tasks"]
-            print(f"  {t:24s} {row['frames']:7d} {100 * row['flagged']:7.1f}% "
+            name = t + (" (unseen persons)" if t in args.calibrate_tasks else " (all)")
+            print(f"  {name:28s} {row['frames']:7d} {100 * row['flagged']:7.1f}% "
                   f"{'' if a is None else f'{a:.3f}':>6s} {row['median']:8.3g}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
