@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 __all__ = ["Estimate", "Subscriber", "MarkerSender", "ClientKeys"]
 
 
+def _number(v) -> float:
+    """A float from a message field (NaN when absent or not a number)."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
+
+
 @dataclass
 class Estimate:
     """One decoded estimate. ``outputs``: name -> (C,) float32; ``meta``: the stream's metadata
@@ -47,6 +52,7 @@ class Estimate:
     meta: dict | None = field(default=None, repr=False)
     stale: int = 0                  # estimates left unpublished as too old so far (cumulative)
     t_est: float | None = None      # the time the outputs describe (see hdys_rt.wire)
+    novelty: float = float("nan")   # how far the motion is from the training data (q.novelty)
 
     @property
     def flag_names(self) -> list[str]:
@@ -177,7 +183,8 @@ class Subscriber:
         return Estimate(stream, msg["seq"], msg["t_src"], msg["t_recv"], msg["t_pub"], t_client,
                         msg["outputs"], q.get("flags", 0), q.get("n_valid", 0),
                         q.get("missing", []), q.get("dropped", 0), q.get("ooo", 0),
-                        msg.get("lat", {}), meta, q.get("stale", 0), msg.get("t_est"))
+                        msg.get("lat", {}), meta, q.get("stale", 0), msg.get("t_est"),
+                        _number(q.get("novelty")))
 
     def frames(self, timeout: float | None = None, count: int | None = None):
         """Yield estimates until ``timeout`` seconds pass without one, or ``count`` were yielded."""

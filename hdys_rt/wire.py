@@ -26,7 +26,9 @@ META (sent when a subscriber joins, when it changes, and every ``META_PERIOD_S``
     {"v": 1, "type": "meta", "stream": str, "meta": int,   # id, changes with the layout
      "input": {"kind": "markers" | "keypoints", "names": [str, ...], "rate": float},
      "outputs": {name: {"names": [channel, ...], "unit": str}, ...},
-     "model": {"rate": float, "window": int, "phases": int},
+     "model": {"rate": float, "window": int, "phases": int,
+               "novelty_threshold": float},            # ESTIMATE q.novelty above it: flag
+     #                                                   novel (NaN: model not calibrated)
      "flags": {"missing": 1, "too_few": 2, ...}}          # the bits of ESTIMATE q.flags
 
 ESTIMATE (one per processed input frame)::
@@ -47,7 +49,12 @@ ESTIMATE (one per processed input frame)::
            #                       change; cumulative): they never entered the model
            "stale": int,         # estimates left unpublished so far as too old (cumulative);
            #                       their frames did enter the model's temporal context
-           "ooo": int},          # out-of-order / duplicate samples dropped so far (cumulative)
+           "ooo": int,           # out-of-order / duplicate samples dropped so far (cumulative)
+           "novelty": float},    # how far this frame's motion is from the training data:
+           #                       the squared Mahalanobis distance of the model's latent per
+           #                       dimension (about 1 in training; hdys_rt.model.novelty);
+           #                       above the model's threshold, flag ``novel``; NaN when the
+           #                       model is not calibrated or the frame was not estimated
      "lat": {"receive": s, "window": s, "inference": s}}   # this frame's stage times
 
 Hard limits (decoding rejects anything beyond them with :class:`WireError`): message size
@@ -95,6 +102,8 @@ FLAGS: dict[str, int] = {
     "invalid": 32,   # non-finite or absurd coordinates were treated as missing
     "error": 64,     # inference failed on this frame: outputs are NaN
     "stale": 128,    # estimates of earlier frames were too old to publish (not sent)
+    "novel": 256,    # the motion is far from the training data (q.novelty above the model's
+    #                  threshold): the outputs are an extrapolation
 }
 
 
@@ -221,7 +230,8 @@ def encode_meta(stream: str, meta_id: int, input_names, input_rate: float,
 def encode_estimate(stream: str, meta_id: int, seq: int, t_src: float, t_recv: float,
                     t_pub: float, outputs: dict[str, np.ndarray], flags: int, n_valid: int,
                     missing: list[int], dropped: int, ooo: int, lat: dict[str, float],
-                    stale: int = 0, t_est: float | None = None) -> bytes:
+                    stale: int = 0, t_est: float | None = None,
+                    novelty: float = math.nan) -> bytes:
     """Pack one estimate; each output is sent as its float32 bytes."""
     return msgpack.packb({
         "v": VERSION, "type": "est", "stream": stream, "meta": meta_id, "seq": seq,
@@ -229,7 +239,7 @@ def encode_estimate(stream: str, meta_id: int, seq: int, t_src: float, t_recv: f
         "t_est": t_src if t_est is None else t_est,
         "outputs": {k: np.asarray(v, dtype="<f4").tobytes() for k, v in outputs.items()},
         "q": {"flags": flags, "n_valid": n_valid, "missing": missing, "dropped": dropped,
-              "ooo": ooo, "stale": stale},
+              "ooo": ooo, "stale": stale, "novelty": float(novelty)},
         "lat": lat,
     }, use_bin_type=True)
 

@@ -54,6 +54,9 @@ def _model(seed=0):
         for k in SMALL.dyn_outputs:
             getattr(m, f"mean_{k}").normal_()
             getattr(m, f"std_{k}").uniform_(0.5, 2.0)
+        for nov in m.novelty.values():  # a calibrated novelty score (every engine outputs it)
+            nov.mu.normal_()
+            nov.w.copy_(torch.randn_like(nov.w) / SMALL.latent ** 0.5)
     return m
 
 
@@ -75,16 +78,22 @@ def stream():
 
 @pytest.fixture(scope="module")
 def reference(model_path, stream):
-    """Float64 offline causal forward of the same frames: (T, C) concatenated outputs."""
+    """Float64 offline causal forward of the same frames: (T, C + 1) concatenated outputs, then
+    the novelty score of the offline encoder latent."""
     m, _ = load_model(model_path)
     x, mask = stream
-    out = m.double().predict("markers", x[None].double(), mask[None])
-    return torch.cat([out[k][0] for k in SMALL.dyn_outputs], -1).numpy()
+    m = m.double()
+    out = m.predict("markers", x[None].double(), mask[None])
+    with torch.no_grad():
+        z, _ = m.encode_kin("markers", x[None].double(), mask[None])
+        novelty = m.novelty["markers"](z[0])  # (T,)
+    return torch.cat([out[k][0] for k in SMALL.dyn_outputs] + [novelty[:, None]], -1).numpy()
 
 
 def run_sequence(backend, stream, streams=1) -> np.ndarray:
     """Drive an active backend over the stream, managing the rings outside it as the estimator
-    does; all ``streams`` batch rows get the same frames. Returns (T, B, C)."""
+    does; all ``streams`` batch rows get the same frames. Returns (T, B, C + 1): the outputs,
+    then the novelty score."""
     x, mask = stream
     inp = backend.inputs
     bias = BiasTable(_model().decoder.rel_bias)
@@ -104,13 +113,15 @@ def run_sequence(backend, stream, streams=1) -> np.ndarray:
         if "history" in inp:  # the motion history: this frame becomes the previous one
             for b in range(inp["history"].shape[0]):
                 push_history(inp["history"][b], inp["points"][b], inp["mask"][b])
-        outs.append(out["out"].float().cpu().numpy().copy())
+        outs.append(torch.cat([out["out"], out["novelty"][:, None]], -1).float().cpu().numpy())
     return np.stack(outs)
 
 
 def assert_parity(got, ref, tol):
-    """Per output: max error over every step and stream, relative to the output's range."""
-    for name, sl in output_slices(SMALL.dyn_outputs).items():
+    """Per output (and the novelty score, the last column): max error over every step and
+    stream, relative to the output's range."""
+    C = ref.shape[-1] - 1
+    for name, sl in {**output_slices(SMALL.dyn_outputs), "novelty": slice(C, C + 1)}.items():
         scale = np.abs(ref[:, sl]).max()
         want = ref[:, None, sl] if got.ndim == 3 else ref[:, sl]  # (T, [B,] C)
         err = np.abs(got[..., sl] - want).max()
@@ -144,8 +155,10 @@ def test_step_io_shapes_and_outputs():
     assert sh["points"] == (3, PMAX, 3) and sh["out"] == (3, C)
     assert sh["k_cache"] == (3, 2, 2, 8, 16) and sh["k_new"] == (3, 2, 2, 16)
     assert sh["history"] == (3, 4, PMAX, 4) and st.input_names[-1] == "history"
-    out, k, v = st(*st.example_inputs(3, PMAX))
+    assert sh["novelty"] == (3,)
+    out, k, v, novelty = st(*st.example_inputs(3, PMAX))
     assert out.shape == (3, C) and k.shape == v.shape == (3, 2, 2, 16)
+    assert novelty.shape == (3,) and torch.isfinite(novelty).all() and (novelty >= 0).all()
     assert torch.isfinite(out).all()
 
 
@@ -406,7 +419,7 @@ def _stream_steps(est, stream):
         pts = x[t].numpy().copy()
         pts[~mask[t].numpy()] = np.nan
         y = est.step(pts)
-        outs.append(np.concatenate([y[k] for k in SMALL.dyn_outputs]))
+        outs.append(np.concatenate([y[k] for k in SMALL.dyn_outputs] + [[est.novelty]]))
     return np.stack(outs)
 
 

@@ -396,7 +396,8 @@ def test_save_load_safetensors_round_trip(tmp_path):
     m2, meta = load_model(stem)
     assert meta["eval"] == {"x": 1} and meta["rate"] == 100.0
     for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
-        assert torch.equal(a, b), k
+        assert torch.equal(a.nan_to_num(), b.nan_to_num()), k  # uncalibrated novelty: NaN
+        assert torch.equal(a.isnan(), b.isnan()), k
     # a tampered weights file is refused by its hash
     w = stem.with_suffix(".safetensors")
     raw = bytearray(w.read_bytes())

@@ -42,6 +42,9 @@ def test_train_small_and_eval_end_to_end(quick_corpus, tmp_path):
     meta = json.loads((run / "model.json").read_text())
     assert meta["training"]["command"].startswith("hdys-rt train --preset tiny")
     assert meta["corpus"]["seed"] == 0
+    # train calibrates the novelty score on the frames it trained on
+    assert {"markers", "keypoints"} <= set(meta["novelty_threshold"])
+    assert all(0.0 < t < 1e6 for t in meta["novelty_threshold"].values())
     assert main(["eval", "--model", str(run / "model.safetensors"), "--data", str(quick_corpus),
                  "--json", str(tmp_path / "eval.json")]) == 0
     rep = json.loads((tmp_path / "eval.json").read_text())

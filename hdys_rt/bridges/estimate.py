@@ -15,8 +15,10 @@ Writers, chosen by the output's extension:
   ``ground_torque_l_z``), N with a mass, else body weights. The centre of pressure is relative
   to the pelvis' horizontal position (what the model estimates), not the lab origin; the free
   moment is not estimated (0);
-* ``.csv``: ``time`` then every output channel, ``KEY.CHANNEL [UNIT]``;
-* ``.json``: ``{"format": "hdys-estimate", ...}`` with every output (NaN as null).
+* ``.csv``: ``time``, every output channel, ``KEY.CHANNEL [UNIT]``, then ``novelty`` and
+  ``novel`` (0/1: above the model's threshold) per frame (:mod:`hdys_rt.model.novelty`);
+* ``.json``: ``{"format": "hdys-estimate", ...}`` with every output (NaN as null), ``novelty``,
+  ``novel`` and ``novelty_threshold``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class Estimates:
         rate: Hz; ``source``: the file; ``mass_kg``: the subject mass used, or None;
         ``skipped``: frames with too few valid points; ``notes``: the loader's warnings;
         ``upright``: its orientation check (:class:`~hdys_rt.data.markersets.Upright`).
+        novelty: ``(T,)`` each frame's novelty score (NaN: not estimated, or the model is not
+            calibrated); ``novelty_threshold``: the model's threshold for the input (NaN: none).
     """
 
     time: np.ndarray
@@ -69,6 +73,14 @@ class Estimates:
     model: str = ""
     notes: list[str] = field(default_factory=list)
     upright: object | None = None
+    novelty: np.ndarray | None = None
+    novelty_threshold: float = math.nan
+
+    @property
+    def novel(self) -> np.ndarray:
+        """(T,) bool: frames above the novelty threshold (the wire format's ``novel`` flag)."""
+        with np.errstate(invalid="ignore"):
+            return _novelty(self) > self.novelty_threshold
 
 
 def estimate_recording(rec, model: str | os.PathLike | None = None,
@@ -91,13 +103,16 @@ def estimate_recording(rec, model: str | os.PathLike | None = None,
     channels, units = dict(est.outputs), dict(est.units)
     T = rec.frames
     outs = {k: np.full((T, len(v)), np.nan, np.float32) for k, v in channels.items()}
+    novelty = np.full(T, np.nan, np.float32)
     skipped = 0
     for i in range(T):
         pts = rec.xyz[i]
         if int(np.isfinite(pts).all(1).sum()) < need:
             skipped += 1
             continue
-        for k, v in est.step(pts).items():
+        res = est.step(pts)
+        novelty[i] = est.novelty
+        for k, v in res.items():
             outs[k][i] = v
     if mass_kg is not None:
         first = {k: v[0] for k, v in outs.items()}
@@ -117,7 +132,7 @@ def estimate_recording(rec, model: str | os.PathLike | None = None,
                     rec.source, skipped, T, need)
     return Estimates(np.asarray(rec.time, np.float64), outs, channels, units, float(rec.rate),
                      str(rec.source), mass_kg, skipped, str(model or "bundled"),
-                     list(rec.notes), rec.upright)
+                     list(rec.notes), rec.upright, novelty, est.novelty_threshold)
 
 
 def estimate_file(path: str | os.PathLike, model=None, mass_kg: float | None = None,
@@ -189,12 +204,20 @@ def write_mot(path: Path, est: Estimates) -> Path:
     return write_storage(path, table, in_degrees=False, name="hdys-rt estimate: GRF")
 
 
+def _novelty(est: Estimates) -> np.ndarray:
+    """(T,) float64 novelty scores (NaN where there are none)."""
+    if est.novelty is None:
+        return np.full(len(est.time), np.nan)
+    return est.novelty.astype(np.float64)
+
+
 def write_csv(path: Path, est: Estimates) -> Path:
     """``time`` then every output channel as ``KEY.CHANNEL [UNIT]``; NaN as empty cells."""
     names = ["time [s]"] + [f"{k}.{c} [{est.units[k]}]" for k in est.outputs
-                            for c in est.channels[k]]
+                            for c in est.channels[k]] + ["novelty", "novel"]
     data = np.concatenate([est.time[:, None]] + [est.outputs[k].astype(np.float64)
-                                                 for k in est.outputs], 1)
+                                                 for k in est.outputs]
+                          + [_novelty(est)[:, None], est.novel[:, None]], 1)
     lines = [",".join(names)]
     lines += [",".join("" if not math.isfinite(v) else f"{v:.7g}" for v in row) for row in data]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -211,7 +234,10 @@ def write_json(path: Path, est: Estimates) -> Path:
            "skipped_frames": est.skipped, "sign_convention": SIGN_NOTE,
            "time": [round(float(t), 7) for t in est.time],
            "outputs": {k: {"unit": est.units[k], "channels": list(est.channels[k]),
-                           "values": rows(v)} for k, v in est.outputs.items()}}
+                           "values": rows(v)} for k, v in est.outputs.items()},
+           "novelty": [r[0] for r in rows(_novelty(est)[:, None])],
+           "novel": est.novel.tolist(),
+           "novelty_threshold": rows([[est.novelty_threshold]])[0][0]}
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     return path
 

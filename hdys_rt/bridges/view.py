@@ -140,7 +140,11 @@ class ViewServer:
                 groups.append(("Ground reaction force", "N" if m else "BW",
                                [("grf", chans.index(c), (m * reps.G if m and reps.is_force(c) else 1.0), c)
                                 for c in sel]))
-        groups.append(("Latency", "ms", [("__latency__", 0, 1e3, "end-to-end")]))
+        thr = meta.get("model", {}).get("novelty_threshold")
+        if isinstance(thr, float) and np.isfinite(thr):  # a calibrated model
+            groups.append((f"Novelty (flagged above {thr:.3g})", "score",
+                           [("__novelty__", 0, 1.0, "novelty")]))
+        groups.append(("Latency", "ms", [("__latency__", 0, 1e3, "end-to-end")]))  # last
         self._select = [(o, i, s) for _, _, ss in groups for (o, i, s, _) in ss]
         self._meta = {"stream": meta.get("stream"), "window_s": self.opt.window_s,
                       "groups": [{"title": t, "unit": u, "series": [lab for *_, lab in ss]}
@@ -168,7 +172,8 @@ class ViewServer:
             self._last_sent = t
             vals = []
             for out, i, scale in self._select:
-                v = est.latency if out == "__latency__" else float(est.outputs[out][i])
+                v = est.latency if out == "__latency__" else est.novelty \
+                    if out == "__novelty__" else float(est.outputs[out][i])
                 vals.append(round(v * scale, 5) if np.isfinite(v) else None)
             sample = {"t": round(t, 4), "v": vals}
             with self._lock:

@@ -5,6 +5,7 @@ each (sub-)command's :data:`EXAMPLES` below its ``--help``."""
 COMMANDS: tuple[str, ...] = (
     "hdys_rt.commands.data",
     "hdys_rt.commands.train",
+    "hdys_rt.commands.calibrate",
     "hdys_rt.commands.eval",
     "hdys_rt.commands.estimate",
     "hdys_rt.commands.serve",
@@ -27,6 +28,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                    "hdys-rt data build --quick --out corpus-q     # small corpus, < 1 minute"),
     "data info": ("hdys-rt data info corpus",),
     "train": ("hdys-rt train --preset small --data corpus --out runs/small",),
+    "calibrate": ("hdys-rt calibrate --model runs/small/model --data corpus",
+                  "hdys-rt calibrate --model runs/walk/model --data corpus --tasks walk"),
     "eval": ("hdys-rt eval --model runs/small/model.safetensors --data corpus "
              "--json runs/small/eval.json",),
     "estimate": ("hdys-rt estimate trial.c3d --out trial_id.sto --mass 72",

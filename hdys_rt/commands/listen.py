@@ -39,6 +39,8 @@ def _text(est) -> str:
     parts = [f"{est.stream} seq {est.seq} lat {1e3 * est.latency:.2f} ms"]
     if est.flags:
         parts.append("flags " + ",".join(est.flag_names))
+    if np.isfinite(est.novelty):
+        parts.append(f"novelty {est.novelty:.2f}")
     for k, v in est.outputs.items():
         fin = v[np.isfinite(v)]
         mean = float(np.abs(fin).mean()) if fin.size else np.nan
@@ -49,7 +51,8 @@ def _text(est) -> str:
 def _json(est) -> str:
     out = {"stream": est.stream, "seq": est.seq, "t_src": est.t_src, "t_pub": est.t_pub,
            "latency_ms": 1e3 * est.latency, "flags": est.flag_names, "n_valid": est.n_valid,
-           "missing": est.missing, "dropped": est.dropped, "stale": est.stale}
+           "missing": est.missing, "dropped": est.dropped, "stale": est.stale,
+           "novelty": round(est.novelty, 6) if np.isfinite(est.novelty) else None}
     outs = {}
     for k, v in est.outputs.items():
         names = est.channels(k)
@@ -98,7 +101,9 @@ def run(args) -> int:
                 chans = {k: tuple(v["names"]) for k, v in est.meta["outputs"].items()}
                 units = {k: v["unit"] for k, v in est.meta["outputs"].items()}
                 status = (f"latency p50 {1e3 * np.percentile(recent, 50):.2f} ms  p99 "
-                          f"{1e3 * np.percentile(recent, 99):.2f} ms   dropped {est.dropped}")
+                          f"{1e3 * np.percentile(recent, 99):.2f} ms   dropped {est.dropped}"
+                          + (f"   novelty {est.novelty:.2f}" if np.isfinite(est.novelty)
+                             else ""))
                 sys.stdout.write("\x1b[H\x1b[J" + render(
                     f"hdys-rt listen {args.endpoint}  stream {est.stream}  seq {est.seq}",
                     est.outputs, chans, units, status, est.flags) + "\n")

@@ -253,6 +253,23 @@ class TemporalDecoder(nn.Module):
         return self.ln(x)
 
 
+class NoveltyScore(nn.Module):
+    """How far a frame's encoder latent is from the latents of the training frames: the squared
+    Mahalanobis distance per latent dimension, ``|W (z - mu)|^2 / D`` (about 1 for a typical
+    training frame; :mod:`hdys_rt.model.novelty` fits ``mu`` (D,) and the whitening ``w``
+    (D, D)). Buffers of NaN = not calibrated: the score is NaN."""
+
+    def __init__(self, latent: int):
+        super().__init__()
+        self.register_buffer("mu", torch.full((latent,), float("nan")))
+        self.register_buffer("w", torch.full((latent, latent), float("nan")))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z (..., D) latents -> (...) scores."""
+        y = torch.matmul(z - self.mu, self.w.t())  # (..., D) whitened
+        return (y * y).mean(-1)
+
+
 #: outputs documented as 0..1 (every channel)
 UNIT_INTERVAL = ("activations", "semg")
 
@@ -322,6 +339,8 @@ class HDyS(nn.Module):
                 self.register_buffer(f"keep_{k}", keep, persistent=False)
         self.finish = nn.ModuleDict({k: OutputTransform(k, *self.stats(k), cfg.bounded_heads)
                                      for k in cfg.dyn_outputs})
+        # per kinematic input: the novelty of a frame's latent (NaN until calibrated)
+        self.novelty = nn.ModuleDict({k: NoveltyScore(cfg.latent) for k in cfg.kin_inputs})
 
     def _link_finish(self) -> None:
         """Point every output transform at the model's own mean/std tensors again (moves and
@@ -423,4 +442,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["HDyS", "OutputTransform", "history_of", "motion_features", "HISTORY", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]
+__all__ = ["HDyS", "OutputTransform", "NoveltyScore", "history_of", "motion_features", "HISTORY", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]

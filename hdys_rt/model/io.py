@@ -121,6 +121,8 @@ def load_model(path: str | os.PathLike | None = None, device: str = "cpu",
         raise HdysError(f"{weights}: weights do not fit the config in "
                         f"{stem.with_suffix('.json')} ({str(exc).splitlines()[-1].strip()})"
                         ) from None
+    # models saved before novelty scores were calibrated: NaN scores (see hdys.NoveltyScore)
+    missing = [k for k in missing if not k.startswith("novelty.")]
     if missing or unexpected:
         raise HdysError(f"{weights}: weights do not fit the config (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")

@@ -25,6 +25,10 @@ dh = latent / H, C = the sum of the output channels)::
                              of the model's outputs (see :func:`output_slices`)
     k_new     (B, L, H, dh)  keys of the new frame (write to ring slot ``pos % W``)
     v_new     (B, L, H, dh)  values of the new frame
+    novelty   (B,)           the frame's novelty score (the model's
+                             :class:`~hdys_rt.model.hdys.NoveltyScore` of its encoder latent;
+                             NaN when the model is not calibrated, see
+                             :mod:`hdys_rt.model.novelty`)
 
 The new frame attends to itself with the age-0 bias, a constant of the step.
 
@@ -47,7 +51,7 @@ from hdys_rt.errors import HdysError
 from hdys_rt.model.hdys import HISTORY, HDyS, PointSetEncoder
 
 INPUT_NAMES = ("points", "mask", "k_cache", "v_cache", "attn_bias", "history")
-OUTPUT_NAMES = ("out", "k_new", "v_new")
+OUTPUT_NAMES = ("out", "k_new", "v_new", "novelty")
 
 
 def _attend(q, k, v, attn_mask):
@@ -82,6 +86,7 @@ class StreamingStep(nn.Module):
         self.decoder = model.decoder
         self.heads = nn.ModuleList(model.heads[k] for k in self.outputs)
         self.denorm = nn.ModuleList(model.finish[k] for k in self.outputs)  # physical, bounded
+        self.novelty = model.novelty[input_kind]
         self.input_names = INPUT_NAMES if cfg.motion else INPUT_NAMES[:-1]
         self.eval()
 
@@ -94,7 +99,8 @@ class StreamingStep(nn.Module):
         C = sum(reps.get(k).size for k in self.outputs)
         sh = {"points": (batch, P, 3), "mask": (batch, P), "k_cache": (batch, L, H, W, dh),
               "v_cache": (batch, L, H, W, dh), "attn_bias": (batch, L, H, W),
-              "out": (batch, C), "k_new": (batch, L, H, dh), "v_new": (batch, L, H, dh)}
+              "out": (batch, C), "k_new": (batch, L, H, dh), "v_new": (batch, L, H, dh),
+              "novelty": (batch,)}
         if self.cfg.motion:
             sh["history"] = (batch, HISTORY, P, 4)
         return sh
@@ -115,15 +121,16 @@ class StreamingStep(nn.Module):
     # --- the step -----------------------------------------------------------------------------
     def encode(self, points: torch.Tensor, mask: torch.Tensor,
                history: torch.Tensor | None = None) -> torch.Tensor:
-        """points (B, P, 3), mask (B, P) float, history (B, K, P, 4) or None -> decoder input
-        (B, D)."""
+        """points (B, P, 3), mask (B, P) float, history (B, K, P, 4) or None -> the encoder
+        latent (B, D)."""
         valid = mask > 0.5  # (B, P)
         x = self.encoder.features(points, valid, attend=_attend)  # (B, P, dp)
-        z = self.encoder.latent(x, points, valid, history)  # (B, D) latent
-        return self.decoder.inp(z)
+        return self.encoder.latent(x, points, valid, history)  # (B, D) latent
 
     def forward(self, points, mask, k_cache, v_cache, attn_bias, history=None):
-        x = self.encode(points, mask, history).unsqueeze(1)  # (B, 1, D)
+        z = self.encode(points, mask, history)  # (B, D)
+        novelty = self.novelty(z)  # (B,)
+        x = self.decoder.inp(z).unsqueeze(1)  # (B, 1, D)
         ks, vs = [], []
         for i, blk in enumerate(self.decoder.blocks):
             q, k, v = blk.qkv_heads(x)  # (B, H, 1, dh)
@@ -140,7 +147,7 @@ class StreamingStep(nn.Module):
             vs.append(v[:, :, 0])
         h = self.decoder.ln(x[:, 0])  # (B, D)
         out = [dn(head(h)) for head, dn in zip(self.heads, self.denorm)]  # (B, C_k) physical
-        return torch.cat(out, -1), torch.stack(ks, 1), torch.stack(vs, 1)
+        return torch.cat(out, -1), torch.stack(ks, 1), torch.stack(vs, 1), novelty
 
 
 def push_history(history: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> None:

@@ -16,6 +16,11 @@ name of :mod:`hdys_rt.backends.registry` (``"torch"`` by default: eager torch, u
 marker bound), ``"auto"`` (the registry's choice for the device) or the path of an engine folder
 written by ``hdys-rt export`` (checked against the model's hash). Engines with static shapes pad
 every frame to their ``max_points``.
+
+A step returns ``name -> (C,)`` for every output of the model; the estimator's ``novelty`` then
+holds the novelty score of the frame(s) just stepped (:mod:`hdys_rt.model.novelty`; NaN when the
+model is not calibrated, or the engine was exported before the step computed it) and
+``novelty_threshold`` is the model's threshold for the input (NaN: none).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model
+from hdys_rt.model.novelty import threshold_of
 from hdys_rt.model.step import push_history
 
 if TYPE_CHECKING:
@@ -60,6 +66,7 @@ class EngineStepper:
         self.slices = list(output_slices(outputs).items())
         self.max_points = backend.io.max_points
         self.motion = "history" in backend.inputs  # the model sees motion (previous frames)
+        self.novelty = float("nan")  # the novelty score of the frame last stepped
         self.set_stride(1)
 
     def set_stride(self, stride: int) -> None:
@@ -84,7 +91,8 @@ class EngineStepper:
         self.pos = [0] * len(self.rings)
 
     def step(self, state: int, pts: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-        """pts (P, 3) float32 with missing rows zeroed, mask (P,) bool -> name -> (C,)."""
+        """pts (P, 3) float32 with missing rows zeroed, mask (P,) bool -> name -> (C,); the
+        frame's novelty score in ``self.novelty``."""
         be, W = self.backend, self.window
         inp = be.inputs
         P = pts.shape[0]
@@ -109,6 +117,8 @@ class EngineStepper:
         if self.motion:  # this frame becomes the state's previous frame
             push_history(self.histories[state], inp["points"][0], inp["mask"][0])
         y = out["out"][0].float().cpu().numpy()
+        nov = out.get("novelty")  # absent from engines exported before it existed
+        self.novelty = float("nan") if nov is None else float(nov[0])
         return {name: y[sl].copy() for name, sl in self.slices}
 
     def __deepcopy__(self, memo):
@@ -157,6 +167,8 @@ class StreamingEstimator:
         self.max_points = model.cfg.max_points
         self.outputs = {k: tuple(v) for k, v in meta["outputs"].items()}
         self.units = dict(meta["units"])
+        self.novelty_threshold = threshold_of(meta, input_kind)
+        self.novelty = float("nan")  # the novelty score of the frame last stepped
         self._frame = 0
         self._engine = None
         # auto may pick an engine with fewer marker slots than the model takes: a larger frame
@@ -252,7 +264,8 @@ class StreamingEstimator:
         self._frame = 0
 
     def step(self, points: np.ndarray, state: int | None = None) -> dict[str, np.ndarray]:
-        """One frame: points (P, 3) float32 metres Y up, NaN rows = missing -> name -> (C,).
+        """One frame: points (P, 3) float32 metres Y up, NaN rows = missing -> name -> (C,)
+        (its novelty score: ``self.novelty``).
         ``state``: the interleaved decoder state it advances (None: the next in turn; frames
         must then be exactly ``1 / stream_rate`` apart)."""
         pts = np.asarray(points, dtype=np.float32)
@@ -267,8 +280,10 @@ class StreamingEstimator:
         if state is None:
             state = self._frame % self.stride
         self._frame += 1
-        return self._engine.step(state, np.where(mask[:, None], pts, np.float32(0.0)),
-                                 mask.astype(np.float32))
+        out = self._engine.step(state, np.where(mask[:, None], pts, np.float32(0.0)),
+                                mask.astype(np.float32))
+        self.novelty = self._engine.novelty
+        return out
 
 
 class BatchedEstimator:
@@ -294,6 +309,8 @@ class BatchedEstimator:
         self.model, self.metadata, self.input_kind = model, meta, input_kind
         self.device, self.rate, self.window = single.device, single.rate, single.window
         self.max_points, self.outputs, self.units = single.max_points, single.outputs, single.units
+        self.novelty_threshold = single.novelty_threshold
+        self.novelty = np.zeros(0, np.float32)  # the last step's novelty score per slot
         self.engine, self.engine_reason = single.engine, single.engine_reason
         self._auto = single._auto
         self._requested = "auto" if self._auto else (str(engine) if engine is not None else None)
@@ -408,7 +425,8 @@ class BatchedEstimator:
     # --- the step ----------------------------------------------------------------------------
     def step(self, slots: list[int], points: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Advance each slot by one frame: ``points[i]`` (P_i, 3) float32 metres Y up, NaN rows
-        missing, for ``slots[i]`` (distinct) -> one ``name -> (C,)`` per slot."""
+        missing, for ``slots[i]`` (distinct) -> one ``name -> (C,)`` per slot (their novelty
+        scores: ``self.novelty``, (n,))."""
         n = len(slots)
         P = max(p.shape[0] for p in points)
         self.fit(P)
@@ -425,16 +443,19 @@ class BatchedEstimator:
                 pts[i, : p.shape[0]][ok] = p[ok]
                 mask[i, : p.shape[0]] = ok
         out = np.empty((n, sum(sl.stop - sl.start for _, sl in self._slices)), np.float32)
+        nov = np.full(n, np.nan, np.float32)
         i = 0
         while i < n:  # as few bucket runs as cover n: the largest power of two that fits
             be = self._bucket(1 << ((n - i).bit_length() - 1)) or self._buckets[1]
             b = be.io.batch
-            self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b])
+            self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b],
+                      nov[i:i + b])
             i += b
+        self.novelty = nov
         cols = [(name, out[:, sl]) for name, sl in self._slices]  # views of this call's rows
         return [{name: c[i] for name, c in cols} for i in range(n)]
 
-    def _run(self, be, slots, pts, mask, out) -> None:
+    def _run(self, be, slots, pts, mask, out, nov) -> None:
         inp, W = be.inputs, self.window
         P = pts.shape[1]
         be.use_points(P)
@@ -463,6 +484,8 @@ class BatchedEstimator:
             self.hist[idx] = h
         self.pos[slots] = pos + 1
         out[:] = res["out"].float().cpu().numpy()
+        if "novelty" in res:  # absent from engines exported before it existed
+            nov[:] = res["novelty"].float().cpu().numpy()
 
     def close(self) -> None:
         for be in self._buckets.values():

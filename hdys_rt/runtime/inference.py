@@ -99,8 +99,8 @@ class InferenceLoop:
                 break
             try:
                 outs = self.est.step([c[0] for c, _ in rows], [c[2] for c, _ in rows])
-                for (commit, _), out in zip(rows, outs):
-                    commit[3] = out
+                for (commit, _), out, novelty in zip(rows, outs, self.est.novelty):
+                    commit[3], commit[4] = out, float(novelty)
             except Exception as exc:  # one bad batch must not stop the service
                 for _, job in rows:
                     job.error = exc

@@ -34,6 +34,7 @@ from hdys_rt import representations as reps, wire
 from hdys_rt.data.markersets import Upright, UprightWatch
 from hdys_rt.subject import absolute_channels, absolute_outputs
 from hdys_rt.errors import HdysError
+from hdys_rt.model.novelty import is_novel
 from hdys_rt.model.resample import GridResampler
 from hdys_rt.runtime.stats import StageTimes
 from hdys_rt.streams.base import RateLimitedLog, Source
@@ -118,14 +119,16 @@ def subject_of(options: PipelineOptions, source: Source) -> tuple[float | None, 
 @dataclass
 class FrameJob:
     """One frame on its way through the inference loop: its ring index and read-out, quality
-    flags, and the grid points it commits (``[slot, points, outputs]``, outputs filled by the
-    loop's batched step; ``None`` outputs with ``error`` set when that step failed)."""
+    flags, and the grid points it commits (``[slot, t_grid, points, outputs, novelty]``, outputs
+    and novelty score filled by the loop's batched step; ``None`` outputs with ``error`` set
+    when that step failed)."""
 
     index: int
     info: tuple                       # (t_src, t_recv, seq, n_valid, n_invalid)
     flags: int
     missing: list
-    commits: list                     # [[slot, t_grid, points (P, 3), outputs or None], ...]
+    commits: list                     # [[slot, t_grid, points (P, 3), outputs or None,
+    #                                     novelty score], ...]
     newer: bool                       # a newer frame of the stream was already received
     error: Exception | None = None
 
@@ -185,6 +188,7 @@ class StreamPipeline:
         self.est.release(self.slots)
         self.slots = self.est.alloc(self.phases)  # fresh states, one per grid
         self._est_out: dict | None = None  # the latest grid point's outputs, and its time
+        self._novelty = math.nan  # and its novelty score
         self._t_est = None
         n = len(names)
         self.min_markers = self.opt.min_valid(n)
@@ -199,7 +203,8 @@ class StreamPipeline:
         self.nan_out = {k: np.full(len(v), np.nan, np.float32) for k, v in self.out_names.items()}
         self.meta_id += 1
         model = {"rate": float(self.est.rate), "window": int(self.est.window),
-                 "phases": self.phases}
+                 "phases": self.phases,
+                 "novelty_threshold": float(getattr(self.est, "novelty_threshold", math.nan))}
         self.meta = wire.encode_meta(src.name, self.meta_id, names, rate, self.out_names,
                                      self.out_units, model,
                                      getattr(self.est, "input_kind", "markers"))
@@ -301,7 +306,7 @@ class StreamPipeline:
             else:  # the grid points up to this frame; its estimate is the latest one's
                 if not self._watch.done:
                     self._checked_upright(self._watch.add(self.buf, t_src))
-                commits = [[self.slots[ph], t_grid, pts, None]
+                commits = [[self.slots[ph], t_grid, pts, None, math.nan]
                            for ph, t_grid, pts in self.resampler.push(t_src, self.buf)]
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
         return jobs
@@ -311,6 +316,7 @@ class StreamPipeline:
         count it stale; either way the frame becomes ``processed``."""
         t_src, t_recv, seq, n_valid, _ = job.info
         c, flags = self.counters, job.flags
+        novelty = math.nan
         if job.error is not None:
             flags |= F["error"]
             c["errors"] += 1
@@ -320,9 +326,13 @@ class StreamPipeline:
         elif flags & F["too_few"]:
             outputs = self.nan_out
         else:
-            for _, t_grid, _, out in job.commits:
-                self._est_out, self._t_est = out, t_grid
+            for _, t_grid, _, out, nov in job.commits:
+                self._est_out, self._t_est, self._novelty = out, t_grid, nov
             outputs = self._est_out if self._est_out is not None else self.nan_out
+            if self._est_out is not None:
+                novelty = self._novelty
+                if is_novel(novelty, getattr(self.est, "novelty_threshold", math.nan)):
+                    flags |= F["novel"]
             if self.mass_kg is not None and self._est_out is not None:
                 outputs = {**outputs, **absolute_outputs(
                     outputs, self.est.outputs, self.mass_kg, self.height_m)[0]}
@@ -341,7 +351,7 @@ class StreamPipeline:
             self.source.name, self.meta_id, seq, t_src, t_recv, t_inf1, outputs, flags,
             n_valid, job.missing, c["dropped"], self.source.counters["out_of_order"],
             {"receive": t_recv - t_src, "window": t_inf0 - t_recv,
-             "inference": t_inf1 - t_inf0}, c["stale_unpublished"], self._t_est)
+             "inference": t_inf1 - t_inf0}, c["stale_unpublished"], self._t_est, novelty)
         t_enc = time.monotonic()
         name = self.source.name
         for sink in self.sinks:
@@ -357,7 +367,7 @@ class StreamPipeline:
         self.times.record(t_recv - t_src, t_inf0 - t_recv, t_inf1 - t_inf0, t_enc - t_inf1,
                           t_pub - t_enc, t_pub - t_recv)
         self.latest = {"seq": seq, "outputs": outputs, "flags": flags, "n_valid": n_valid,
-                       "t_deq": t_inf0}
+                       "t_deq": t_inf0, "novelty": novelty}
         if self.on_estimate is not None:
             self.on_estimate(self, outputs, flags)
 

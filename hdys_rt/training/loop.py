@@ -23,6 +23,7 @@ from hdys_rt.errors import HdysError
 from hdys_rt.model.config import ModelConfig
 from hdys_rt.model.hdys import HDyS, count_parameters
 from hdys_rt.model.io import save_model
+from hdys_rt.model.novelty import calibrate_model, metadata as novelty_metadata
 from hdys_rt.training.data import CorpusData, WindowSampler
 from hdys_rt.training.losses import compute_losses
 
@@ -120,7 +121,12 @@ def save_checkpoint(path: Path, model: HDyS, opt: torch.optim.Optimizer, state: 
 def load_checkpoint(path: Path, model: HDyS, opt: torch.optim.Optimizer) -> dict:
     tensors = load_file(str(path.with_suffix(".safetensors")))
     state = json.loads(path.with_suffix(".json").read_text())
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    missing, unexpected = model.load_state_dict(
+        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
+    missing = [k for k in missing if not k.startswith("novelty.")]  # older checkpoints
+    if missing or unexpected:
+        raise HdysError(f"{path}: checkpoint does not fit the model (missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]})")
     params = dict(model.named_parameters())
     for n, p in params.items():
         if f"opt.{n}.exp_avg" in tensors:
@@ -243,6 +249,8 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
     model.eval()
     stem = out / "model"
     if rank == 0:
+        # the novelty score, on the frames it trained on (hdys-rt calibrate redoes it)
+        novelty = calibrate_model(model, [s for items in data.seqs.values() for s in items])
         corpus_meta = {}
         cj = Path(data_dir) / "corpus.json"
         if cj.exists():
@@ -258,6 +266,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
             },
             "corpus": {"seed": corpus_meta.get("seed"), "quick": corpus_meta.get("quick"),
                        "domains": corpus_meta.get("domains")},
+            **novelty_metadata(novelty),
         })
     if world > 1:
         import torch.distributed as dist

@@ -100,7 +100,9 @@ class Running:
 
 @pytest.fixture
 def running(model_path, port):
-    def make(sources, **kw):
-        return Running(sources, model_path, port, **kw)
+    """``running(sources, model=None, **options)``: a :class:`Running` server (``model``: a
+    model path, default the tiny model)."""
+    def make(sources, model=None, **kw):
+        return Running(sources, model or model_path, port, **kw)
     return make
 
