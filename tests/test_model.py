@@ -469,6 +469,12 @@ def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                  "--epochs", "0"]) == 1
     assert "--epochs must be > 0" in capsys.readouterr().err
+    _tiny_corpus(tmp_path / "corpus")
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus"), "--out",
+                 str(tmp_path / "o"), "--holdout-person", "nobody", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--holdout-person 'nobody' is no person of these sequences" in err
+    assert "Traceback" not in err
 
 
 def test_preset_paper_is_the_papers_settings():

@@ -29,6 +29,9 @@ def add_arguments(p):
                    help="leave-one-lab-out: train on every lab but LAB (meta.lab, else the "
                    "domain; repeat to hold out several); default: the person split (about one "
                    "person in five held out)")
+    p.add_argument("--holdout-person", action="append", default=None, metavar="PERSON",
+                   help="train on every person but PERSON (meta.person, else the subject id; "
+                   "the folders of one person share it; repeat for several)")
     p.add_argument("--fraction", nargs="+", default=None, metavar="DOMAIN=F",
                    help="keep only fraction F (0..1] of a domain's training frames")
     p.add_argument("--no-align", action="store_true", help="ablation: no InfoNCE alignment")
@@ -69,7 +72,7 @@ def run(args) -> int:
     cfg = preset(args.preset, **over)
     stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
                  progress=not args.no_progress, device=device, fraction=fraction or None,
-                 holdout_lab=args.holdout_lab,
+                 holdout_lab=args.holdout_lab, holdout_persons=args.holdout_person,
                  command="hdys-rt " + " ".join(shlex.quote(a) for a in args._argv))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"model written to {stem}.safetensors (+ .json)")

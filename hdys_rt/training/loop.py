@@ -156,8 +156,10 @@ class LossStep(torch.nn.Module):
 def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
           domains: list[str] | None = None, progress: bool = True, device: str = "cpu",
           command: str | None = None, fraction: dict[str, float] | None = None,
-          holdout_lab: str | list[str] | None = None) -> Path:
-    """Train on the corpus' training split (persons, or every lab but ``holdout_lab``: see
+          holdout_lab: str | list[str] | None = None,
+          holdout_persons: list[str] | None = None) -> Path:
+    """Train on the corpus' training split (persons, or every lab but ``holdout_lab`` and
+    every person but ``holdout_persons``: see
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
     ``out/model.safetensors`` + ``model.json``. Returns the model stem path."""
     rank, world = _dist_init()
@@ -170,7 +172,8 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
     # fraction: keep only part of chosen domains' frames (scale-vs-heterogeneity ablation)
     data = CorpusData(data_dir, rate=cfg.rate, split="train", domains=domains,
                       max_points=cfg.model.max_points, fraction=fraction,
-                      fraction_seed=cfg.seed, holdout_lab=holdout_lab)
+                      fraction_seed=cfg.seed, holdout_lab=holdout_lab,
+                      holdout_persons=holdout_persons)
     keys = tuple(k for k in cfg.model.kin_inputs + cfg.model.dyn_outputs if k in data.keys())
     model = HDyS(cfg.model).to(device)
     model.set_normalisation(data.normalisation())
