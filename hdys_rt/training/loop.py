@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from hdys_rt.errors import HdysError
 from hdys_rt.model.config import ModelConfig
 from hdys_rt.model.hdys import HDyS, count_parameters
-from hdys_rt.model.io import save_model
+from hdys_rt.model.io import load_model, save_model
 from hdys_rt.training.data import CorpusData, WindowSampler
 from hdys_rt.training.losses import compute_losses
 
@@ -151,17 +151,33 @@ class LossStep(torch.nn.Module):
         return compute_losses(self.model, batch, c.w_recon, c.w_align, c.use_align, c.use_fdae)
 
 
+def _warm_start(init: str, cfg_model: ModelConfig) -> tuple[HDyS, dict]:
+    """The model ``init`` ('bundled' or a path) in training mode, checked against ``cfg_model``
+    (every field but the rate); returns (model, {"model", "weights_sha256"}) for the metadata."""
+    model, meta = load_model(None if init == "bundled" else init)
+    have, want = model.cfg.to_dict(), cfg_model.to_dict()
+    diff = sorted(k for k in want if k != "rate" and have.get(k) != want[k])
+    if diff:
+        raise HdysError(f"--init {init}: its model config differs from the preset's in "
+                        f"{', '.join(f'{k} ({have.get(k)} vs {want[k]})' for k in diff[:4])}")
+    model.train()
+    return model, {"model": init, "weights_sha256": meta.get("weights_sha256")}
+
+
 # --- the loop -----------------------------------------------------------------------------------
 
 def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
           domains: list[str] | None = None, progress: bool = True, device: str = "cpu",
           command: str | None = None, fraction: dict[str, float] | None = None,
           holdout_lab: str | list[str] | None = None,
-          holdout_persons: list[str] | None = None) -> Path:
+          holdout_persons: list[str] | None = None, init: str | None = None) -> Path:
     """Train on the corpus' training split (persons, or every lab but ``holdout_lab`` and
     every person but ``holdout_persons``: see
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
-    ``out/model.safetensors`` + ``model.json``. Returns the model stem path."""
+    ``out/model.safetensors`` + ``model.json``. Returns the model stem path.
+
+    ``init``: start from this saved model's weights AND normalisation ('bundled': the bundled
+    default; its model config must be ``cfg.model``'s) instead of a fresh model."""
     rank, world = _dist_init()
     cfg = replace(cfg, model=replace(cfg.model, rate=cfg.rate))  # the motion features' rate
     torch.manual_seed(cfg.seed + rank)
@@ -175,8 +191,13 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
                       fraction_seed=cfg.seed, holdout_lab=holdout_lab,
                       holdout_persons=holdout_persons)
     keys = tuple(k for k in cfg.model.kin_inputs + cfg.model.dyn_outputs if k in data.keys())
-    model = HDyS(cfg.model).to(device)
-    model.set_normalisation(data.normalisation())
+    init_meta = None
+    if init:
+        model, init_meta = _warm_start(init, cfg.model)
+        model = model.to(device)
+    else:
+        model = HDyS(cfg.model).to(device)
+        model.set_normalisation(data.normalisation())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(data.domains) * cfg.windows_per_domain
                                        / (cfg.window_batch * world)))
@@ -255,6 +276,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
                 "command": command or " ".join(shlex.quote(a) for a in sys.argv),
                 "config": cfg.to_dict(), "steps": state["step"], "epochs": state["epoch"],
                 "stopped_early": stopped_early, "domains": data.domains, "world_size": world,
+                "init": init_meta,
                 "train_frames": data.frames(),
                 "minutes": round((time.monotonic() - t_start) / 60, 2),
                 "final_losses": state["history"][-1] if state["history"] else {},
