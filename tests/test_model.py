@@ -478,6 +478,7 @@ def test_train_init_fine_tunes_a_saved_model_keeping_its_normalisation(tmp_path,
     assert meta1["training"]["init"] == {"model": str(base / "model.safetensors"),
                                          "weights_sha256": meta0["weights_sha256"]}
     assert meta1["training"]["config"]["lr"] == 1e-4
+    assert meta1["config"] == meta0["config"]  # the architecture is the init model's
     for a0, a1 in zip(m0.stats("torques_rajagopal"), m1.stats("torques_rajagopal")):
         assert torch.equal(a0, a1)  # the normalisation the weights were trained with
     assert not torch.equal(m0.heads["torques_rajagopal"][0].weight,
@@ -487,7 +488,7 @@ def test_train_init_fine_tunes_a_saved_model_keeping_its_normalisation(tmp_path,
                  str(tmp_path / "bad"), "--latent", "16", "--init",
                  str(base / "model.safetensors"), "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "its model config differs from the preset's in latent (32 vs 16)" in err
+    assert "--init takes its model's architecture: drop --latent" in err
     assert "Traceback" not in err
 
 

@@ -27,8 +27,9 @@ def add_arguments(p):
     p.add_argument("--lr", type=float, default=None, help="override the preset's peak learning "
                    "rate")
     p.add_argument("--init", default=None, metavar="MODEL",
-                   help="fine-tune: start from this model's weights and normalisation "
-                   "('bundled' = the bundled default; same model config as the preset)")
+                   help="fine-tune: start from this model (its architecture, weights and "
+                   "normalisation; 'bundled' = the bundled default); the preset gives the "
+                   "training settings")
     p.add_argument("--domains", nargs="+", default=None, help="train on these domains only")
     p.add_argument("--holdout-lab", action="append", default=None, metavar="LAB",
                    help="leave-one-lab-out: train on every lab but LAB (meta.lab, else the "
@@ -54,6 +55,8 @@ def run(args) -> int:
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise HdysError(f"--{name} must be > 0, got {v}")
+    if args.init and (args.latent or args.bidirectional):
+        raise HdysError("--init takes its model's architecture: drop --latent / --bidirectional")
     device = check_device(args.device)
     over = {"seed": args.seed, "epochs": args.epochs, "max_minutes": args.max_minutes,
             "lr": args.lr}

@@ -151,15 +151,10 @@ class LossStep(torch.nn.Module):
         return compute_losses(self.model, batch, c.w_recon, c.w_align, c.use_align, c.use_fdae)
 
 
-def _warm_start(init: str, cfg_model: ModelConfig) -> tuple[HDyS, dict]:
-    """The model ``init`` ('bundled' or a path) in training mode, checked against ``cfg_model``
-    (every field but the rate); returns (model, {"model", "weights_sha256"}) for the metadata."""
+def _warm_start(init: str) -> tuple[HDyS, dict]:
+    """The model ``init`` ('bundled' or a path) in training mode; returns (model, {"model",
+    "weights_sha256"}) for the metadata."""
     model, meta = load_model(None if init == "bundled" else init)
-    have, want = model.cfg.to_dict(), cfg_model.to_dict()
-    diff = sorted(k for k in want if k != "rate" and have.get(k) != want[k])
-    if diff:
-        raise HdysError(f"--init {init}: its model config differs from the preset's in "
-                        f"{', '.join(f'{k} ({have.get(k)} vs {want[k]})' for k in diff[:4])}")
     model.train()
     return model, {"model": init, "weights_sha256": meta.get("weights_sha256")}
 
@@ -176,9 +171,13 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
     ``out/model.safetensors`` + ``model.json``. Returns the model stem path.
 
-    ``init``: start from this saved model's weights AND normalisation ('bundled': the bundled
-    default; its model config must be ``cfg.model``'s) instead of a fresh model."""
+    ``init``: start from this saved model ('bundled': the bundled default): its architecture
+    (``cfg.model`` is replaced by its config), weights AND normalisation, instead of a fresh
+    model; ``cfg``'s training settings apply."""
     rank, world = _dist_init()
+    init_model, init_meta = _warm_start(init) if init else (None, None)
+    if init_model is not None:
+        cfg = replace(cfg, model=init_model.cfg)
     cfg = replace(cfg, model=replace(cfg.model, rate=cfg.rate))  # the motion features' rate
     torch.manual_seed(cfg.seed + rank)
     if device == "cpu":
@@ -191,10 +190,11 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
                       fraction_seed=cfg.seed, holdout_lab=holdout_lab,
                       holdout_persons=holdout_persons)
     keys = tuple(k for k in cfg.model.kin_inputs + cfg.model.dyn_outputs if k in data.keys())
-    init_meta = None
-    if init:
-        model, init_meta = _warm_start(init, cfg.model)
-        model = model.to(device)
+    if init_model is not None:
+        if abs(init_model.cfg.rate - cfg.rate) > 1e-6:
+            raise HdysError(f"--init {init}: the model runs at {init_model.cfg.rate} Hz, the "
+                            f"preset at {cfg.rate} Hz")
+        model = init_model.to(device)
     else:
         model = HDyS(cfg.model).to(device)
         model.set_normalisation(data.normalisation())
