@@ -122,12 +122,15 @@ def predict_sequence(model: HDyS, key: str, x: np.ndarray) -> dict[str, np.ndarr
 
 def evaluate(model: HDyS, data_dir: str | Path, split: str | None = "test",
              inputs: list[str] | None = None, domains: list[str] | None = None,
-             rate: float = 100.0, holdout_lab: str | None = None, progress=None) -> dict:
-    """Evaluate ``model`` on a corpus split (the person split, or leave ``holdout_lab`` out);
+             rate: float = 100.0, holdout_lab: str | None = None,
+             holdout_persons: list[str] | None = None, progress=None) -> dict:
+    """Evaluate ``model`` on a corpus split (the person split, or leave ``holdout_lab`` and
+    ``holdout_persons`` out);
     returns {domain: {input: {output: result}}}. ``progress(iterable, desc)`` wraps each
     domain's sequences (a progress bar; None: none)."""
     data = CorpusData(data_dir, rate=rate, split=split, domains=domains,
-                      max_points=model.cfg.max_points, holdout_lab=holdout_lab)
+                      max_points=model.cfg.max_points, holdout_lab=holdout_lab,
+                      holdout_persons=holdout_persons)
     inputs = list(inputs or model.cfg.kin_inputs)
     report: dict = {}
     for dom, items in data.seqs.items():
@@ -371,13 +374,14 @@ def _folds(data_dir, domains, holdout_labs) -> list[str | None]:
 def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test",
                    domains: list[str] | None = None, rate: float = 100.0,
                    input_key: str = "markers", holdout_labs: list[str] | None = None,
-                   progress=None) -> dict:
+                   holdout_persons: list[str] | None = None, progress=None) -> dict:
     """The per task x big joint report (see the module doc) of ``model`` on ``data_dir``.
 
     ``split``: 'test' (held-out persons), 'train' or None (all); ``holdout_labs``: leave-one-
-    lab-out folds (their test sides pooled; ``["each"]`` = every lab in turn) instead of the
-    person split. Mean curves always come from the fold's TRAINING side. Sequences with no
-    task (:func:`task_of`) are left out. Returns ``{"scope": {...}, "tasks": {task: {...}}}``.
+    lab-out folds (their test sides pooled; ``["each"]`` = every lab in turn) and/or
+    ``holdout_persons`` (these persons test, in every fold) instead of the person split. Mean
+    curves always come from the fold's TRAINING side. Sequences with no task (:func:`task_of`)
+    are left out. Returns ``{"scope": {...}, "tasks": {task: {...}}}``.
     ``progress(iterable, desc)`` wraps each domain's sequences (a progress bar; None: none).
     """
     if input_key not in model.cfg.kin_inputs:
@@ -385,14 +389,17 @@ def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test"
                         f"({list(model.cfg.kin_inputs)})")
     pools: dict[str, dict] = {}
     scope = {"split": split or "all", "holdout_labs": list(holdout_labs or []) or None,
+             "holdout_persons": list(holdout_persons or []) or None,
              "input": input_key, "rate_hz": rate, "folds": []}
     keys = (input_key, "torques_rajagopal", "grf")
     for lab in _folds(data_dir, domains, holdout_labs):
         test = CorpusData(data_dir, rate=rate, split=split, domains=domains, keys=keys,
-                          max_points=model.cfg.max_points, holdout_lab=lab)
+                          max_points=model.cfg.max_points, holdout_lab=lab,
+                          holdout_persons=holdout_persons)
         try:
             train = CorpusData(data_dir, rate=rate, split="train", domains=domains,
-                               keys=("torques_rajagopal", "grf"), holdout_lab=lab)
+                               keys=("torques_rajagopal", "grf"), holdout_lab=lab,
+                               holdout_persons=holdout_persons)
         except HdysError:  # nothing on the training side (e.g. one lab only)
             train = None
         curves = _mean_curves(train)

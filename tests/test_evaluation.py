@@ -121,6 +121,32 @@ def test_split_never_puts_a_person_on_both_sides(tmp_path):
     assert {i.lab for i in infos if sides[i.path] == "train"} == {"lab0"}
 
 
+def test_holdout_person_tests_exactly_the_persons_named(tmp_path):
+    # person0 in two folders (domains a and b, other subject ids) of lab0, which others share;
+    # explicit meta.split is ignored as with --holdout-lab
+    seqs = [_seq("p0_a", "a", "s0a", {"person": "person0", "lab": "lab0", "split": "train"}),
+            _seq("p0_b", "b", "s0b", {"person": "person0", "lab": "lab0"}),
+            _seq("p1_a", "a", "s1", {"person": "person1", "lab": "lab0", "split": "test"}),
+            _seq("p2_a", "a", "s2", {"person": "person2", "lab": "lab1"}),
+            _seq("p3_a", "b", "s3", {"lab": "lab1"})]  # no meta.person: the subject id
+    _write(tmp_path, seqs)
+    infos = scan(tmp_path)
+    side = lambda sides: {i.name: sides[i.path] for i in infos}  # noqa: E731
+    assert side(assign_splits(infos, holdout_persons=["person0", "s3"])) == {
+        "p0_a": "test", "p0_b": "test", "p1_a": "train", "p2_a": "train", "p3_a": "test"}
+    # with a held-out lab: its persons and the persons named test
+    assert side(assign_splits(infos, holdout_lab="lab1", holdout_persons=["person0"])) == {
+        "p0_a": "test", "p0_b": "test", "p1_a": "train", "p2_a": "test", "p3_a": "test"}
+    with pytest.raises(HdysError, match="--holdout-person 'nobody' is no person of these "
+                       "sequences; persons: .*'person0'"):
+        assign_splits(infos, holdout_persons=["nobody"])
+    # training and evaluation load through the same function
+    test = CorpusData(tmp_path, split="test", holdout_persons=["person0"])
+    train = CorpusData(tmp_path, split="train", holdout_persons=["person0"])
+    persons = lambda d: {s.person for v in d.seqs.values() for s in v}  # noqa: E731
+    assert persons(test) == {"person0"} and persons(train) == {"person1", "person2", "s3"}
+
+
 def test_split_refuses_what_would_leak_a_person(tmp_path):
     _write(tmp_path, [_seq("x1", "a", "s1", {"person": "p", "split": "train"}),
                       _seq("x2", "b", "s2", {"person": "p", "split": "test"})])
@@ -206,6 +232,15 @@ def test_eval_command_prints_and_writes_the_table(tmp_path, model_path, capsys):
     assert main(["eval", "--model", model_path, "--data", str(tmp_path / "c"),
                  "--holdout-lab", "L9"]) == 1
     assert "--holdout-lab 'L9' is no lab of these sequences" in capsys.readouterr().err
+    assert main(["eval", "--model", model_path, "--data", str(tmp_path / "c"),
+                 "--holdout-person", "ann", "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["scope"]["holdout_persons"] == ["ann"]
+    assert rep["scope"]["folds"][0]["test_persons"] == ["ann"]
+    assert rep["scope"]["folds"][0]["train_persons"] == ["bob"]
+    assert main(["eval", "--model", model_path, "--data", str(tmp_path / "c"),
+                 "--holdout-person", "eve"]) == 1
+    assert "--holdout-person 'eve' is no person of these sequences" in capsys.readouterr().err
 
 
 def test_eval_shows_a_progress_bar_on_stderr_unless_asked_not_to(tmp_path, model_path, capsys):

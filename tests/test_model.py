@@ -461,6 +461,38 @@ def test_train_resume_and_eval_commands(tmp_path):
     assert rep["domains"]["person_split"]["sim"]["markers"]["torques_rajagopal"]["metric"] == "mPJE"
 
 
+def test_train_init_fine_tunes_a_saved_model_keeping_its_normalisation(tmp_path, capsys):
+    from hdys_rt.cli import main
+    from hdys_rt.model.io import load_model
+
+    _tiny_corpus(tmp_path / "corpus")
+    _tiny_corpus(tmp_path / "corpus2", T=90)  # other data, other statistics
+    base = tmp_path / "base"
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus"), "--out",
+                 str(base), "--epochs", "1", "--no-progress"]) == 0
+    ft = tmp_path / "ft"
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus2"), "--out",
+                 str(ft), "--epochs", "1", "--lr", "1e-4", "--init",
+                 str(base / "model.safetensors"), "--no-progress"]) == 0
+    m0, meta0 = load_model(base / "model.safetensors")
+    m1, meta1 = load_model(ft / "model.safetensors")
+    assert meta1["training"]["init"] == {"model": str(base / "model.safetensors"),
+                                         "weights_sha256": meta0["weights_sha256"]}
+    assert meta1["training"]["config"]["lr"] == 1e-4
+    assert meta1["config"] == meta0["config"]  # the architecture is the init model's
+    for a0, a1 in zip(m0.stats("torques_rajagopal"), m1.stats("torques_rajagopal")):
+        assert torch.equal(a0, a1)  # the normalisation the weights were trained with
+    assert not torch.equal(m0.heads["torques_rajagopal"][0].weight,
+                           m1.heads["torques_rajagopal"][0].weight)  # and it trained
+    capsys.readouterr()
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus2"), "--out",
+                 str(tmp_path / "bad"), "--latent", "16", "--init",
+                 str(base / "model.safetensors"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--init takes its model's architecture: drop --latent" in err
+    assert "Traceback" not in err
+
+
 def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):
     from hdys_rt.cli import main
 
@@ -470,6 +502,12 @@ def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                  "--epochs", "0"]) == 1
     assert "--epochs must be > 0" in capsys.readouterr().err
+    _tiny_corpus(tmp_path / "corpus")
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus"), "--out",
+                 str(tmp_path / "o"), "--holdout-person", "nobody", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--holdout-person 'nobody' is no person of these sequences" in err
+    assert "Traceback" not in err
 
 
 def test_preset_paper_is_the_papers_settings():

@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--holdout-lab", action="append", default=None, metavar="LAB",
                    help="the training side of leave-one-lab-out (as hdys-rt train "
                    "--holdout-lab); default: the person split")
+    p.add_argument("--holdout-person", action="append", default=None, metavar="PERSON",
+                   help="the training side when these persons are held out (as hdys-rt train "
+                   "--holdout-person)")
     p.add_argument("--percentile", type=float, default=99.0,
                    help="threshold: this percentile of the held-out persons' scores "
                    "(default 99)")
@@ -39,7 +42,8 @@ def run(args) -> int:
 
     reports = calibrate(args.model, args.data, tasks=args.tasks, percentile=args.percentile,
                         ridge=args.ridge, shrinkage=args.shrinkage,
-                        holdout_lab=args.holdout_lab, domains=args.domains)
+                        holdout_lab=args.holdout_lab, domains=args.domains,
+                        holdout_persons=args.holdout_person)
     if args.json:
         print(json.dumps(reports, indent=1))
         return 0

@@ -21,6 +21,9 @@ def add_arguments(p):
                    help="leave-one-lab-out instead of the person split: LAB's persons are "
                    "tested, every other lab is the training side (mean curves); repeat for "
                    "several folds, pooled; 'each' = every lab in turn")
+    p.add_argument("--holdout-person", action="append", metavar="PERSON",
+                   help="these persons are tested (meta.person, else the subject id; repeat "
+                   "for several), every other person is the training side (mean curves)")
     p.add_argument("--input", default="markers",
                    help="kinematic input of the per-task table (default: markers)")
     p.add_argument("--per-domain", action="store_true",
@@ -64,7 +67,8 @@ def run(args) -> int:
         raise HdysError("--holdout-lab each holds out every lab in turn: give it alone")
     bar = None if args.no_progress else _progress
     tasks = evaluate_tasks(model, args.data, split=split, domains=args.domains, rate=rate,
-                           input_key=args.input, holdout_labs=labs, progress=bar)
+                           input_key=args.input, holdout_labs=labs,
+                           holdout_persons=args.holdout_person, progress=bar)
     tasks["scope"]["model"] = str(args.model or "bundled")
     tasks["scope"]["model_training_domains"] = (meta.get("corpus") or {}).get("domains")
     if tasks["tasks"]:
@@ -77,10 +81,11 @@ def run(args) -> int:
         for lab in [f["holdout_lab"] for f in tasks["scope"]["folds"]]:
             try:
                 rep = evaluate(model, args.data, split=split, inputs=args.inputs,
-                               domains=args.domains, rate=rate, holdout_lab=lab, progress=bar)
+                               domains=args.domains, rate=rate, holdout_lab=lab,
+                               holdout_persons=args.holdout_person, progress=bar)
             except HdysError:  # a fold with nothing on this side
                 continue
-            domains[lab or "person_split"] = rep
+            domains[lab or ("holdout_persons" if args.holdout_person else "person_split")] = rep
         if args.per_domain:
             for fold, rep in domains.items():
                 print(f"\nPer domain ({fold}; mPJE = mean absolute error over all 17 joints):")
@@ -107,7 +112,8 @@ def _plot(args, model, meta) -> None:
     labs = [lab for lab in (args.holdout_lab or []) if lab != "each"]
     data = CorpusData(args.data, rate=rate, split=None if args.split == "all" else args.split,
                       domains=args.domains, max_points=model.cfg.max_points,
-                      holdout_lab=labs[0] if len(labs) == 1 else None)
+                      holdout_lab=labs[0] if len(labs) == 1 else None,
+                      holdout_persons=args.holdout_person)
     items = [s for seqs in data.seqs.values() for s in seqs]
     if args.trial:
         chosen = [s for s in items if s.name in set(args.trial)]

@@ -24,11 +24,20 @@ def add_arguments(p):
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this wall time (0 = no limit)")
     p.add_argument("--latent", type=int, default=None, help="latent size (default 128)")
+    p.add_argument("--lr", type=float, default=None, help="override the preset's peak learning "
+                   "rate")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="fine-tune: start from this model (its architecture, weights and "
+                   "normalisation; 'bundled' = the bundled default); the preset gives the "
+                   "training settings")
     p.add_argument("--domains", nargs="+", default=None, help="train on these domains only")
     p.add_argument("--holdout-lab", action="append", default=None, metavar="LAB",
                    help="leave-one-lab-out: train on every lab but LAB (meta.lab, else the "
                    "domain; repeat to hold out several); default: the person split (about one "
                    "person in five held out)")
+    p.add_argument("--holdout-person", action="append", default=None, metavar="PERSON",
+                   help="train on every person but PERSON (meta.person, else the subject id; "
+                   "the folders of one person share it; repeat for several)")
     p.add_argument("--fraction", nargs="+", default=None, metavar="DOMAIN=F",
                    help="keep only fraction F (0..1] of a domain's training frames")
     p.add_argument("--no-align", action="store_true", help="ablation: no InfoNCE alignment")
@@ -42,12 +51,15 @@ def add_arguments(p):
 def run(args) -> int:
     from hdys_rt.training.loop import preset, train
 
-    for name in ("epochs", "latent"):
+    for name in ("epochs", "latent", "lr"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise HdysError(f"--{name} must be > 0, got {v}")
+    if args.init and (args.latent or args.bidirectional):
+        raise HdysError("--init takes its model's architecture: drop --latent / --bidirectional")
     device = check_device(args.device)
-    over = {"seed": args.seed, "epochs": args.epochs, "max_minutes": args.max_minutes}
+    over = {"seed": args.seed, "epochs": args.epochs, "max_minutes": args.max_minutes,
+            "lr": args.lr}
     if args.no_align:
         over["use_align"] = False
     if args.no_fdae:
@@ -69,7 +81,8 @@ def run(args) -> int:
     cfg = preset(args.preset, **over)
     stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
                  progress=not args.no_progress, device=device, fraction=fraction or None,
-                 holdout_lab=args.holdout_lab,
+                 holdout_lab=args.holdout_lab, holdout_persons=args.holdout_person,
+                 init=args.init,
                  command="hdys-rt " + " ".join(shlex.quote(a) for a in args._argv))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"model written to {stem}.safetensors (+ .json)")

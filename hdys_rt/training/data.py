@@ -86,35 +86,43 @@ def scan(corpus: str | Path, domains: list[str] | None = None) -> list[SeqInfo]:
     return out
 
 
-def assign_splits(infos: list[SeqInfo], holdout_lab: str | None = None) -> dict[Path, str]:
+def assign_splits(infos: list[SeqInfo], holdout_lab: str | list[str] | None = None,
+                  holdout_persons: list[str] | None = None) -> dict[Path, str]:
     """Sidecar path -> 'train' | 'test', decided per PERSON so that no person is on both sides.
 
-    * ``holdout_lab`` None: a person whose sequences name an explicit ``meta["split"]`` takes it
+    * neither held out: a person whose sequences name an explicit ``meta["split"]`` takes it
       (they must agree), else :func:`hash_split` of the person id.
-    * ``holdout_lab`` LAB (leave-one-lab-out; or several labs, a list): the persons of LAB test,
-      everyone else trains; explicit splits are ignored.
+    * ``holdout_lab`` LAB (leave-one-lab-out; or several labs, a list) and/or
+      ``holdout_persons`` (person ids, :func:`person_of`): the persons of those labs and the
+      persons named test, everyone else trains; explicit splits are ignored.
 
     Raises :class:`HdysError` when a person's explicit splits disagree, when a person appears
-    in the held-out lab and another one, or when ``holdout_lab`` names no lab of ``infos``.
+    in the held-out lab and another one, or when ``holdout_lab`` / ``holdout_persons`` names no
+    lab / person of ``infos``.
     """
     by_person: dict[str, list[SeqInfo]] = {}
     for i in infos:
         by_person.setdefault(i.person, []).append(i)
-    held = None if holdout_lab is None else \
+    held = set() if holdout_lab is None else \
         {holdout_lab} if isinstance(holdout_lab, str) else set(holdout_lab)
-    for lab in sorted(held or ()):
+    held_persons = set(holdout_persons or ())
+    for lab in sorted(held):
         if lab not in {i.lab for i in infos}:
             raise HdysError(f"--holdout-lab {lab!r} is no lab of these sequences; labs: "
                             f"{sorted({i.lab for i in infos})}")
+    for person in sorted(held_persons - set(by_person)):
+        raise HdysError(f"--holdout-person {person!r} is no person of these sequences; "
+                        f"persons: {sorted(by_person)[:12]}"
+                        f"{' ...' if len(by_person) > 12 else ''}")
     out = {}
     for person, items in by_person.items():
-        if held is not None:
+        if held or held_persons:
             labs = {i.lab for i in items}
-            if labs & held and labs - held:
+            if labs & held and labs - held and person not in held_persons:
                 raise HdysError(f"person {person!r} has sequences in labs {sorted(labs)}: "
                                 f"holding out {sorted(labs & held)} would put them on both "
                                 "sides")
-            side = "test" if labs & held else "train"
+            side = "test" if labs & held or person in held_persons else "train"
         else:
             explicit = {i.explicit for i in items if i.explicit}
             if len(explicit) > 1:
@@ -161,20 +169,22 @@ class CorpusData:
 
     The split is decided per person by :func:`assign_splits` (training and evaluation both
     load through here, so they never disagree): ``split`` 'train' | 'test' | None (all);
-    ``holdout_lab``: leave-one-lab-out instead of the person hash."""
+    ``holdout_lab`` (leave-one-lab-out) and ``holdout_persons`` (these persons test): instead
+    of the person hash."""
 
     def __init__(self, corpus: str | Path, rate: float = 100.0, split: str | None = "train",
                  domains: list[str] | None = None, keys: tuple[str, ...] | None = None,
                  min_frames: int = 8, max_points: int = 128,
                  fraction: dict[str, float] | None = None, fraction_seed: int = 0,
-                 holdout_lab: str | None = None):
+                 holdout_lab: str | list[str] | None = None,
+                 holdout_persons: list[str] | None = None):
         """``fraction``: keep only this fraction (0..1] of a domain's frames (whole sequences,
         drawn with ``fraction_seed``), per domain name; domains not named are kept whole."""
         if split not in ("train", "test", None):
             raise HdysError(f"split must be 'train', 'test' or None (all), got {split!r}")
         self.rate = rate
         infos = scan(corpus, domains)
-        sides = assign_splits(infos, holdout_lab)
+        sides = assign_splits(infos, holdout_lab, holdout_persons)
         self.seqs: dict[str, list[SeqArrays]] = {}
         for d in dict.fromkeys(i.domain for i in infos):
             items = []
@@ -215,7 +225,8 @@ class CorpusData:
                 self.seqs[d] = items
         if not self.seqs:
             raise HdysError(f"corpus {corpus}: no sequences for split={split!r}"
-                            f"{f' holding out lab {holdout_lab!r}' if holdout_lab else ''} "
+                            f"{f' holding out lab {holdout_lab!r}' if holdout_lab else ''}"
+                            f"{f' holding out {holdout_persons!r}' if holdout_persons else ''} "
                             f"in domains {domains or sorted({i.domain for i in infos})}")
 
     @property

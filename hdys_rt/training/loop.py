@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from hdys_rt.errors import HdysError
 from hdys_rt.model.config import ModelConfig
 from hdys_rt.model.hdys import HDyS, count_parameters
-from hdys_rt.model.io import save_model
+from hdys_rt.model.io import load_model, save_model
 from hdys_rt.model.novelty import calibrate_model, metadata as novelty_metadata
 from hdys_rt.training.data import CorpusData, WindowSampler
 from hdys_rt.training.losses import compute_losses
@@ -157,16 +157,33 @@ class LossStep(torch.nn.Module):
         return compute_losses(self.model, batch, c.w_recon, c.w_align, c.use_align, c.use_fdae)
 
 
+def _warm_start(init: str) -> tuple[HDyS, dict]:
+    """The model ``init`` ('bundled' or a path) in training mode; returns (model, {"model",
+    "weights_sha256"}) for the metadata."""
+    model, meta = load_model(None if init == "bundled" else init)
+    model.train()
+    return model, {"model": init, "weights_sha256": meta.get("weights_sha256")}
+
+
 # --- the loop -----------------------------------------------------------------------------------
 
 def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
           domains: list[str] | None = None, progress: bool = True, device: str = "cpu",
           command: str | None = None, fraction: dict[str, float] | None = None,
-          holdout_lab: str | list[str] | None = None) -> Path:
-    """Train on the corpus' training split (persons, or every lab but ``holdout_lab``: see
+          holdout_lab: str | list[str] | None = None,
+          holdout_persons: list[str] | None = None, init: str | None = None) -> Path:
+    """Train on the corpus' training split (persons, or every lab but ``holdout_lab`` and
+    every person but ``holdout_persons``: see
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
-    ``out/model.safetensors`` + ``model.json``. Returns the model stem path."""
+    ``out/model.safetensors`` + ``model.json``. Returns the model stem path.
+
+    ``init``: start from this saved model ('bundled': the bundled default): its architecture
+    (``cfg.model`` is replaced by its config), weights AND normalisation, instead of a fresh
+    model; ``cfg``'s training settings apply."""
     rank, world = _dist_init()
+    init_model, init_meta = _warm_start(init) if init else (None, None)
+    if init_model is not None:
+        cfg = replace(cfg, model=init_model.cfg)
     cfg = replace(cfg, model=replace(cfg.model, rate=cfg.rate))  # the motion features' rate
     torch.manual_seed(cfg.seed + rank)
     if device == "cpu":
@@ -176,10 +193,17 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
     # fraction: keep only part of chosen domains' frames (scale-vs-heterogeneity ablation)
     data = CorpusData(data_dir, rate=cfg.rate, split="train", domains=domains,
                       max_points=cfg.model.max_points, fraction=fraction,
-                      fraction_seed=cfg.seed, holdout_lab=holdout_lab)
+                      fraction_seed=cfg.seed, holdout_lab=holdout_lab,
+                      holdout_persons=holdout_persons)
     keys = tuple(k for k in cfg.model.kin_inputs + cfg.model.dyn_outputs if k in data.keys())
-    model = HDyS(cfg.model).to(device)
-    model.set_normalisation(data.normalisation())
+    if init_model is not None:
+        if abs(init_model.cfg.rate - cfg.rate) > 1e-6:
+            raise HdysError(f"--init {init}: the model runs at {init_model.cfg.rate} Hz, the "
+                            f"preset at {cfg.rate} Hz")
+        model = init_model.to(device)
+    else:
+        model = HDyS(cfg.model).to(device)
+        model.set_normalisation(data.normalisation())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(data.domains) * cfg.windows_per_domain
                                        / (cfg.window_batch * world)))
@@ -260,6 +284,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
                 "command": command or " ".join(shlex.quote(a) for a in sys.argv),
                 "config": cfg.to_dict(), "steps": state["step"], "epochs": state["epoch"],
                 "stopped_early": stopped_early, "domains": data.domains, "world_size": world,
+                "init": init_meta,
                 "train_frames": data.frames(),
                 "minutes": round((time.monotonic() - t_start) / 60, 2),
                 "final_losses": state["history"][-1] if state["history"] else {},

@@ -14,11 +14,12 @@ from hdys_rt.training.data import CorpusData
 
 
 def calibration_sequences(data_dir, rate: float, max_points: int, tasks=None,
-                          holdout_lab=None, domains=None) -> list:
+                          holdout_lab=None, domains=None, holdout_persons=None) -> list:
     """The training-side sequences of a corpus (the split ``hdys-rt train`` trains on), only
     those of ``tasks`` when given (:func:`hdys_rt.evaluation.task_of`)."""
     data = CorpusData(data_dir, rate=rate, split="train", domains=domains,
-                      max_points=max_points, holdout_lab=holdout_lab)
+                      max_points=max_points, holdout_lab=holdout_lab,
+                      holdout_persons=holdout_persons)
     seqs = [s for items in data.seqs.values() for s in items
             if not tasks or task_of(s) in tasks]
     if not seqs:
@@ -28,7 +29,7 @@ def calibration_sequences(data_dir, rate: float, max_points: int, tasks=None,
 
 def calibrate(model_path: str | os.PathLike, data_dir, tasks=None, percentile: float = 99.0,
               ridge: float = 1e-3, shrinkage: float | None = None, holdout_lab=None,
-              domains=None) -> dict:
+              domains=None, holdout_persons=None) -> dict:
     """Calibrate a saved model from a corpus and rewrite its files (weights with ``mu``/``W``,
     JSON with the thresholds); returns the reports (:func:`calibrate_model`)."""
     if not 0.0 < percentile < 100.0:
@@ -38,7 +39,7 @@ def calibrate(model_path: str | os.PathLike, data_dir, tasks=None, percentile: f
                         f"{shrinkage}")
     model, meta = load_model(model_path)
     seqs = calibration_sequences(data_dir, float(meta["rate"]), model.cfg.max_points, tasks,
-                                 holdout_lab, domains)
+                                 holdout_lab, domains, holdout_persons)
     reports = calibrate_model(model, seqs, percentile, ridge, shrinkage)
     if not reports:
         raise HdysError(f"corpus {data_dir}: no input has the {MIN_FRAMES_PER_DIM * model.cfg.latent}"
