@@ -267,34 +267,36 @@ def test_keypoint_layout_names_tell_head_from_feet():
     assert _body_part("R.Forearm") is None and _body_part("RKNE") is None  # not "ear", "knee"
 
 
-def test_c3d_read_z_up_but_y_up_in_the_file(caplog):
-    """Fukuchi RBDS001's C3D stores Y up although C3D is usually Z up: read with the format's
-    default (Z up) the runner lies along -Z; the loader says to pass --up y, which fixes it."""
-    path = REAL / "fukuchi_rbds001/RBDS001runT35.c3d"
+def _load_real_c3d(rel: str):
+    """A real C3D of ../shared/data/real through the file loader: (path, Recording); skipped
+    without the shared data or ezc3d."""
+    path = REAL / rel
     if not path.is_file():
         pytest.skip(f"{path} not found (shared data)")
     pytest.importorskip("ezc3d")
     from hdys_rt.data.loader import load_file
 
+    return path, load_file(path)
+
+
+def test_c3d_read_z_up_but_y_up_in_the_file(caplog):
+    """Fukuchi RBDS001's C3D stores Y up although C3D is usually Z up: read with the format's
+    default (Z up) the runner lies along -Z; the loader says to pass --up y, which fixes it."""
     with caplog.at_level(logging.WARNING):
-        rec = load_file(path)
+        path, rec = _load_real_c3d("fukuchi_rbds001/RBDS001runT35.c3d")
     up = rec.upright
     assert (up.orientation, up.up, up.flag, up.method) == ("lying", "-z", "y", "names")
     assert "pass --up y" in caplog.text and up.message in rec.notes
+    from hdys_rt.data.loader import load_file
+
     assert load_file(path, up="y").upright.orientation == "upright"
 
 
 def test_no_false_alarm_on_a_wide_z_up_file(caplog):
     """nimble Return11 (Z up, arms out wide, floor markers 2 m apart) is upright: its widest
     axis is not its vertical, so the names decide (the old long-axis check warned here)."""
-    path = REAL / "c3d/nimble_Return11_c3dfile1.c3d"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (shared data)")
-    pytest.importorskip("ezc3d")
-    from hdys_rt.data.loader import load_file
-
     with caplog.at_level(logging.WARNING):
-        rec = load_file(path)
+        _, rec = _load_real_c3d("c3d/nimble_Return11_c3dfile1.c3d")
     assert rec.upright.orientation == "upright" and "--up" not in caplog.text
 
 

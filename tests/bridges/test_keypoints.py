@@ -18,6 +18,35 @@ from hdys_rt.cli import main
 from hdys_rt.errors import HdysError
 
 
+def _mediapipe_from_coco(coco: np.ndarray, fill: float) -> np.ndarray:
+    """COCO-17 frames (T, 17, 3) placed into MediaPipe-33 frames; the other points ``fill``."""
+    from hdys_rt import representations as reps
+
+    mp = np.full((coco.shape[0], 33, 3), fill, np.float32)
+    for i, n in enumerate(reps.KEYPOINT_LAYOUTS["coco17"]):
+        mp[:, kp.MEDIAPIPE33.index(n)] = coco[:, i]
+    return mp
+
+
+def _pose_estimator(endpoint: str, stop: threading.Event, message) -> threading.Thread:
+    """A pose estimator: a PUB connecting to ``endpoint`` sending ``message(i)`` (a dict) as
+    msgpack on topic ``pose`` at about 100 Hz until ``stop``; started."""
+    def run():
+        s = zmq.Context.instance().socket(zmq.PUB)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(endpoint)
+        i = 0
+        while not stop.is_set():
+            s.send_multipart([b"pose", msgpack.packb(message(i), use_bin_type=True)])
+            i += 1
+            stop.wait(0.01)
+        s.close(0)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
 def test_parse_and_convert():
     pts = [[0.0, float(i) / 10, 0.0] for i in range(17)]
     f = kp.parse_frame({"layout": "coco17", "keypoints": pts, "t": 1.5})
@@ -128,29 +157,13 @@ def test_zmq_msgpack_to_serve(coco_walk, model_path, make_endpoint, capsys):
     ZeroMQ; the bridge binds --listen and forwards COCO-17."""
     from hdys_rt import representations as reps
 
-    coco = coco_walk.data["keypoints"]
-    mp = np.full((coco.shape[0], 33, 3), 5.0, np.float32)  # extra points: dropped anyway
-    for i, n in enumerate(reps.KEYPOINT_LAYOUTS["coco17"]):
-        mp[:, kp.MEDIAPIPE33.index(n)] = coco[:, i]
+    mp = _mediapipe_from_coco(coco_walk.data["keypoints"], 5.0)  # extra points: dropped anyway
     in_ep, src_ep, pub_ep = make_endpoint(), make_endpoint(), make_endpoint()
     serve = _Serve(model_path, src_ep, pub_ep)
     stop = threading.Event()
-
-    def estimator():  # the pose estimator: PUB connecting to the bridge, 100 Hz
-        s = zmq.Context.instance().socket(zmq.PUB)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(in_ep)
-        i = 0
-        while not stop.is_set():
-            msg = {"layout": "mediapipe33", "keypoints": mp[i % len(mp)].tobytes(), "dims": 3,
-                   "scores": [0.9] * 33}
-            s.send_multipart([b"pose", msgpack.packb(msg, use_bin_type=True)])
-            i += 1
-            time.sleep(0.01)
-        s.close(0)
-
-    th = threading.Thread(target=estimator, daemon=True)
-    th.start()
+    th = _pose_estimator(in_ep, stop, lambda i: {
+        "layout": "mediapipe33", "keypoints": mp[i % len(mp)].tobytes(), "dims": 3,
+        "scores": [0.9] * 33})
     try:
         rc = main(["bridge", "keypoints", "--listen", in_ep, "--bind", "--endpoint", src_ep,
                    "--rate", "100", "--wait", "10", "--count", "60", "--seconds", "30",
@@ -190,30 +203,13 @@ def test_y_down_file_forwarded_as_y_up_is_reported(coco_walk, tmp_path, make_end
 def test_live_y_down_keypoints_are_reported_once(coco_walk, make_endpoint, capsys, caplog):
     """A pose estimator publishing Y-down MediaPipe-33 frames over ZeroMQ to a bridge left at
     --up y: after its first second of frames the bridge warns once, naming --up ydown."""
-    from hdys_rt import representations as reps
-
-    coco = coco_walk.data["keypoints"] * np.array([1.0, -1.0, -1.0])  # Y down
-    mp = np.full((coco.shape[0], 33, 3), np.nan, np.float32)
-    for i, n in enumerate(reps.KEYPOINT_LAYOUTS["coco17"]):
-        mp[:, kp.MEDIAPIPE33.index(n)] = coco[:, i]
+    mp = _mediapipe_from_coco(coco_walk.data["keypoints"] * np.array([1.0, -1.0, -1.0]),
+                              np.nan)  # Y down
     in_ep = make_endpoint()
     stop = threading.Event()
-
-    def estimator():  # PUB connecting to the bridge, ~100 Hz
-        s = zmq.Context.instance().socket(zmq.PUB)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(in_ep)
-        i = 0
-        while not stop.is_set():
-            pts = [None if np.isnan(p).any() else p.tolist() for p in mp[i % len(mp)]]
-            s.send_multipart([b"pose", msgpack.packb({"layout": "mediapipe33",
-                                                       "keypoints": pts})])
-            i += 1
-            stop.wait(0.01)
-        s.close(0)
-
-    th = threading.Thread(target=estimator, daemon=True)
-    th.start()
+    th = _pose_estimator(in_ep, stop, lambda i: {
+        "layout": "mediapipe33",
+        "keypoints": [None if np.isnan(p).any() else p.tolist() for p in mp[i % len(mp)]]})
     try:
         with caplog.at_level("WARNING"):
             rc = main(["bridge", "keypoints", "--listen", in_ep, "--bind", "--to", "zmq",
