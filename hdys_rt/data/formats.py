@@ -956,19 +956,22 @@ def _suffix(path: Path, supported: tuple[str, ...]) -> str:
     return ext
 
 
+#: the usual up axis of each marker format (what :func:`load_markers` reads by default)
+DEFAULT_VERTICAL = {".trc": "y", ".c3d": "z"}
+
+
 def load_markers(
     path: str | os.PathLike, vertical: str | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> MarkerData:
     """Read a marker file by extension (``.trc`` or ``.c3d``), Y up, metres.
 
-    ``vertical`` is the file's up axis; ``None`` means the format's usual one (TRC ``"y"``,
-    C3D ``"z"``).
+    ``vertical`` is the file's up axis; ``None`` means the format's usual one
+    (:data:`DEFAULT_VERTICAL`: TRC ``"y"``, C3D ``"z"``).
     """
     path = Path(path)
     ext = _suffix(path, MARKER_EXTENSIONS)
-    if ext == ".trc":
-        return read_trc(path, vertical=vertical or "y", limits=limits)
-    return read_c3d(path, vertical=vertical or "z", limits=limits)
+    read = read_trc if ext == ".trc" else read_c3d
+    return read(path, vertical=vertical or DEFAULT_VERTICAL[ext], limits=limits)
 
 
 #: Placeholder subject for files that carry no subject information (``meta["subject_known"]``

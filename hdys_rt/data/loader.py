@@ -88,10 +88,9 @@ def load_file(path: str | os.PathLike, up: str | None = None, stream: str | None
     if stream is not None and ext != ".xdf":
         raise HdysError(f"--stream is for .xdf files, got {p.name}")
     if ext in (".trc", ".c3d"):
-        from hdys_rt.data.formats import load_markers
+        from hdys_rt.data.formats import DEFAULT_VERTICAL, load_markers
 
-        rec = _check_points(load_markers(p, vertical=up),
-                            up or ("z" if ext == ".c3d" else "y"))
+        rec = _check_points(load_markers(p, vertical=up), up or DEFAULT_VERTICAL[ext])
     elif ext == ".json":
         rec = _load_corpus(p, up)
     elif ext in (".mot", ".sto"):
