@@ -251,6 +251,25 @@ def test_step_shares_the_model_weights(model_path, stream, reference):
     assert np.abs(got - reference).max() > 1e-2
 
 
+def test_onnxruntime_runs_only_the_markers_in_use(model_path, stream, reference, tmp_path):
+    """onnxruntime (built on the fly, or exported) has a symbolic marker axis: a frame of P
+    markers runs P rows, not the engine's PMAX slots, with the same outputs as the offline
+    forward; a full frame goes back to the full buffers."""
+    m, _ = load_model(model_path)
+    export_engine("onnxruntime", str(model_path), tmp_path / "e", batch=1, max_points=PMAX)
+    for make in (lambda: registry.get("onnxruntime").from_step(StreamingStep(m), _io(2), "cpu"),
+                 lambda: open_engine(tmp_path / "e")):
+        with make() as be:
+            assert be.dynamic and be.session.get_inputs()[0].shape[1] == "points"
+            got = run_sequence(be, stream)
+            B = be.io.batch
+            assert be._bound == P and be._small[P]["points"].shape == (B, P, 3)
+            assert_parity(got if B > 1 else got[:, 0], reference, FP32_TOL)
+            be.use_points(PMAX)
+            be.infer()
+            assert be._bound == PMAX
+
+
 @pytest.fixture(scope="module")
 def aoti_engine(model_path, tmp_path_factory):
     """One AOTInductor compile (~100 s) shared by every test that needs a CPU aoti engine."""

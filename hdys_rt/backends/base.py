@@ -162,7 +162,8 @@ class Backend:
     def use_points(self, n: int) -> None:
         """The next frames fill only the first ``n`` marker rows of ``points``/``mask`` (the
         rest is zero padding, masked out). Static-shape backends run the padding anyway; the
-        eager torch backend runs only those rows. The result is the same either way."""
+        eager torch backend, and onnxruntime over a symbolic marker axis, run only those rows.
+        The result is the same either way."""
 
     # --- construction (see hdys_rt.backends.registry) -------------------------------------------
     @classmethod

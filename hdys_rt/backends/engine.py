@@ -64,8 +64,8 @@ def export_onnx(step: StreamingStep, path, batch: int = 1, max_points: int = 64,
                 dynamic_points: bool = False) -> None:
     """Write the step as ONNX (opset :data:`OPSET`, legacy TorchScript exporter: no onnxscript
     needed) to ``path`` (a file name or a binary file object). ``dynamic_points`` leaves the
-    marker axis symbolic (the TensorRT source, whose optimisation profile spans it); otherwise
-    every shape is static."""
+    marker axis symbolic (up to ``max_points``: onnxruntime then runs only the rows in use, and
+    TensorRT's optimisation profile spans it); otherwise every shape is static."""
     step = _frozen_copy(step)
     ex = step.example_inputs(batch, max_points)
     axes = {"points": {1: "points"}, "mask": {1: "points"}} if dynamic_points else None
@@ -101,7 +101,7 @@ def export_aoti(step: StreamingStep, path: str | Path, batch: int = 1, max_point
 # exporters named by the registry: (step, artefact path, io, device, fp16, folder) -> facts
 
 def export_onnxruntime(step, path, io: IOSpec, device, fp16, folder) -> dict:
-    export_onnx(step, path, io.batch, io.max_points)
+    export_onnx(step, path, io.batch, io.max_points, dynamic_points=True)
     return {"exporter": f"torch.onnx.export (TorchScript), opset {OPSET}", "precision": "fp32"}
 
 
