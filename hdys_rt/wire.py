@@ -104,6 +104,9 @@ FLAGS: dict[str, int] = {
     "stale": 128,    # estimates of earlier frames were too old to publish (not sent)
     "novel": 256,    # the motion is far from the training data (q.novelty above the model's
     #                  threshold): the outputs are an extrapolation
+    "coarse": 512,   # serve could not keep up: this frame's own grid point was not run (or its
+    #                  grid is still rebuilding its context); the outputs are those of an
+    #                  earlier grid point (t_est says which), one grid spacing or so older
 }
 
 

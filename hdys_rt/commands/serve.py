@@ -85,7 +85,14 @@ def add_arguments(p) -> None:
     g.add_argument("--min-markers", type=positive_int, metavar="N",
                    help="fewer valid markers in a frame flag it too_few (default: half)")
     g.add_argument("--max-age-ms", type=positive_float, default=25.0,
-                   help="drop a frame this old when a newer one is waiting")
+                   help="do not publish an estimate this old when a newer frame waits (its "
+                        "frame still enters the model; counted stale)")
+    g.add_argument("--coarse", choices=("auto", "never", "always"), default="auto",
+                   help="streams above the model rate run one model step per frame on "
+                        "interleaved grids (2 at 200 Hz); when serve cannot keep up (auto) or "
+                        "always, they run their first grid only, and the other frames get the "
+                        "estimate of the grid point before them, flagged coarse; never: every "
+                        "grid, whatever the load (default: auto)")
     g.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="S",
                    help="give up when a source is not found within this time")
     g.add_argument("--seconds", type=positive_float, help="stop after this many seconds")
@@ -179,7 +186,7 @@ def run(args) -> int:
         raise HdysError(f"--keep-unknown is for --source replay (got {args.source}); the "
                         "markers of a live stream are served as they come")
     options = PipelineOptions(min_markers=args.min_markers, max_age_s=args.max_age_ms / 1e3,
-                              mass_kg=args.mass, height_m=args.height)
+                              mass_kg=args.mass, height_m=args.height, coarse=args.coarse)
     publish = check_bind(args)
     if args.lsl_out:
         log.warning("--lsl-out: LSL outlets listen on every network interface without "

@@ -334,6 +334,14 @@ class BatchedEstimator:
         self._free: list[int] = []
         self.calls = 0  # backend calls (one per bucket run)
 
+    @property
+    def receptive(self) -> int:
+        """Steps after which a reset slot equals one that never stopped: the causal decoder's
+        receptive field, layers x (window - 1) + 1 frames, plus the encoder's history of
+        previous frames for models that see motion."""
+        return self.model.cfg.dec_layers * (self.window - 1) + 1 + \
+            (self._hist_shape[0] if self.motion else 0)
+
     @classmethod
     def load(cls, path=None, device: str = "cpu", input_kind: str = "markers",
              engine=None) -> "BatchedEstimator":

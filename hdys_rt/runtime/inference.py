@@ -8,6 +8,11 @@ grid point of every slot at once: one batched call for all streams; a stream cat
 low-rate stream with several grid points per frame takes several rounds), then publishes each
 frame's estimate (:meth:`StreamPipeline.finish`). Streams join (:meth:`add`) and leave
 (:meth:`remove`) at any time; a leaving stream is served until its source is drained.
+
+Overload (:class:`Overload`, policy ``coarse`` of :class:`PipelineOptions`): when a frame has
+waited too long for the loop, streams above the model rate are served on their first grid
+only (see :mod:`hdys_rt.runtime.pipeline`) until the loop's measured busy time says every grid
+fits again.
 """
 
 from __future__ import annotations
@@ -16,16 +21,59 @@ import logging
 import threading
 import time
 
-from hdys_rt.runtime.pipeline import StreamPipeline
+from hdys_rt.runtime.pipeline import COARSE_MODES, StreamPipeline
 from hdys_rt.streams.base import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
 
-class InferenceLoop:
-    """One thread stepping all streams of ``estimator`` (a BatchedEstimator) together."""
+class Overload:
+    """When to serve coarse (first grid only) and when every grid fits again.
 
-    def __init__(self, estimator, sinks=(), max_frames: int = 64):
+    ``mode``: ``"auto"``, ``"never"`` or ``"always"`` (see :class:`PipelineOptions`). In
+    ``auto``, :meth:`waited` with the longest wait of a frame in a pass and the wait that
+    means overload turns coarse service on; :meth:`busy` with the loop's busy fraction over a
+    window (time not spent waiting for frames) and the ratio of steps with every grid to steps
+    with the first grid only turns it off when every grid would keep the loop under
+    :data:`ROOM` busy for :data:`CALM_WINDOWS` windows in a row."""
+
+    ROOM = 0.7          # busy fraction every grid may take when coarse service ends
+    CALM_WINDOWS = 2    # consecutive windows with that room before it ends
+    WINDOW_S = 1.0      # busy fraction measured over this long
+
+    def __init__(self, mode: str = "auto"):
+        if mode not in COARSE_MODES:
+            raise ValueError(f"coarse mode must be one of {COARSE_MODES}, got {mode!r}")
+        self.mode = mode
+        self.coarse = mode == "always"
+        self.episodes = 0  # times coarse service began (auto)
+        self._calm = 0
+
+    def waited(self, wait_s: float, limit_s: float) -> bool:
+        """A frame waited ``wait_s`` for the loop; True when coarse service begins now."""
+        if self.mode != "auto" or self.coarse or wait_s <= limit_s:
+            return False
+        self.coarse, self._calm = True, 0
+        self.episodes += 1
+        return True
+
+    def busy(self, fraction: float, ratio: float) -> bool:
+        """The loop was busy ``fraction`` of the last window, serving coarse; every grid takes
+        ``ratio`` times the steps. True when coarse service ends now."""
+        if self.mode != "auto" or not self.coarse:
+            return False
+        self._calm = self._calm + 1 if fraction * ratio < self.ROOM else 0
+        if self._calm < self.CALM_WINDOWS:
+            return False
+        self.coarse = False
+        return True
+
+
+class InferenceLoop:
+    """One thread stepping all streams of ``estimator`` (a BatchedEstimator) together;
+    ``coarse``: the overload policy (:class:`Overload`)."""
+
+    def __init__(self, estimator, sinks=(), max_frames: int = 64, coarse: str = "auto"):
         self.est = estimator
         self.sinks = list(sinks)
         self.max_frames = max_frames  # frames taken from one stream per pass
@@ -36,6 +84,7 @@ class InferenceLoop:
         self._thread: threading.Thread | None = None
         self._rlog = RateLimitedLog(log)
         self.passes = 0  # batched passes run (each: one or more rounds)
+        self.overload = Overload(coarse)
 
     def add(self, pipe: StreamPipeline) -> None:
         """Serve ``pipe`` from the next pass on (its source wakes this loop)."""
@@ -65,10 +114,14 @@ class InferenceLoop:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        t_win, idle = time.monotonic(), 0.0  # the busy fraction's window, and its idle time
         while not self._stop.is_set():
             self.wake.clear()
             with self._lock:
                 pipes = list(self._pipes)
+            coarse = self.overload.coarse
+            for p in pipes:
+                p.coarse = coarse
             work = [(p, p.gather(self.max_frames)) for p in pipes]
             for p, jobs in work:  # a stream that left and is drained gives its slots back
                 if not jobs and p.leaving and p.source.stopped and p.pending() == 0:
@@ -77,12 +130,35 @@ class InferenceLoop:
                     with self._lock:
                         self._pipes.remove(p)
             work = [(p, jobs) for p, jobs in work if jobs]
+            now = time.monotonic()
+            if now - t_win >= Overload.WINDOW_S:
+                busy = 1.0 - idle / (now - t_win)
+                t_win, idle = now, 0.0
+                if self.overload.busy(busy, self._grid_ratio(pipes)):
+                    log.warning("serve keeps up again: every grid of every stream served")
             if not work:
                 for sink in self.sinks:
                     sink.service()
+                t0 = time.monotonic()
                 self.wake.wait(0.1)
+                idle += time.monotonic() - t0
                 continue
+            if any(p.phases > 1 for p, _ in work):
+                waited, limit = max(((now - jobs[0].info[1], p.opt.overload_after_s)
+                                     for p, jobs in work), key=lambda w: w[0] - w[1])
+                if self.overload.waited(waited, limit):
+                    self._rlog.warning(
+                        "overload", "serve cannot keep up (a frame waited %.0f ms for the "
+                        "model, %d stream(s)): streams above the model rate are served on "
+                        "their first grid only (estimates flagged coarse) until every grid "
+                        "fits again", 1e3 * waited, len(pipes))
             self._step(work)
+
+    @staticmethod
+    def _grid_ratio(pipes) -> float:
+        """Steps with every grid / steps with the first grid only, over ``pipes``."""
+        full = sum(getattr(p, "phases", 1) for p in pipes)
+        return full / max(1, len(pipes))
 
     def _step(self, work) -> None:
         """Run every queued grid point in rounds of one batched call, then publish."""

@@ -14,6 +14,15 @@ Streams at any rate are resampled causally onto the model's rate
 rate, each with its own decoder state), so every frame gets an estimate whose temporal context
 is the one the model was trained at; ``t_est`` says which grid time it describes.
 
+Overload (:attr:`PipelineOptions.coarse`): when the machine cannot run every grid point of
+every stream, the inference loop serves streams above the model rate on their first grid only
+(``coarse``): the other grids' points are skipped, and their frames get the estimate of the
+grid point before them (flag ``coarse``; counted). The first grid keeps its whole temporal
+context, so its estimates stay exactly the offline ones. When the loop has room again, each
+skipped grid restarts from a reset state and rejoins once it holds the decoder's whole
+receptive field (:attr:`~hdys_rt.model.streaming.BatchedEstimator.receptive` grid points): from
+then on its estimates equal the uninterrupted ones again; until then its frames stay coarse.
+
 After each (re)configure, the first second of frames with enough valid points (by ``t_src``) is
 kept and checked once (:func:`~hdys_rt.data.markersets.check_upright`): an upside-down or lying
 skeleton logs one warning naming the ``--up`` that fixes it, and ``summary()["orientation"]``
@@ -45,6 +54,10 @@ log = logging.getLogger(__name__)
 F = wire.FLAGS
 
 
+#: the overload policies of :attr:`PipelineOptions.coarse`
+COARSE_MODES = ("auto", "never", "always")
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     """How one stream is served (times in seconds)."""
@@ -56,6 +69,15 @@ class PipelineOptions:
     reset_gap_s: float = 0.5        # a gap longer than this resets the model's temporal state
     mass_kg: float | None = None    # subject mass: also publish torques in N·m and GRF in N
     height_m: float | None = None   # subject height: also publish torques in %BW·Ht
+    # overload: a stream above the model rate is served on several interleaved grids (2 at
+    # 200 Hz), each a model step per grid point. "auto": when a frame has waited longer than
+    # overload_s (and 4 x max_age_s) serve cannot keep up, and such streams run their first
+    # grid only (half the steps at 200 Hz; the other frames get the estimate of the grid
+    # point before them, flagged coarse) until the loop has room for every grid again;
+    # "never": every grid always (answers never depend on load; overload then leaves
+    # estimates stale and, once a ring is full, frames dropped); "always": first grid only
+    coarse: str = "auto"
+    overload_s: float = 0.25
 
     def __post_init__(self):
         if self.min_markers is not None and self.min_markers < 1:
@@ -68,9 +90,18 @@ class PipelineOptions:
             raise HdysError(f"reset_gap_s must be > 0 s, got {self.reset_gap_s}")
         if self.mass_kg is not None and not (20.0 <= self.mass_kg <= 250.0):
             raise HdysError(f"--mass must be within 20..250 kg, got {self.mass_kg}")
+        if self.coarse not in COARSE_MODES:
+            raise HdysError(f"coarse must be one of {COARSE_MODES}, got {self.coarse!r}")
+        if not self.overload_s > 0:
+            raise HdysError(f"overload_s must be > 0 s, got {self.overload_s}")
         if self.height_m is not None and (self.mass_kg is None or not 0.5 <= self.height_m <= 2.5):
             raise HdysError(f"--height must be within 0.5..2.5 m and needs --mass, got "
                             f"{self.height_m}")
+
+    @property
+    def overload_after_s(self) -> float:
+        """How long a frame may wait for the loop before serve counts as overloaded."""
+        return max(self.overload_s, 4.0 * self.max_age_s)
 
     def min_valid(self, n_points: int) -> int:
         """Fewest valid points a frame of ``n_points`` needs to be estimated (else too_few)."""
@@ -119,7 +150,7 @@ def subject_of(options: PipelineOptions, source: Source) -> tuple[float | None, 
 @dataclass
 class FrameJob:
     """One frame on its way through the inference loop: its ring index and read-out, quality
-    flags, and the grid points it commits (``[slot, t_grid, points, outputs, novelty]``, outputs
+    flags, and the grid points it commits (``[slot, t_grid, points, outputs, novelty, grid]``, outputs
     and novelty score filled by the loop's batched step; ``None`` outputs with ``error`` set
     when that step failed)."""
 
@@ -128,7 +159,7 @@ class FrameJob:
     flags: int
     missing: list
     commits: list                     # [[slot, t_grid, points (P, 3), outputs or None,
-    #                                     novelty score], ...]
+    #                                     novelty score, grid], ...]
     newer: bool                       # a newer frame of the stream was already received
     error: Exception | None = None
 
@@ -154,7 +185,7 @@ class StreamPipeline:
         self.counters = {"processed": 0, "published": 0, "dropped": 0, "stale_unpublished": 0,
                          "too_few": 0,
                          "missing_frames": 0, "invalid_frames": 0, "gaps": 0, "resets": 0,
-                         "errors": 0, "flagged": 0}
+                         "errors": 0, "flagged": 0, "coarse": 0}
         self._base, self._nxt = 0, 0  # current layout's first frame number; next frame to read
         # held while counters and (_base, _nxt) change together, so that accounting() never
         # sees a frame that is neither pending nor counted (it is read by other threads)
@@ -164,6 +195,9 @@ class StreamPipeline:
         self.slots: list[int] = []         # this stream's state slots in the estimator
         self.finished = threading.Event()  # a finite source ended and every frame was served
         self.leaving = False               # being removed: served until its source is drained
+        self.coarse = False                # set by the inference loop: run the first grid only
+        self._cold: set[int] = set()       # grids that skipped points (coarse service)
+        self._warming: dict[int, int] = {}  # grid -> points until it rejoins after a restart
         self._layout, self._pending_flags, self._carry = 0, 0, 0
         self.upright: Upright | None = None  # the orientation check (_configure restarts it)
         self._watch = UprightWatch(())       # ... over the first second of each layout
@@ -187,6 +221,8 @@ class StreamPipeline:
         self.phases = self.resampler.phases
         self.est.release(self.slots)
         self.slots = self.est.alloc(self.phases)  # fresh states, one per grid
+        self._cold: set[int] = set()       # grids that skipped points (coarse service)
+        self._warming: dict[int, int] = {}  # grid -> points until it rejoins after a restart
         self._est_out: dict | None = None  # the latest grid point's outputs, and its time
         self._novelty = math.nan  # and its novelty score
         self._t_est = None
@@ -257,6 +293,8 @@ class StreamPipeline:
             count, lid = src.wait(0, self._layout, 0)
             if lid != self._layout:
                 return []
+        if self._cold and not self.coarse:  # room again: the skipped grids restart
+            self._restart_cold()
         if count <= self._nxt:
             if src.finished.is_set() and src.wait(self._nxt, self._layout, 0)[0] <= self._nxt:
                 self._checked_upright(self._watch.finish())  # a stream shorter than 1 s
@@ -298,6 +336,8 @@ class StreamPipeline:
                 self.est.reset(self.slots)
                 self.resampler.reset()
                 self._est_out = None
+                self._cold.clear()
+                self._warming.clear()
                 c["resets"] += 1
             commits = []
             if n_valid < self.min_markers:
@@ -306,10 +346,24 @@ class StreamPipeline:
             else:  # the grid points up to this frame; its estimate is the latest one's
                 if not self._watch.done:
                     self._checked_upright(self._watch.add(self.buf, t_src))
-                commits = [[self.slots[ph], t_grid, pts, None, math.nan]
-                           for ph, t_grid, pts in self.resampler.push(t_src, self.buf)]
+                for ph, t_grid, pts in self.resampler.push(t_src, self.buf):
+                    if ph and self.coarse:  # overloaded: only the first grid runs
+                        self._cold.add(ph)
+                        flags |= F["coarse"]
+                        continue
+                    commits.append([self.slots[ph], t_grid, pts, None, math.nan, ph])
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
         return jobs
+
+    def _restart_cold(self) -> None:
+        """Reset the grids that skipped points; each rejoins after the receptive field."""
+        cold = sorted(self._cold)
+        self.est.reset([self.slots[ph] for ph in cold])
+        for ph in cold:
+            self._warming[ph] = self.est.receptive
+        self._cold.clear()
+        log.info("%s: every grid served again (%d restarted; they rejoin after %d grid "
+                 "points)", self.source.describe(), len(cold), self.est.receptive)
 
     def finish(self, job: FrameJob, t_inf0: float, t_inf1: float) -> None:
         """Publish the estimate of ``job`` (after the loop's step filled its commits), or
@@ -326,7 +380,15 @@ class StreamPipeline:
         elif flags & F["too_few"]:
             outputs = self.nan_out
         else:
-            for _, t_grid, _, out, nov in job.commits:
+            for _, t_grid, _, out, nov, ph in job.commits:
+                left = self._warming.get(ph)
+                if left:  # a restarted grid without its whole context yet: not its estimate
+                    if left > 1:
+                        self._warming[ph] = left - 1
+                    else:
+                        del self._warming[ph]
+                    flags |= F["coarse"]
+                    continue
                 self._est_out, self._t_est, self._novelty = out, t_grid, nov
             outputs = self._est_out if self._est_out is not None else self.nan_out
             if self._est_out is not None:
@@ -336,6 +398,8 @@ class StreamPipeline:
             if self.mass_kg is not None and self._est_out is not None:
                 outputs = {**outputs, **absolute_outputs(
                     outputs, self.est.outputs, self.mass_kg, self.height_m)[0]}
+        if flags & F["coarse"]:
+            c["coarse"] += 1
         stale = job.newer and time.monotonic() - t_recv > self.opt.max_age_s
         if stale:
             with self._acct:  # processed (in the model's context), its estimate not published

@@ -75,7 +75,7 @@ class Server:
         self.sources = list(sources)
         self.sinks = as_sinks(sinks)
         self.options, self.on_estimate = options, on_estimate
-        self.loop = InferenceLoop(estimator, self.sinks)
+        self.loop = InferenceLoop(estimator, self.sinks, coarse=options.coarse)
         self.pipelines = [StreamPipeline(s, estimator, self.sinks, options, on_estimate)
                           for s in self.sources]
         self._started = False
@@ -177,7 +177,7 @@ class Server:
         keys_src = ("received", "out_of_order", "malformed", "oversized", "rejected",
                     "reconnects", "lost", "resyncs", "skipped")
         keys_pipe = ("processed", "published", "dropped", "stale_unpublished", "too_few", "gaps",
-                     "errors", "flagged")
+                     "errors", "flagged", "coarse")
         tot = {k: 0 for k in keys_src + keys_pipe}
         tot["orientation_suspicious"] = 0  # streams that look upside down or lying
         for p in self.pipelines:
@@ -211,6 +211,9 @@ class Server:
         return {"streams": [p.summary() for p in self.pipelines], "totals": self.totals(),
                 "accounting": self.accounting(),
                 "server_latency_ms": percentiles_ms(total), "cpu": self.cpu(),
+                "overload": {"coarse_mode": self.loop.overload.mode,
+                             "coarse_now": self.loop.overload.coarse,
+                             "coarse_episodes": self.loop.overload.episodes},
                 "signal": self.signal}
 
     def summary_line(self, since: list[int] | None = None) -> str:
@@ -225,6 +228,8 @@ class Server:
         return (f"{len(self.pipelines)} stream(s): {t['received']} frames in, "
                 f"{t['published'] or t['processed']} estimates out, dropped {t['dropped']}, "
                 f"stale (in the model, not published) {t['stale_unpublished']}, "
+                + (f"coarse (overloaded: an earlier grid point's estimate) {t['coarse']}, "
+                   if t["coarse"] else "") +
                 f"out-of-order {t['out_of_order']}, malformed {t['malformed']}, oversized "
                 f"{t['oversized']}, rejected {t['rejected']}, too few markers {t['too_few']}, "
                 f"gaps {t['gaps']}, reconnects {t['reconnects']}, errors {t['errors']}; "

@@ -1,0 +1,100 @@
+"""Overload: when serve cannot run every grid point of every stream, streams above the model
+rate are served on their first grid only (``coarse``). The first grid's estimates stay exactly
+the offline ones; the other frames carry the estimate of the grid point before them, flagged
+``coarse`` and counted; when every grid is served again, the skipped grid restarts and, once it
+holds the decoder's receptive field, its estimates equal the uninterrupted ones again.
+
+The policy (when coarse service begins and ends) is :class:`Overload`, tested on its inputs;
+the live tests drive the mode directly, so they do not depend on the machine's speed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdys_rt import wire
+from hdys_rt.client import MarkerSender
+from hdys_rt.errors import HdysError
+from hdys_rt.model.resample import offline_estimates
+from hdys_rt.model.streaming import StreamingEstimator
+from hdys_rt.runtime.inference import Overload
+from hdys_rt.runtime.pipeline import PipelineOptions
+from hdys_rt.streams.zmq import ZmqSource
+
+RATE = 200.0  # two grids at the model's 100 Hz
+T0 = 50.0
+
+
+def test_overload_policy_begins_on_a_long_wait_and_ends_with_room_to_spare():
+    auto = Overload("auto")
+    assert not auto.coarse
+    assert not auto.waited(0.10, 0.25)            # a wait within the limit
+    assert auto.waited(0.30, 0.25) and auto.coarse and auto.episodes == 1
+    assert not auto.waited(0.50, 0.25)            # already coarse: not a new episode
+    # busy 50 % on the first grid: every grid (2x the steps) would be 100 %: stays coarse
+    assert not auto.busy(0.5, 2.0) and auto.coarse
+    assert not auto.busy(0.3, 2.0)                # 60 %: room, but one calm window only
+    assert not auto.busy(0.5, 2.0)                # the calm run is broken
+    assert not auto.busy(0.3, 2.0) and auto.busy(0.3, 2.0) and not auto.coarse
+    assert auto.waited(1.0, 0.25) and auto.episodes == 2
+    never, always = Overload("never"), Overload("always")
+    assert not never.waited(10.0, 0.25) and not never.coarse
+    assert always.coarse and not always.busy(0.0, 2.0) and always.coarse
+    with pytest.raises(ValueError):
+        Overload("sometimes")
+    with pytest.raises(HdysError, match="coarse must be one of"):
+        PipelineOptions(coarse="sometimes")
+    assert PipelineOptions().overload_after_s == 0.25
+    assert PipelineOptions(max_age_s=0.1).overload_after_s == pytest.approx(0.4)
+
+
+def _send(sender, r, frames, first):
+    for i in range(first, first + len(frames)):
+        sender.send(frames[i - first], t=T0 + i / RATE, seq=i)
+        if i % 100 == 99:  # never more than the ring holds in flight
+            assert r.wait_for(lambda: r.pipe.counters["processed"] >= i - 50)
+    assert r.wait_for(lambda: len(r.got) >= first + len(frames))
+
+
+def test_coarse_service_keeps_the_first_grid_exact_and_the_other_rejoins(
+        running, gait, make_port, model_path):
+    n1, n2 = 80, 200
+    n = n1 + n2
+    frames = np.stack([gait.xyz[i % gait.frames] for i in range(n)])
+    ep = f"tcp://127.0.0.1:{make_port()}"
+    opts = PipelineOptions(max_age_s=60.0, coarse="always")
+    with MarkerSender(gait.names, RATE, ep, src="overloaded") as sender:
+        with running([ZmqSource(ep)], options=opts) as r:
+            assert sender.wait_for_subscriber(60)
+            _send(sender, r, frames[:n1], 0)
+            r.server.loop.overload = Overload("never")  # room again: every grid
+            _send(sender, r, frames[n1:], n1)
+            summary = r.server.summary()
+    got = r.got
+    assert [e.seq for e in got] == list(range(n))
+    est = StreamingEstimator.load(model_path)
+    ref = offline_estimates(est, frames, T0 + np.arange(n) / RATE, RATE)
+    receptive = r.server.est.receptive
+    # frames of grid 1 after the switch that are still coarse: the grid's first points
+    rejoin = n1 + 1 + 2 * (receptive - 1)  # (the first grid-1 frame after n1 is n1 + 1)
+    coarse = [e.seq for e in got if "coarse" in e.flag_names]
+    assert coarse == [i for i in range(n) if i % 2 and i < rejoin + 2], coarse[:5]
+    assert rejoin + 2 < n  # the rejoined grid was checked below
+    assert summary["totals"]["coarse"] == len(coarse)
+    assert summary["overload"] == {"coarse_mode": "never", "coarse_now": False,
+                                   "coarse_episodes": 0}  # the policy swapped in
+    for e in got:
+        i = e.seq
+        if i % 2 and i < rejoin + 2:  # the estimate of the grid point before: frame i - 1
+            assert e.t_est == pytest.approx(T0 + (i - 1) / RATE, abs=1e-9)
+            want = got[i - 1].outputs
+        else:
+            assert e.t_est == pytest.approx(T0 + i / RATE, abs=1e-9)
+            want = ref[i]
+        for k, v in want.items():
+            np.testing.assert_allclose(e.outputs[k], v, rtol=1e-4, atol=1e-4,
+                                       err_msg=f"frame {i} {k}")
+
+
+def test_wire_flag_coarse_is_documented():
+    assert wire.FLAGS["coarse"] == 512 and wire.flag_names(512) == ["coarse"]
