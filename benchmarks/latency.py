@@ -150,6 +150,7 @@ def run_relay(args) -> None:
 # --- one measurement -------------------------------------------------------------------------
 def measure(args, n_streams: int, relay: bool = False) -> dict:
     from hdys_rt.client import Subscriber
+    from hdys_rt.wire import FLAGS
 
     tag = uuid.uuid4().hex[:6]
     names = [f"bench-{tag}-{i}" for i in range(n_streams)]
@@ -176,6 +177,8 @@ def measure(args, n_streams: int, relay: bool = False) -> dict:
         serve += ["--model", args.model]
     if args.engine:
         serve += ["--engine", args.engine]
+    if args.coarse:
+        serve += ["--coarse", args.coarse]
     sub = Subscriber(pub, rcvhwm=100_000)
     # logs go to files: a pipe nobody reads during the run would block the process when full
     serve_log = open(stats_path.with_name("serve.log"), "w+")
@@ -254,6 +257,10 @@ def measure(args, n_streams: int, relay: bool = False) -> dict:
         "server_stale_unpublished": (stats["totals"].get("stale_unpublished", 0)
                                      if stats else 0),
         "server_received_total": stats["totals"]["received"] if stats else len(recs),
+        # estimates of an earlier grid point, serve being overloaded (wire flag coarse)
+        "coarse_in_window": int(sum(1 for r in recs if r[8] & FLAGS["coarse"])),
+        "server_coarse_total": stats["totals"].get("coarse", 0) if stats else 0,
+        "overload": stats.get("overload") if stats else None,
         "stages_ms": {"receive": _pct(arr[:, 3]), "window": _pct(arr[:, 4]),
                       "inference": _pct(arr[:, 5]),
                       "encode": srv_stages["encode"], "publish": srv_stages["publish"],
@@ -323,9 +330,12 @@ def comparison(results: list[dict], step: dict | None) -> str:
                      f"({step['p50']:.3f}), {inf['p50'] / pc['p50']:.2f}x paced at the "
                      f"stream rate ({pc['p50']:.3f})")
         cpu = srv["cpu_percent"]["serve"]
+        ov = srv.get("overload") or {}
         line += (f"; {srv['missing_in_window']} missing, server dropped "
                  f"{srv['server_dropped_total']}, stale unpublished "
-                 f"{srv['server_stale_unpublished']}; serve CPU {cpu:.0f} % "
+                 f"{srv['server_stale_unpublished']}, coarse {srv.get('coarse_in_window', 0)} "
+                 f"of {srv['estimates']} (overload episodes {ov.get('coarse_episodes', 0)}, "
+                 f"--coarse {ov.get('coarse_mode', '?')}); serve CPU {cpu:.0f} % "
                  f"({cpu / n:.1f} % per stream)")
         lines.append(line)
     if step is not None:
@@ -354,6 +364,7 @@ def table(results: list[dict]) -> str:
     for label, fn in (("estimates", lambda r: f"{r['estimates']}/{r['expected']}"),
                       ("dropped", lambda r: f"{r['missing_in_window']} (server total "
                        f"{r['server_dropped_total']})"),
+                      ("coarse", lambda r: f"{r.get('coarse_in_window', 0)}"),
                       ("cpu % serve", lambda r: f"{r['cpu_percent']['serve']:.0f}"),
                       ("cpu % src/sub", lambda r: f"{r['cpu_percent']['source']:.0f} / "
                        f"{r['cpu_percent']['subscriber']:.0f}")):
@@ -373,6 +384,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--engine", help="serve --engine (default: serve's default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in serve")
+    p.add_argument("--coarse", choices=("auto", "never", "always"),
+                   help="serve --coarse (default: serve's default)")
     p.add_argument("--json", default="latency.json", help="write results here")
     p.add_argument("--baseline", choices=("relay", "none"), default="relay",
                    help="also measure the bare relay (transport floor) per stream count")
