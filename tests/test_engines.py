@@ -338,9 +338,9 @@ def test_resolve_auto_decides_once():
         assert e.name == "torch" and "onnxruntime is not installed" in why
         return
     assert e.name == "onnxruntime"
-    assert registry.resolve_auto("cpu", n_points=64)[0].name == "onnxruntime"
-    e, why = registry.resolve_auto("cpu", n_points=65)  # more markers than the slots built
-    assert e.name == "torch" and "takes at most 64 markers" in why
+    assert registry.resolve_auto("cpu", n_points=128)[0].name == "onnxruntime"
+    e, why = registry.resolve_auto("cpu", n_points=129)  # more markers than the slots built
+    assert e.name == "torch" and "takes at most 128 markers" in why
     assert registry.resolve_auto("cpu", n_points=100, exported=True)[0].name == "onnxruntime"
 
 
@@ -504,18 +504,18 @@ def test_estimator_engine_errors(model_path, tmp_path):
 
 @need_ort
 def test_estimator_auto_switches_engine_for_more_markers_than_its_slots(tmp_path, caplog):
-    """auto on CPU: onnxruntime with 64 slots; a 70-marker frame moves the stream to the
-    registry's choice for 70 markers (torch), which then equals the offline forward."""
+    """auto on CPU: onnxruntime with 128 slots; a 140-marker frame moves the stream to the
+    registry's choice for 140 markers (torch), which then equals the offline forward."""
     torch.manual_seed(0)
-    m = HDyS(ModelConfig(**{**SMALL.to_dict(), "max_points": 80})).eval()
-    est = StreamingEstimator.load(save_model(m, tmp_path / "m80", rate=100.0), engine="auto")
-    assert est.engine == "onnxruntime" and est.max_points == 80
-    x = torch.randn(1, 3, 70, 3)
+    m = HDyS(ModelConfig(**{**SMALL.to_dict(), "max_points": 160})).eval()
+    est = StreamingEstimator.load(save_model(m, tmp_path / "m160", rate=100.0), engine="auto")
+    assert est.engine == "onnxruntime" and est.max_points == 160
+    x = torch.randn(1, 3, 140, 3)
     with caplog.at_level(logging.WARNING, logger="hdys_rt.model.streaming"):
         got = np.stack([est.step(x[0, t].numpy())["grf"] for t in range(3)])
-    assert est.engine == "torch" and "takes at most 64 markers" in est.engine_reason
-    assert "70 markers do not fit the 64 slots" in caplog.text
-    want = m.predict("markers", x, torch.ones(1, 3, 70, dtype=torch.bool))["grf"][0].numpy()
+    assert est.engine == "torch" and "takes at most 128 markers" in est.engine_reason
+    assert "140 markers do not fit the 128 slots" in caplog.text
+    want = m.predict("markers", x, torch.ones(1, 3, 140, dtype=torch.bool))["grf"][0].numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     est.close()
 

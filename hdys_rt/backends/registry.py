@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-ON_THE_FLY_POINTS = 64  # marker slots of ONNX engines built when the estimator loads (41 in
-#                         the demo clip); the torch engines take up to the model's bound
+ON_THE_FLY_POINTS = 128  # marker slots of ONNX engines built when the estimator loads (the
+#                          bundled model's bound; a frame runs only its own rows, so slots cost
+#                          nothing unused); the torch engines take up to the model's bound
 
 
 # --- availability checks: None = usable here, else the reason (one line, says what to do) ------
