@@ -150,9 +150,9 @@ def subject_of(options: PipelineOptions, source: Source) -> tuple[float | None, 
 @dataclass
 class FrameJob:
     """One frame on its way through the inference loop: its ring index and read-out, quality
-    flags, and the grid points it commits (``[slot, t_grid, points, outputs, novelty, grid]``, outputs
-    and novelty score filled by the loop's batched step; ``None`` outputs with ``error`` set
-    when that step failed)."""
+    flags, and the grid points it commits (``[slot, t_grid, points, outputs, novelty, grid]``,
+    outputs and novelty score filled by the loop's batched step; ``None`` outputs with ``error``
+    set when that step failed)."""
 
     index: int
     info: tuple                       # (t_src, t_recv, seq, n_valid, n_invalid)
@@ -221,8 +221,7 @@ class StreamPipeline:
         self.phases = self.resampler.phases
         self.est.release(self.slots)
         self.slots = self.est.alloc(self.phases)  # fresh states, one per grid
-        self._cold: set[int] = set()       # grids that skipped points (coarse service)
-        self._warming: dict[int, int] = {}  # grid -> points until it rejoins after a restart
+        self._cold, self._warming = set(), {}
         self._est_out: dict | None = None  # the latest grid point's outputs, and its time
         self._novelty = math.nan  # and its novelty score
         self._t_est = None
