@@ -46,7 +46,8 @@ ESTIMATE (one per processed input frame)::
            "n_valid": int,       # markers used this frame
            "missing": [int],     # indices (into META input.names) of missing/invalid markers
            "dropped": int,       # frames lost so far on this stream (ring overwrite, layout
-           #                       change; cumulative): they never entered the model
+           #                       change, a backlog skipped while overloaded; cumulative):
+           #                       they never entered the model
            "stale": int,         # estimates left unpublished so far as too old (cumulative);
            #                       their frames did enter the model's temporal context
            "ooo": int,           # out-of-order / duplicate samples dropped so far (cumulative)
@@ -97,7 +98,8 @@ FLAGS: dict[str, int] = {
     "missing": 1,    # some markers were missing (NaN) in this frame
     "too_few": 2,    # fewer valid markers than the minimum: outputs are NaN, model not stepped
     "gap": 4,        # time since the previous frame exceeds 1.5 sample periods
-    "dropped": 8,    # frames were lost just before this one (ring overwrite, layout change)
+    "dropped": 8,    # frames were lost just before this one (ring overwrite, layout change,
+    #                  a backlog skipped while overloaded)
     "reset": 16,     # the model state was reset before this frame (new stream, long gap, ...)
     "invalid": 32,   # non-finite or absurd coordinates were treated as missing
     "error": 64,     # inference failed on this frame: outputs are NaN

@@ -18,7 +18,10 @@ Overload (:attr:`PipelineOptions.coarse`): when the machine cannot run every gri
 every stream, the inference loop serves streams above the model rate on their first grid only
 (``coarse``): the other grids' points are skipped, and their frames get the estimate of the
 grid point before them (flag ``coarse``; counted). The first grid keeps its whole temporal
-context, so its estimates stay exactly the offline ones. When the loop has room again, each
+context, so its estimates stay exactly the offline ones, unless even that falls behind: a
+backlog older than the overload limit while coarse is skipped (counted ``dropped`` and
+``overload_skipped``; the model restarts at the newest frame, flags dropped and reset), so
+latency never keeps growing. When the loop has room again, each
 skipped grid restarts from a reset state and rejoins once it holds the decoder's whole
 receptive field (:attr:`~hdys_rt.model.streaming.BatchedEstimator.receptive` grid points): from
 then on its estimates equal the uninterrupted ones again; until then its frames stay coarse.
@@ -185,7 +188,7 @@ class StreamPipeline:
         self.counters = {"processed": 0, "published": 0, "dropped": 0, "stale_unpublished": 0,
                          "too_few": 0,
                          "missing_frames": 0, "invalid_frames": 0, "gaps": 0, "resets": 0,
-                         "errors": 0, "flagged": 0, "coarse": 0}
+                         "errors": 0, "flagged": 0, "coarse": 0, "overload_skipped": 0}
         self._base, self._nxt = 0, 0  # current layout's first frame number; next frame to read
         # held while counters and (_base, _nxt) change together, so that accounting() never
         # sees a frame that is neither pending nor counted (it is read by other threads)
@@ -305,6 +308,10 @@ class StreamPipeline:
                 c["dropped"] += oldest - self._nxt
                 self._nxt = oldest
             self._pending_flags |= F["dropped"]
+        if self.coarse and count - self._nxt > 1:  # overloaded: can the backlog be caught up?
+            waited = time.monotonic() - src.peek_t_recv(self._nxt, self._layout)
+            if math.isfinite(waited) and waited > self.opt.overload_after_s:
+                self._skip_to(count - 1, waited)
         jobs: list[FrameJob] = []
         for idx in range(self._nxt, min(count, self._nxt + limit)):
             info = src.read(idx, self._layout, self.buf)
@@ -353,6 +360,20 @@ class StreamPipeline:
                     commits.append([self.slots[ph], t_grid, pts, None, math.nan, ph])
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
         return jobs
+
+    def _skip_to(self, index: int, waited: float) -> None:
+        """Overloaded with a backlog older than the overload limit: the frames before ``index``
+        never enter the model (counted ``dropped``, ``overload_skipped``); the model restarts at
+        frame ``index`` (flags dropped and reset), so latency stops growing."""
+        skip = index - self._nxt
+        with self._acct:
+            self.counters["dropped"] += skip
+            self.counters["overload_skipped"] += skip
+            self._nxt = index
+        self._pending_flags |= F["dropped"] | F["reset"]
+        self._rlog.warning("skip", "%s: overloaded and %.0f ms behind: %d frame(s) skipped, the "
+                           "model restarts at the newest frame", self.source.describe(),
+                           1e3 * waited, skip)
 
     def _restart_cold(self) -> None:
         """Reset the grids that skipped points; each rejoins after the receptive field."""

@@ -177,7 +177,7 @@ class Server:
         keys_src = ("received", "out_of_order", "malformed", "oversized", "rejected",
                     "reconnects", "lost", "resyncs", "skipped")
         keys_pipe = ("processed", "published", "dropped", "stale_unpublished", "too_few", "gaps",
-                     "errors", "flagged", "coarse")
+                     "errors", "flagged", "coarse", "overload_skipped")
         tot = {k: 0 for k in keys_src + keys_pipe}
         tot["orientation_suspicious"] = 0  # streams that look upside down or lying
         for p in self.pipelines:
@@ -229,7 +229,9 @@ class Server:
                 f"{t['published'] or t['processed']} estimates out, dropped {t['dropped']}, "
                 f"stale (in the model, not published) {t['stale_unpublished']}, "
                 + (f"coarse (overloaded: an earlier grid point's estimate) {t['coarse']}, "
-                   if t["coarse"] else "") +
+                   if t["coarse"] else "")
+                + (f"skipped while overloaded (in dropped) {t['overload_skipped']}, "
+                   if t["overload_skipped"] else "") +
                 f"out-of-order {t['out_of_order']}, malformed {t['malformed']}, oversized "
                 f"{t['oversized']}, rejected {t['rejected']}, too few markers {t['too_few']}, "
                 f"gaps {t['gaps']}, reconnects {t['reconnects']}, errors {t['errors']}; "

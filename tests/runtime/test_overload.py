@@ -98,3 +98,37 @@ def test_coarse_service_keeps_the_first_grid_exact_and_the_other_rejoins(
 
 def test_wire_flag_coarse_is_documented():
     assert wire.FLAGS["coarse"] == 512 and wire.flag_names(512) == ["coarse"]
+
+
+def test_a_backlog_too_old_while_coarse_is_skipped_and_the_model_restarts(
+        running, gait, make_port, model_path):
+    """Even the first grid falls behind (here: an overload limit of microseconds and a burst):
+    the backlog is skipped, counted ``dropped`` and ``overload_skipped``, every frame is
+    accounted for, and each restart frame is published with flags reset and dropped and the
+    estimate of a fresh model state on that frame."""
+    n = 200
+    frames = np.stack([gait.xyz[i % gait.frames] for i in range(n)])
+    ep = f"tcp://127.0.0.1:{make_port()}"
+    opts = PipelineOptions(max_age_s=1e-6, overload_s=1e-6, coarse="always")
+    with MarkerSender(gait.names, RATE, ep, src="behind") as sender:
+        with running([ZmqSource(ep)], options=opts) as r:
+            assert sender.wait_for_subscriber(60)
+            for i in range(n):  # a burst: the loop cannot keep up with it
+                sender.send(frames[i], t=T0 + i / RATE, seq=i)
+            assert r.wait_for(lambda: r.pipe.source.counters["received"] == n
+                              and r.pipe.pending() == 0)
+            acc = r.server.accounting()
+            assert r.wait_for(lambda: len(r.got) >= r.pipe.counters["published"])
+    c = r.pipe.counters
+    assert acc["received"] == n and acc["unaccounted"] == 0, acc
+    assert c["overload_skipped"] > 0 and c["dropped"] == c["overload_skipped"], c
+    assert r.server.totals()["overload_skipped"] == c["overload_skipped"]
+    restarts = [e for e in r.got if "dropped" in e.flag_names]
+    assert restarts and all("reset" in e.flag_names for e in restarts)
+    assert restarts[-1].dropped == c["dropped"]
+    for e in restarts:  # the model restarted at this frame: a fresh state's first step
+        est = StreamingEstimator.load(model_path)
+        want = est.step(frames[e.seq])
+        for k, v in want.items():
+            np.testing.assert_allclose(e.outputs[k], v, rtol=1e-4, atol=1e-4,
+                                       err_msg=f"frame {e.seq} {k}")
