@@ -32,7 +32,9 @@ class Overload:
 
     ``mode``: ``"auto"``, ``"never"`` or ``"always"`` (see :class:`PipelineOptions`). In
     ``auto``, :meth:`waited` with the longest wait of a frame in a pass and the wait that
-    means overload turns coarse service on; :meth:`busy` with the loop's busy fraction over a
+    means overload turns coarse service on, and so does :meth:`stale` when more than
+    :data:`STALE_SHARE` of a window's estimates were too old to publish (the loop keeps a lag
+    just over the age limit); :meth:`busy` with the loop's busy fraction over a
     window (time not spent waiting for frames) and the ratio of steps with every grid to steps
     with the first grid only turns it off when every grid would keep the loop under
     :data:`ROOM` busy for :data:`CALM_WINDOWS` windows in a row."""
@@ -40,6 +42,7 @@ class Overload:
     ROOM = 0.7          # busy fraction every grid may take when coarse service ends
     CALM_WINDOWS = 2    # consecutive windows with that room before it ends
     WINDOW_S = 1.0      # busy fraction measured over this long
+    STALE_SHARE = 0.05  # estimates of a window left stale that mean overload
 
     def __init__(self, mode: str = "auto"):
         if mode not in COARSE_MODES:
@@ -52,6 +55,16 @@ class Overload:
     def waited(self, wait_s: float, limit_s: float) -> bool:
         """A frame waited ``wait_s`` for the loop; True when coarse service begins now."""
         if self.mode != "auto" or self.coarse or wait_s <= limit_s:
+            return False
+        self.coarse, self._calm = True, 0
+        self.episodes += 1
+        return True
+
+    def stale(self, stale: int, processed: int) -> bool:
+        """Of ``processed`` frames in the last window, ``stale`` estimates were too old to
+        publish; True when coarse service begins now."""
+        if self.mode != "auto" or self.coarse or processed <= 0 \
+                or stale <= self.STALE_SHARE * processed:
             return False
         self.coarse, self._calm = True, 0
         self.episodes += 1
@@ -115,6 +128,7 @@ class InferenceLoop:
 
     def _run(self) -> None:
         t_win, idle = time.monotonic(), 0.0  # the busy fraction's window, and its idle time
+        done0 = stale0 = 0  # frames processed and estimates left stale, at the window's start
         while not self._stop.is_set():
             self.wake.clear()
             with self._lock:
@@ -134,8 +148,19 @@ class InferenceLoop:
             if now - t_win >= Overload.WINDOW_S:
                 busy = 1.0 - idle / (now - t_win)
                 t_win, idle = now, 0.0
+                done = sum(p.counters["processed"] for p in pipes)
+                stale = sum(p.counters["stale_unpublished"] for p in pipes)
                 if self.overload.busy(busy, self._grid_ratio(pipes)):
                     log.warning("serve keeps up again: every grid of every stream served")
+                elif any(getattr(p, "phases", 1) > 1 for p in pipes) and \
+                        self.overload.stale(stale - stale0, done - done0):
+                    self._rlog.warning(
+                        "overload", "serve cannot keep up (%d of %d estimates in the last %.0f s "
+                        "too old to publish, %d stream(s)): streams above the model rate are "
+                        "served on their first grid only (estimates flagged coarse) until every "
+                        "grid fits again", stale - stale0, done - done0, Overload.WINDOW_S,
+                        len(pipes))
+                done0, stale0 = done, stale
             if not work:
                 for sink in self.sinks:
                     sink.service()

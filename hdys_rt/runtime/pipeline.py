@@ -74,7 +74,8 @@ class PipelineOptions:
     height_m: float | None = None   # subject height: also publish torques in %BW·Ht
     # overload: a stream above the model rate is served on several interleaved grids (2 at
     # 200 Hz), each a model step per grid point. "auto": when a frame has waited longer than
-    # overload_s (and 4 x max_age_s) serve cannot keep up, and such streams run their first
+    # overload_s (and 4 x max_age_s), or over 5 % of a second's estimates were too old to
+    # publish, serve cannot keep up, and such streams run their first
     # grid only (half the steps at 200 Hz; the other frames get the estimate of the grid
     # point before them, flagged coarse) until the loop has room for every grid again;
     # "never": every grid always (answers never depend on load; overload then leaves

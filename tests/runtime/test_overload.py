@@ -37,8 +37,12 @@ def test_overload_policy_begins_on_a_long_wait_and_ends_with_room_to_spare():
     assert not auto.busy(0.5, 2.0)                # the calm run is broken
     assert not auto.busy(0.3, 2.0) and auto.busy(0.3, 2.0) and not auto.coarse
     assert auto.waited(1.0, 0.25) and auto.episodes == 2
+    late = Overload("auto")  # a lag just over the age limit: most estimates left stale
+    assert not late.stale(5, 100) and not late.stale(0, 0) and not late.coarse
+    assert late.stale(6, 100) and late.coarse and late.episodes == 1
+    assert not late.stale(50, 100)                # already coarse
     never, always = Overload("never"), Overload("always")
-    assert not never.waited(10.0, 0.25) and not never.coarse
+    assert not never.waited(10.0, 0.25) and not never.stale(100, 100) and not never.coarse
     assert always.coarse and not always.busy(0.0, 2.0) and always.coarse
     with pytest.raises(ValueError):
         Overload("sometimes")
