@@ -54,17 +54,16 @@ class Overload:
 
     def waited(self, wait_s: float, limit_s: float) -> bool:
         """A frame waited ``wait_s`` for the loop; True when coarse service begins now."""
-        if self.mode != "auto" or self.coarse or wait_s <= limit_s:
-            return False
-        self.coarse, self._calm = True, 0
-        self.episodes += 1
-        return True
+        return wait_s > limit_s and self._begin()
 
     def stale(self, stale: int, processed: int) -> bool:
         """Of ``processed`` frames in the last window, ``stale`` estimates were too old to
         publish; True when coarse service begins now."""
-        if self.mode != "auto" or self.coarse or processed <= 0 \
-                or stale <= self.STALE_SHARE * processed:
+        return processed > 0 and stale > self.STALE_SHARE * processed and self._begin()
+
+    def _begin(self) -> bool:
+        """Coarse service begins now (auto, not yet coarse): True; else False."""
+        if self.mode != "auto" or self.coarse:
             return False
         self.coarse, self._calm = True, 0
         self.episodes += 1
@@ -154,12 +153,9 @@ class InferenceLoop:
                     log.warning("serve keeps up again: every grid of every stream served")
                 elif any(getattr(p, "phases", 1) > 1 for p in pipes) and \
                         self.overload.stale(stale - stale0, done - done0):
-                    self._rlog.warning(
-                        "overload", "serve cannot keep up (%d of %d estimates in the last %.0f s "
-                        "too old to publish, %d stream(s)): streams above the model rate are "
-                        "served on their first grid only (estimates flagged coarse) until every "
-                        "grid fits again", stale - stale0, done - done0, Overload.WINDOW_S,
-                        len(pipes))
+                    self._coarse_begins(f"{stale - stale0} of {done - done0} estimates in the "
+                                        f"last {Overload.WINDOW_S:.0f} s too old to publish",
+                                        len(pipes))
                 done0, stale0 = done, stale
             if not work:
                 for sink in self.sinks:
@@ -172,12 +168,14 @@ class InferenceLoop:
                 waited, limit = max(((now - jobs[0].info[1], p.opt.overload_after_s)
                                      for p, jobs in work), key=lambda w: w[0] - w[1])
                 if self.overload.waited(waited, limit):
-                    self._rlog.warning(
-                        "overload", "serve cannot keep up (a frame waited %.0f ms for the "
-                        "model, %d stream(s)): streams above the model rate are served on "
-                        "their first grid only (estimates flagged coarse) until every grid "
-                        "fits again", 1e3 * waited, len(pipes))
+                    self._coarse_begins(f"a frame waited {1e3 * waited:.0f} ms for the model",
+                                        len(pipes))
             self._step(work)
+
+    def _coarse_begins(self, why: str, streams: int) -> None:
+        self._rlog.warning("overload", "serve cannot keep up (%s, %d stream(s)): streams above "
+                           "the model rate are served on their first grid only (estimates "
+                           "flagged coarse) until every grid fits again", why, streams)
 
     @staticmethod
     def _grid_ratio(pipes) -> float:

@@ -305,10 +305,7 @@ class StreamPipeline:
             return []
         oldest = count - src.capacity
         if self._nxt < oldest:  # the ring lapped us: those frames are gone
-            with self._acct:
-                c["dropped"] += oldest - self._nxt
-                self._nxt = oldest
-            self._pending_flags |= F["dropped"]
+            self._drop_to(oldest)
         if self.coarse and count - self._nxt > 1:  # overloaded: can the backlog be caught up?
             waited = time.monotonic() - src.peek_t_recv(self._nxt, self._layout)
             if math.isfinite(waited) and waited > self.opt.overload_after_s:
@@ -362,16 +359,24 @@ class StreamPipeline:
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
         return jobs
 
+    def _drop_to(self, index: int, also: str | None = None) -> int:
+        """The frames before ``index`` never enter the model: counted ``dropped`` (and
+        ``also``), the next estimate flagged dropped. Returns how many."""
+        n = index - self._nxt
+        with self._acct:
+            self.counters["dropped"] += n
+            if also:
+                self.counters[also] += n
+            self._nxt = index
+        self._pending_flags |= F["dropped"]
+        return n
+
     def _skip_to(self, index: int, waited: float) -> None:
         """Overloaded with a backlog older than the overload limit: the frames before ``index``
         never enter the model (counted ``dropped``, ``overload_skipped``); the model restarts at
         frame ``index`` (flags dropped and reset), so latency stops growing."""
-        skip = index - self._nxt
-        with self._acct:
-            self.counters["dropped"] += skip
-            self.counters["overload_skipped"] += skip
-            self._nxt = index
-        self._pending_flags |= F["dropped"] | F["reset"]
+        skip = self._drop_to(index, "overload_skipped")
+        self._pending_flags |= F["reset"]
         self._rlog.warning("skip", "%s: overloaded and %.0f ms behind: %d frame(s) skipped, the "
                            "model restarts at the newest frame", self.source.describe(),
                            1e3 * waited, skip)
