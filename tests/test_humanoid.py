@@ -103,6 +103,53 @@ def test_squat_needs_more_knee_torque_than_standing(built):
     assert 0.5 < vz.min() and vz.max() < 1.6
 
 
+def test_virtual_markers_sit_on_their_bodies(built):
+    _, seqs = built
+    seq = seqs["walk"]
+    names, m, kp = list(seq.names["markers"]), seq.data["markers"], seq.data["keypoints"]
+    assert m.shape == (400, 40, 3) and len(set(names)) == 40 and np.all(np.isfinite(m))
+
+    def gap(marker, joint):
+        d = m[:, names.index(marker)] - kp[:, reps.SMPL_JOINTS.index(joint)]
+        return np.linalg.norm(d, axis=-1)
+
+    for s, side in (("L", "left"), ("R", "right")):
+        # epicondyles and malleoli within a few cm of their joint centre, all through the motion
+        for mk, joint in (("KNE", "knee"), ("KNM", "knee"), ("ANK", "ankle"), ("MED", "ankle")):
+            assert gap(s + mk, f"{side}_{joint}").max() < 0.07, (s + mk, gap(s + mk, f"{side}_{joint}").max())
+        # the lateral knee marker is on its own side: farther from the other knee
+        assert np.all(gap(s + "KNE", f"{side}_knee")
+                      < gap(s + "KNE", f"{'right' if side == 'left' else 'left'}_knee"))
+        # heel behind and toe in front of the ankle along the walking direction (+z here)
+        heel = m[:, names.index(s + "HEE")] - kp[:, reps.SMPL_JOINTS.index(f"{side}_ankle")]
+        toe = m[:, names.index(s + "TOE")] - kp[:, reps.SMPL_JOINTS.index(f"{side}_ankle")]
+        fwd = kp[-1, 0] - kp[0, 0]
+        fwd = fwd / np.linalg.norm(fwd)
+        assert np.median(heel @ fwd) < -0.02 < 0.08 < np.median(toe @ fwd)
+
+
+def test_rajagopal_moments_of_a_squat_have_opensim_signs(built):
+    _, seqs = built
+    seq = seqs["squat"]
+    tr = seq.canonical("torques_rajagopal")
+    ch = list(reps.RAJAGOPAL_TORQUE_JOINTS)
+    # the same numbers as the ball joint's flexion axis, with OpenSim's sign per coordinate
+    np.testing.assert_allclose(tr[:, ch.index("knee_angle_l")], _joint(seq, "left_knee")[:, 0])
+    np.testing.assert_allclose(tr[:, ch.index("hip_flexion_r")], -_joint(seq, "right_hip")[:, 0])
+    # physics: at the bottom of a squat the knees and hips hold the body with extensor moments,
+    # negative in OpenSim's convention (+ = flexor), and the trunk leans on its extensors (+)
+    bottom = int(np.argmin(seq.data["keypoints"][:, 0, 1]))
+    for c in ("knee_angle_r", "knee_angle_l", "hip_flexion_r", "hip_flexion_l"):
+        assert tr[bottom, ch.index(c)] < -0.2, (c, tr[bottom, ch.index(c)])
+    assert tr[bottom, ch.index("lumbar_extension")] > 0.1
+    # deeper knee flexion needs more knee extensor moment than standing upright
+    assert tr[bottom, ch.index("knee_angle_r")] < tr[0, ch.index("knee_angle_r")] - 0.3
+    # frontal and transverse channels are not mapped
+    assert np.all(np.isnan(tr[:, ch.index("hip_adduction_r")]))
+    # walking has real OpenSim moments elsewhere; the simulator's are not given for it
+    assert "torques_rajagopal" not in seqs["walk"].data
+
+
 def test_same_job_gives_identical_bytes(built, tmp_path):
     out, _ = built
     job = dict(JOB, sequences=JOB["sequences"][:1])

@@ -55,6 +55,9 @@ import numpy as np
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import Sequence, Subject
 from hdys_rt.data.domains.humanoid.kinematics import Motion, fk, make_motion
+from hdys_rt.data.domains.humanoid.markers import (
+    RAJAGOPAL_KINDS, marker_names, rajagopal_torques, virtual_markers,
+)
 from hdys_rt.data.domains.humanoid.mjcf import _Model, mjcf
 from hdys_rt.data.domains.humanoid.motions import MOTIONS
 from hdys_rt.data.domains.humanoid.simulate import SimResult, simulate, to_qpos
@@ -107,6 +110,7 @@ def build_sequence(kind: str, seed: int, duration: float, sk: Skeleton, name: st
     sim = simulate(model, sk, mo)
     cr = sim.frames
     kp = mo.joints[cr].astype(np.float32)
+    markers = virtual_markers(sk, mo, np.random.default_rng([seed, 0x4D4B]))[cr]
     pose = smpl_pose(mo)[cr]
     bw = model.mass * G
     grf = sim.grf.astype(np.float32)
@@ -119,6 +123,13 @@ def build_sequence(kind: str, seed: int, duration: float, sk: Skeleton, name: st
         "vertical_grf_bw": {"min": round(float(np.min(grf[:, 1] + grf[:, 6])), 3),
                             "max": round(float(np.max(grf[:, 1] + grf[:, 6])), 3)},
     }
+    data = {"keypoints": kp, "markers": markers, "smpl_pose": pose,
+            "torques_smpl": sim.torques.astype(np.float32), "grf": grf}
+    if kind in RAJAGOPAL_KINDS:
+        data["torques_rajagopal"] = rajagopal_torques(sim.torques)
+    names = {"keypoints": reps.SMPL_JOINTS, "markers": marker_names(),
+             "smpl_pose": reps.SMPL_POSE_CHANNELS, "torques_smpl": reps.SMPL_TORQUE_CHANNELS,
+             "torques_rajagopal": reps.RAJAGOPAL_TORQUE_JOINTS, "grf": reps.GRF_CHANNELS}
     if mo.seat is not None:
         quality["seat_force_bw"] = {"mean": round(float(np.mean(sim.seat_force) / bw), 3),
                                     "max": round(float(np.max(sim.seat_force) / bw), 3)}
@@ -131,6 +142,10 @@ def build_sequence(kind: str, seed: int, duration: float, sk: Skeleton, name: st
                   "segment_scales": {k: round(v, 4) for k, v in sk.scales.items()},
                   "proportions": "de Leva 1996 segment masses, stature-fraction lengths"},
         "torque_frame": "joint-local SMPL axes (x left, y up, z forward in the T pose)",
+        "markers": "40 virtual skin markers (humanoid.markers.MARKERS), placement jittered 1 cm",
+        "torques_rajagopal": "sagittal channels from torques_smpl (humanoid.markers.SAGITTAL), "
+                             "motions of humanoid.markers.RAJAGOPAL_KINDS only; frontal / "
+                             "transverse NaN",
         "smpl_transl": "pelvis joint position (Y up, m)",
         "grf": "contact split of the free root's generalised force over foot vertices (NNLS, "
                "friction pyramids mu=0.8); CoP relative to the pelvis; NaN CoP off the ground",
@@ -140,10 +155,7 @@ def build_sequence(kind: str, seed: int, duration: float, sk: Skeleton, name: st
         name=name, domain=DOMAIN, rate=RATE,
         subject=Subject(subject_id, round(sk.mass, 3), round(sk.height, 4)),
         source=f"MuJoCo mj_inverse on hdys SMPL-like humanoid, procedural {kind}",
-        data={"keypoints": kp, "smpl_pose": pose, "torques_smpl": sim.torques.astype(np.float32),
-              "grf": grf},
-        names={"keypoints": reps.SMPL_JOINTS, "smpl_pose": reps.SMPL_POSE_CHANNELS,
-               "torques_smpl": reps.SMPL_TORQUE_CHANNELS, "grf": reps.GRF_CHANNELS},
+        data=data, names={k: names[k] for k in data},
         meta=meta,
     )
     log.debug("humanoid %s: %d frames in %.2f s, residual mean %.1f N / %.1f N·m", name,
