@@ -41,7 +41,9 @@ Outputs (Y up, metres, 100 Hz): ``keypoints`` (smpl24 joint centres), ``smpl_pos
 position as ``transl``, root orientation in the Y-up world, 23 local axis-angles in SMPL's
 rest frames, which are world-aligned in the T pose), ``torques_smpl`` (3 components per ball
 joint in the joint's local SMPL axes x left, y up, z forward; N·m/kg), ``grf`` (per foot force
-/ body weight, CoP x, z relative to the pelvis, NaN off the ground).
+/ body weight, CoP x, z relative to the pelvis, NaN off the ground), ``markers`` (40 virtual
+skin markers) and, for :data:`~.markers.RAJAGOPAL_KINDS`, ``torques_rajagopal`` (sagittal
+channels; :mod:`.markers`).
 """
 
 from __future__ import annotations
