@@ -34,6 +34,24 @@ def test_quick_corpus_has_every_domain_and_representation(quick_corpus, capsys):
     assert meta["quick"] is True and meta["seed"] == 0
 
 
+def test_rebuilding_one_domain_keeps_the_others_described(quick_corpus, tmp_path):
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(quick_corpus, corpus)
+    before = json.loads((corpus / "corpus.json").read_text())
+    assert main(["data", "build", "--quick", "--out", str(corpus), "--seed", "0",
+                 "--domains", "humanoid", "--workers", "1"]) == 0
+    after = json.loads((corpus / "corpus.json").read_text())
+    assert after["domains"] == before["domains"] and len(after["domains"]) == 7
+    assert after["summary"]["lab_real"] == before["summary"]["lab_real"]
+    assert after["summary"]["humanoid"]["sequences"] == before["summary"]["humanoid"]["sequences"]
+    # another seed is another corpus: the folder then describes the last build only
+    assert main(["data", "build", "--quick", "--out", str(corpus), "--seed", "1",
+                 "--domains", "humanoid", "--workers", "1"]) == 0
+    assert json.loads((corpus / "corpus.json").read_text())["domains"] == ["humanoid"]
+
+
 @pytest.mark.slow
 def test_train_small_and_eval_end_to_end(quick_corpus, tmp_path):
     run = tmp_path / "run"

@@ -110,9 +110,24 @@ def build_corpus(out: str | Path, seed: int = 0, quick: bool = False, workers: i
                     bar.update(1)
     if bar:
         bar.close()
-    (out / "corpus.json").write_text(json.dumps({
-        "format": "hdys-corpus", "version": 1, "seed": seed, "quick": quick,
-        "domains": [m.DOMAIN for m in mods], "summary": summary,
-        "wall_seconds": round(time.perf_counter() - t0, 1),
-    }, indent=1))
+    info = {"format": "hdys-corpus", "version": 1, "seed": seed, "quick": quick,
+            "domains": [m.DOMAIN for m in mods], "summary": summary,
+            "wall_seconds": round(time.perf_counter() - t0, 1)}
+    (out / "corpus.json").write_text(json.dumps(_merged(out / "corpus.json", info), indent=1))
     return summary
+
+
+def _merged(path: Path, info: dict) -> dict:
+    """``info`` of a build, merged with the folder's earlier ``corpus.json`` when that one was
+    built with the same seed and size: rebuilding some domains keeps the others described."""
+    try:
+        prev = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return info
+    if (prev.get("format"), prev.get("seed"), prev.get("quick")) != (
+            "hdys-corpus", info["seed"], info["quick"]):
+        return info
+    domains = list(dict.fromkeys(list(prev.get("domains", [])) + info["domains"]))
+    summary = {**prev.get("summary", {}), **info["summary"]}
+    wall = round(float(prev.get("wall_seconds", 0.0)) + info["wall_seconds"], 1)
+    return {**info, "domains": domains, "summary": summary, "wall_seconds": wall}
