@@ -493,6 +493,38 @@ def test_train_init_fine_tunes_a_saved_model_keeping_its_normalisation(tmp_path,
     assert "Traceback" not in err
 
 
+def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, capsys):
+    from hdys_rt.cli import main
+    from hdys_rt.model.io import load_model
+    from hdys_rt.training.loop import _warm_start
+
+    base, _ = load_model(None)  # the bundled model predates the motion features
+    assert not base.cfg.motion
+    grown, info = _warm_start("bundled", add_motion=True)
+    assert grown.cfg.motion and info["added"].startswith("motion features")
+    assert grown.cfg == base.cfg.__class__(**{**base.cfg.to_dict(), "motion": True})
+    grown.eval()
+    rng = np.random.default_rng(3)
+    t = np.arange(40)[:, None, None] / 100.0
+    pts = rng.uniform(-0.3, 0.3, (1, 1, 30, 3)) + np.array([0.0, 1.0, 0.0]) + 1.2 * t * [1, 0, 0]
+    x = torch.tensor(pts, dtype=torch.float32)  # walking forward at 1.2 m/s
+    mask = torch.ones(x.shape[:-1], dtype=torch.bool)
+    a, b = base.predict("markers", x, mask), grown.predict("markers", x, mask)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)  # exactly the same start
+    # the motion branch sees this motion; only its zeroed last layer hides it
+    enc = grown.kin_enc["markers"]
+    assert enc.motion[0].weight.abs().sum() > 0 and enc.motion[-1].weight.abs().sum() == 0
+    # a model that has the features already is left as it is; no --init: one-line error
+    assert _warm_start("bundled")[0].cfg.motion is False
+    _tiny_corpus(tmp_path / "corpus")
+    capsys.readouterr()
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus"), "--out",
+                 str(tmp_path / "o"), "--add-motion", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--add-motion grows the model of --init" in err and "Traceback" not in err
+
+
 def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):
     from hdys_rt.cli import main
 

@@ -157,12 +157,30 @@ class LossStep(torch.nn.Module):
         return compute_losses(self.model, batch, c.w_recon, c.w_align, c.use_align, c.use_fdae)
 
 
-def _warm_start(init: str) -> tuple[HDyS, dict]:
+def _warm_start(init: str, add_motion: bool = False) -> tuple[HDyS, dict]:
     """The model ``init`` ('bundled' or a path) in training mode; returns (model, {"model",
-    "weights_sha256"}) for the metadata."""
+    "weights_sha256"[, "added"]}) for the metadata.
+
+    ``add_motion``: a model without motion features gets them (``cfg.motion``): its weights are
+    copied into the larger architecture and each point encoder's motion branch ends in a zeroed
+    layer, so the start computes exactly what ``init`` computed and training adds the motion."""
     model, meta = load_model(None if init == "bundled" else init)
+    info = {"model": init, "weights_sha256": meta.get("weights_sha256")}
+    if add_motion and not model.cfg.motion:
+        grown = HDyS(replace(model.cfg, motion=True))
+        missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+        if unexpected or not all(".motion." in k for k in missing):  # only the new branch
+            raise HdysError(f"--add-motion: {init} does not fit its own architecture grown by "
+                            f"the motion branch (missing {missing[:3]}, unexpected "
+                            f"{unexpected[:3]})")
+        with torch.no_grad():
+            for enc in grown.kin_enc.values():
+                if getattr(enc, "motion", None) is not None:
+                    enc.motion[-1].weight.zero_()
+                    enc.motion[-1].bias.zero_()
+        model, info["added"] = grown, "motion features (zero-initialised branch)"
     model.train()
-    return model, {"model": init, "weights_sha256": meta.get("weights_sha256")}
+    return model, info
 
 
 # --- the loop -----------------------------------------------------------------------------------
@@ -171,7 +189,8 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
           domains: list[str] | None = None, progress: bool = True, device: str = "cpu",
           command: str | None = None, fraction: dict[str, float] | None = None,
           holdout_lab: str | list[str] | None = None,
-          holdout_persons: list[str] | None = None, init: str | None = None) -> Path:
+          holdout_persons: list[str] | None = None, init: str | None = None,
+          add_motion: bool = False) -> Path:
     """Train on the corpus' training split (persons, or every lab but ``holdout_lab`` and
     every person but ``holdout_persons``: see
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
@@ -179,9 +198,9 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
 
     ``init``: start from this saved model ('bundled': the bundled default): its architecture
     (``cfg.model`` is replaced by its config), weights AND normalisation, instead of a fresh
-    model; ``cfg``'s training settings apply."""
+    model; ``cfg``'s training settings apply. ``add_motion``: see :func:`_warm_start`."""
     rank, world = _dist_init()
-    init_model, init_meta = _warm_start(init) if init else (None, None)
+    init_model, init_meta = _warm_start(init, add_motion) if init else (None, None)
     if init_model is not None:
         cfg = replace(cfg, model=init_model.cfg)
     cfg = replace(cfg, model=replace(cfg.model, rate=cfg.rate))  # the motion features' rate
