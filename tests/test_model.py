@@ -494,13 +494,19 @@ def test_train_init_fine_tunes_a_saved_model_keeping_its_normalisation(tmp_path,
 
 
 def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, capsys):
+    from dataclasses import replace
+
     from hdys_rt.cli import main
-    from hdys_rt.model.io import load_model
+    from hdys_rt.model.io import load_model, save_model
     from hdys_rt.training.loop import _warm_start
 
-    base, _ = load_model(None)  # the bundled model predates the motion features
-    assert not base.cfg.motion
-    grown, info = _warm_start("bundled", add_motion=True)
+    torch.manual_seed(0)  # a model saved before the motion features (as stages 1-4 were)
+    cfg = replace(ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2,
+                              vec_hidden=64, dec_layers=1, dec_heads=2, dec_ff=64, window=8),
+                  motion=False)
+    old = str(save_model(HDyS(cfg), tmp_path / "old", rate=100.0))
+    base, _ = load_model(old)
+    grown, info = _warm_start(old, add_motion=True)
     assert grown.cfg.motion and info["added"].startswith("motion features")
     assert grown.cfg == base.cfg.__class__(**{**base.cfg.to_dict(), "motion": True})
     grown.eval()
@@ -515,8 +521,10 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
     # the motion branch sees this motion; only its zeroed last layer hides it
     enc = grown.kin_enc["markers"]
     assert enc.motion[0].weight.abs().sum() > 0 and enc.motion[-1].weight.abs().sum() == 0
-    # a model that has the features already is left as it is; no --init: one-line error
-    assert _warm_start("bundled")[0].cfg.motion is False
+    # without the flag, or for a model that has the features already, nothing is grown
+    assert _warm_start(old)[0].cfg.motion is False
+    assert "added" not in _warm_start("bundled", add_motion=True)[1]  # stage 5 has them
+    # no --init: one-line error
     _tiny_corpus(tmp_path / "corpus")
     capsys.readouterr()
     assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "corpus"), "--out",
