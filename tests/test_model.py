@@ -508,7 +508,7 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
     base, _ = load_model(old)
     grown, info = _warm_start(old, add_motion=True)
     assert grown.cfg.motion and info["added"].startswith("motion features")
-    assert grown.cfg == base.cfg.__class__(**{**base.cfg.to_dict(), "motion": True})
+    assert grown.cfg == replace(base.cfg, motion=True)  # nothing else of the architecture
     grown.eval()
     rng = np.random.default_rng(3)
     t = np.arange(40)[:, None, None] / 100.0
