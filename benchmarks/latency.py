@@ -179,6 +179,8 @@ def measure(args, n_streams: int, relay: bool = False) -> dict:
         serve += ["--engine", args.engine]
     if args.coarse:
         serve += ["--coarse", args.coarse]
+    if args.no_mirror:
+        serve += ["--no-mirror"]
     sub = Subscriber(pub, rcvhwm=100_000)
     # logs go to files: a pipe nobody reads during the run would block the process when full
     serve_log = open(stats_path.with_name("serve.log"), "w+")
@@ -286,7 +288,7 @@ def isolated_step(args, steps: int) -> dict:
 
     rec = load_file(demo_clip_path()).resampled(args.rate)
     est = load_estimator(args.model, device=args.device, threads=args.threads,
-                         engine=args.engine or "auto")
+                         engine=args.engine or "auto", mirror=False if args.no_mirror else None)
     slots = est.alloc(1)
     for i in range(50):
         est.step(slots, [rec.xyz[i % rec.frames]])
@@ -386,6 +388,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads in serve")
     p.add_argument("--coarse", choices=("auto", "never", "always"),
                    help="serve --coarse (default: serve's default)")
+    p.add_argument("--no-mirror", action="store_true",
+                   help="serve --no-mirror (and the isolated step without the mirror image)")
     p.add_argument("--json", default="latency.json", help="write results here")
     p.add_argument("--baseline", choices=("relay", "none"), default="relay",
                    help="also measure the bare relay (transport floor) per stream count")

@@ -34,6 +34,7 @@ import torch
 
 from hdys_rt import representations as reps
 from hdys_rt.model.hdys import HDyS
+from hdys_rt.model.mirror import OutputMirror, mirror_input
 from hdys_rt.errors import HdysError
 from hdys_rt.training.data import CorpusData, SeqArrays, scan
 
@@ -94,12 +95,23 @@ class Accumulator:
         return out
 
 
-@torch.no_grad()
-def predict_sequence(model: HDyS, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
+def predict_sequence(model: HDyS, key: str, x: np.ndarray,
+                     mirror: bool = False) -> dict[str, np.ndarray]:
     """Offline causal (or bidirectional) prediction over a whole sequence.
 
     x: (T, P, 3) points or (T, C) canonical vector, NaN = missing -> output name -> (T, C).
+    ``mirror``: average with the estimates of the mirror image (:mod:`hdys_rt.model.mirror`;
+    the model's metadata says whether it should: ``mirror.averages(meta)``).
     """
+    own = _forward_sequence(model, key, x)
+    image = mirror_input(key, x) if mirror else None
+    if image is None:
+        return own
+    return OutputMirror(model.cfg.dyn_outputs).named(own, _forward_sequence(model, key, image))
+
+
+@torch.no_grad()
+def _forward_sequence(model: HDyS, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
     cfg = model.cfg
     field = cfg.dec_layers * (cfg.window - 1)  # frames that influence an output frame
     T = x.shape[0]
@@ -123,11 +135,12 @@ def predict_sequence(model: HDyS, key: str, x: np.ndarray) -> dict[str, np.ndarr
 def evaluate(model: HDyS, data_dir: str | Path, split: str | None = "test",
              inputs: list[str] | None = None, domains: list[str] | None = None,
              rate: float = 100.0, holdout_lab: str | None = None,
-             holdout_persons: list[str] | None = None, progress=None) -> dict:
+             holdout_persons: list[str] | None = None, progress=None,
+             mirror: bool = False) -> dict:
     """Evaluate ``model`` on a corpus split (the person split, or leave ``holdout_lab`` and
     ``holdout_persons`` out);
     returns {domain: {input: {output: result}}}. ``progress(iterable, desc)`` wraps each
-    domain's sequences (a progress bar; None: none)."""
+    domain's sequences (a progress bar; None: none); ``mirror``: see :func:`predict_sequence`."""
     data = CorpusData(data_dir, rate=rate, split=split, domains=domains,
                       max_points=model.cfg.max_points, holdout_lab=holdout_lab,
                       holdout_persons=holdout_persons)
@@ -143,7 +156,7 @@ def evaluate(model: HDyS, data_dir: str | Path, split: str | None = "test",
                 targets = [k for k in model.cfg.dyn_outputs if k in s.data]
                 if not targets:
                     continue
-                pred = predict_sequence(model, key, s.data[key])
+                pred = predict_sequence(model, key, s.data[key], mirror)
                 frames[key] = frames.get(key, 0) + s.frames
                 for k in targets:
                     acc.setdefault(key, {}).setdefault(k, Accumulator(k)).add(pred[k], s.data[k])
@@ -374,7 +387,8 @@ def _folds(data_dir, domains, holdout_labs) -> list[str | None]:
 def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test",
                    domains: list[str] | None = None, rate: float = 100.0,
                    input_key: str = "markers", holdout_labs: list[str] | None = None,
-                   holdout_persons: list[str] | None = None, progress=None) -> dict:
+                   holdout_persons: list[str] | None = None, progress=None,
+                   mirror: bool = False) -> dict:
     """The per task x big joint report (see the module doc) of ``model`` on ``data_dir``.
 
     ``split``: 'test' (held-out persons), 'train' or None (all); ``holdout_labs``: leave-one-
@@ -382,14 +396,15 @@ def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test"
     ``holdout_persons`` (these persons test, in every fold) instead of the person split. Mean
     curves always come from the fold's TRAINING side. Sequences with no task (:func:`task_of`)
     are left out. Returns ``{"scope": {...}, "tasks": {task: {...}}}``.
-    ``progress(iterable, desc)`` wraps each domain's sequences (a progress bar; None: none).
+    ``progress(iterable, desc)`` wraps each domain's sequences (a progress bar; None: none);
+    ``mirror``: see :func:`predict_sequence`.
     """
     if input_key not in model.cfg.kin_inputs:
         raise HdysError(f"input {input_key!r} is not one this model takes "
                         f"({list(model.cfg.kin_inputs)})")
     pools: dict[str, dict] = {}
     scope = {"split": split or "all", "holdout_labs": list(holdout_labs or []) or None,
-             "holdout_persons": list(holdout_persons or []) or None,
+             "holdout_persons": list(holdout_persons or []) or None, "mirror_average": mirror,
              "input": input_key, "rate_hz": rate, "folds": []}
     keys = (input_key, "torques_rajagopal", "grf")
     for lab in _folds(data_dir, domains, holdout_labs):
@@ -415,7 +430,7 @@ def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test"
                     continue
                 fold["test_persons"].add(s.person)
                 _add_trial(pools.setdefault(task, _new_task()), s, task, curves,
-                           predict_sequence(model, input_key, s.data[input_key]))
+                           predict_sequence(model, input_key, s.data[input_key], mirror))
         fold["test_persons"] = sorted(fold["test_persons"])
         shared = set(fold["test_persons"]) & set(fold["train_persons"])
         if shared:  # only with split train / all: the mean curves saw the evaluated persons

@@ -84,10 +84,11 @@ class Estimates:
 
 
 def estimate_recording(rec, model: str | os.PathLike | None = None,
-                       mass_kg: float | None = None, min_markers: int | None = None
-                       ) -> Estimates:
+                       mass_kg: float | None = None, min_markers: int | None = None,
+                       mirror: bool | None = None) -> Estimates:
     """Run a point :class:`~hdys_rt.data.recording.Recording` frame by frame through the
-    streaming estimator (``model``: a saved model, None = bundled)."""
+    streaming estimator (``model``: a saved model, None = bundled; ``mirror``: average with
+    the mirror image, None: as the model says, as ``serve`` does)."""
     from hdys_rt.model.streaming import StreamingEstimator
     from hdys_rt.runtime.pipeline import PipelineOptions
 
@@ -95,7 +96,8 @@ def estimate_recording(rec, model: str | os.PathLike | None = None,
         raise HdysError(f"{rec.source or 'the recording'} holds a table, not markers or "
                         "keypoints: estimate takes point recordings (.trc, .c3d, corpus .json)")
     opt = PipelineOptions(min_markers=min_markers, mass_kg=mass_kg)
-    est = StreamingEstimator.load(model, input_kind=rec.kind, stream_rate=rec.rate)
+    est = StreamingEstimator.load(model, input_kind=rec.kind, stream_rate=rec.rate,
+                                  mirror=mirror)
     if rec.xyz.shape[1] > est.max_points:
         raise HdysError(f"{rec.source}: {rec.xyz.shape[1]} points, the model takes at most "
                         f"{est.max_points}")
@@ -136,7 +138,7 @@ def estimate_recording(rec, model: str | os.PathLike | None = None,
 
 
 def estimate_file(path: str | os.PathLike, model=None, mass_kg: float | None = None,
-                  up: str | None = None) -> Estimates:
+                  up: str | None = None, mirror: bool | None = None) -> Estimates:
     """:func:`estimate_recording` of a file read by the one loader (:func:`load_file`); without
     ``mass_kg``, the subject mass the file carries (C3D ``PROCESSING:Bodymass``, corpus JSON)."""
     from hdys_rt.data.loader import load_file
@@ -144,7 +146,7 @@ def estimate_file(path: str | os.PathLike, model=None, mass_kg: float | None = N
     rec = load_file(path, up=up)
     if mass_kg is None and rec.subject is not None:
         mass_kg = rec.subject.mass_kg
-    return estimate_recording(rec, model, mass_kg)
+    return estimate_recording(rec, model, mass_kg, mirror=mirror)
 
 
 # --- writers ---------------------------------------------------------------------------------

@@ -41,9 +41,10 @@ def _safe(name: str) -> str:
 
 
 def plot_trial(model, name: str, rate: float, data: dict[str, np.ndarray], out_dir,
-               inputs: list[str] | None = None) -> list[Path]:
+               inputs: list[str] | None = None, mirror: bool = False) -> list[Path]:
     """Plot one trial; ``data``: representation -> (T, P, 3) points or canonical (T, C) vector
-    at ``rate`` Hz (as :class:`hdys_rt.training.data.SeqArrays` holds them). Returns the PNGs."""
+    at ``rate`` Hz (as :class:`hdys_rt.training.data.SeqArrays` holds them); ``mirror``: as
+    :func:`hdys_rt.evaluation.predict_sequence`. Returns the PNGs."""
     from hdys_rt.evaluation import predict_sequence
 
     plt = _pyplot()
@@ -54,7 +55,7 @@ def plot_trial(model, name: str, rate: float, data: dict[str, np.ndarray], out_d
     for key in inputs or model.cfg.kin_inputs:
         if key not in data or key not in model.cfg.kin_inputs or not targets:
             continue
-        pred = predict_sequence(model, key, data[key])
+        pred = predict_sequence(model, key, data[key], mirror)
         t = np.arange(data[key].shape[0]) / rate
         for out in targets:
             ref, est = data[out], pred[out]

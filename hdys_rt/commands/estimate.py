@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
                    "weights)")
     p.add_argument("--model", metavar="PATH", help="model (NAME.safetensors + NAME.json); "
                    "default: the bundled model")
+    p.add_argument("--no-mirror", action="store_true",
+                   help="do not average with the mirror image's estimates (as `serve "
+                        "--no-mirror`)")
     p.add_argument("--up", choices=("y", "z"), default=None,
                    help="the file's vertical axis (default: the format's usual one)")
     p.add_argument("--plot", metavar="DIR",
@@ -41,7 +44,8 @@ def run(args) -> int:
                         f"{', '.join(OUT_TYPES)}")
     if args.plot:
         _pyplot()  # fails early, in one line, without matplotlib
-    est = estimate_file(args.file, model=args.model, mass_kg=args.mass, up=args.up)
+    est = estimate_file(args.file, model=args.model, mass_kg=args.mass, up=args.up,
+                        mirror=False if args.no_mirror else None)
     path = write_estimates(args.out, est)
     msg = (f"hdys-rt estimate: {len(est.time)} frames at {est.rate:g} Hz -> {path}"
            + (f" ({est.skipped} frames with too few markers left empty)" if est.skipped else "")

@@ -38,6 +38,9 @@ def add_arguments(p):
     p.add_argument("--trial", action="append", metavar="NAME",
                    help="with --plot: only these trials (sequence names; default: the first "
                    "of each domain)")
+    p.add_argument("--no-mirror", action="store_true",
+                   help="do not average with the estimates of the mirror image, even when the "
+                        "model's metadata asks for it (an ablation; README)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars on stderr (evaluation and plots)")
 
@@ -57,9 +60,11 @@ def run(args) -> int:
     from hdys_rt.evaluation import evaluate, evaluate_tasks, format_report, format_task_report
     from hdys_rt.errors import HdysError
     from hdys_rt.model.io import load_model
+    from hdys_rt.model.mirror import averages
 
     torch.set_num_threads(2)
     model, meta = load_model(args.model)
+    mirror = averages(meta) and not args.no_mirror
     split = None if args.split == "all" else args.split
     rate = meta.get("rate", 100.0)
     labs = args.holdout_lab
@@ -68,7 +73,7 @@ def run(args) -> int:
     bar = None if args.no_progress else _progress
     tasks = evaluate_tasks(model, args.data, split=split, domains=args.domains, rate=rate,
                            input_key=args.input, holdout_labs=labs,
-                           holdout_persons=args.holdout_person, progress=bar)
+                           holdout_persons=args.holdout_person, progress=bar, mirror=mirror)
     tasks["scope"]["model"] = str(args.model or "bundled")
     tasks["scope"]["model_training_domains"] = (meta.get("corpus") or {}).get("domains")
     if tasks["tasks"]:
@@ -82,7 +87,8 @@ def run(args) -> int:
             try:
                 rep = evaluate(model, args.data, split=split, inputs=args.inputs,
                                domains=args.domains, rate=rate, holdout_lab=lab,
-                               holdout_persons=args.holdout_person, progress=bar)
+                               holdout_persons=args.holdout_person, progress=bar,
+                               mirror=mirror)
             except HdysError:  # a fold with nothing on this side
                 continue
             domains[lab or ("holdout_persons" if args.holdout_person else "person_split")] = rep
@@ -91,7 +97,7 @@ def run(args) -> int:
                 print(f"\nPer domain ({fold}; mPJE = mean absolute error over all 17 joints):")
                 print(format_report(rep))
     if args.plot:
-        _plot(args, model, meta)
+        _plot(args, model, meta, mirror)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({**tasks, "domains": domains}, indent=1,
@@ -99,7 +105,7 @@ def run(args) -> int:
     return 0
 
 
-def _plot(args, model, meta) -> None:
+def _plot(args, model, meta, mirror: bool) -> None:
     """PNGs of the chosen trials of the split (see :mod:`hdys_rt.bridges.plots`)."""
     import sys
 
@@ -131,7 +137,7 @@ def _plot(args, model, meta) -> None:
     n = 0
     for s in chosen:
         n += len(plot_trial(model, f"{s.domain}_{s.name}", rate, s.data, args.plot,
-                            args.inputs))
+                            args.inputs, mirror))
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -72,6 +72,10 @@ def add_arguments(p) -> None:
                    "fastest here that fits the markers), or an engine folder from `hdys-rt "
                    f"export` (needed for {', '.join(folder_only)})")
     g.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
+    g.add_argument("--no-mirror", action="store_true",
+                   help="do not average each estimate with its mirror image's (the bundled "
+                        "model asks for it: about 10 %% lower torque error beyond walking, one "
+                        "more model row per frame; README)")
     g.add_argument("--input", choices=reps.POINT_SETS, default="markers",
                    help="what the streams' points are: optical markers, or skeletal keypoints "
                    "(COCO-17, H36M-17, ...; e.g. from `hdys-rt bridge keypoints`)")
@@ -169,7 +173,8 @@ def start_line(server, publish: str, curve: bool) -> str:
         streams.append(f"{src.describe()} ({len(src.names)} markers at {src.rate:g} Hz{sub})")
     est = server.est
     return (f"serving {', '.join(streams)} -> {publish}{' (CURVE)' if curve else ''}; model "
-            f"{est.rate:g} Hz, engine {est.engine}")
+            f"{est.rate:g} Hz, engine {est.engine}"
+            + (", averaged with the mirror image" if est.mirror else ""))
 
 
 def run(args) -> int:
@@ -199,8 +204,8 @@ def run(args) -> int:
     try:
         sources = build_sources(args)
         estimators = load_estimators(len(sources), args.model, check_device(args.device),
-                                     args.threads,
-                                     engine=args.engine, input_kind=args.input)
+                                     args.threads, engine=args.engine, input_kind=args.input,
+                                     mirror=False if args.no_mirror else None)
         log.info("engine %s (%s)", estimators[0].engine, estimators[0].engine_reason)
         sinks = [Publisher(publish, curve=curve)]
         if args.lsl_out:

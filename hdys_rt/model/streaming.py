@@ -21,6 +21,10 @@ A step returns ``name -> (C,)`` for every output of the model; the estimator's `
 holds the novelty score of the frame(s) just stepped (:mod:`hdys_rt.model.novelty`; NaN when the
 model is not calibrated, or the engine was exported before the step computed it) and
 ``novelty_threshold`` is the model's threshold for the input (NaN: none).
+
+A model whose metadata asks for it (``mirror_average``: every model ``hdys-rt train`` writes) is
+stepped on each frame and on its mirror image, each in its own decoder state, and the two
+estimates are averaged (:mod:`hdys_rt.model.mirror`); ``mirror=False`` turns that off.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
 from hdys_rt.model.hdys import HDyS
 from hdys_rt.model.io import load_model
+from hdys_rt.model.mirror import OutputMirror, averages, mirror_points
 from hdys_rt.model.novelty import threshold_of
 from hdys_rt.model.step import push_history
 
@@ -52,9 +57,12 @@ class EngineStepper:
     """Runs the functional step through a backend for ``stride`` interleaved states of ONE
     stream: owns each state's key/value ring (L, H, W, dh) and position, writes the per-step
     attention bias (:class:`~hdys_rt.model.step.BiasTable`) and the new frame's keys/values.
-    With one state the ring IS the backend's input buffer (no copy per step)."""
+    With one state the ring IS the backend's input buffer (no copy per step). ``mirror``: each
+    state has a twin that steps the frame's mirror image, and the estimates are averaged
+    (:mod:`hdys_rt.model.mirror`)."""
 
-    def __init__(self, backend, bias: "BiasTable", outputs: tuple[str, ...]):
+    def __init__(self, backend, bias: "BiasTable", outputs: tuple[str, ...],
+                 mirror: bool = False):
         from hdys_rt.model.step import output_slices
 
         self.backend = backend.activate()
@@ -67,10 +75,14 @@ class EngineStepper:
         self.max_points = backend.io.max_points
         self.motion = "history" in backend.inputs  # the model sees motion (previous frames)
         self.novelty = float("nan")  # the novelty score of the frame last stepped
+        self.mirror = OutputMirror(outputs) if mirror else None
         self.set_stride(1)
 
     def set_stride(self, stride: int) -> None:
+        """``stride`` interleaved states (and as many mirror twins after them)."""
         inp = self.backend.inputs
+        self.stride = stride
+        stride *= 1 if self.mirror is None else 2
         if stride == 1:
             self.rings = [(inp["k_cache"][0], inp["v_cache"][0])]
             self.histories = [inp["history"][0]] if self.motion else []
@@ -93,6 +105,15 @@ class EngineStepper:
     def step(self, state: int, pts: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         """pts (P, 3) float32 with missing rows zeroed, mask (P,) bool -> name -> (C,); the
         frame's novelty score in ``self.novelty``."""
+        y = self._run(state, pts, mask)
+        if self.mirror is not None:
+            novelty = self.novelty  # of the frame itself, not of its image
+            y = self.mirror.flat(y, self._run(state + self.stride, mirror_points(pts), mask))
+            self.novelty = novelty
+        return {name: y[sl] for name, sl in self.slices}
+
+    def _run(self, state: int, pts: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Advance one state by one frame -> the flat output row (C,)."""
         be, W = self.backend, self.window
         inp = be.inputs
         P = pts.shape[0]
@@ -116,18 +137,17 @@ class EngineStepper:
         self.pos[state] = pos + 1
         if self.motion:  # this frame becomes the state's previous frame
             push_history(self.histories[state], inp["points"][0], inp["mask"][0])
-        y = out["out"][0].float().cpu().numpy()
         nov = out.get("novelty")  # absent from engines exported before it existed
         self.novelty = float("nan") if nov is None else float(nov[0])
-        return {name: y[sl].copy() for name, sl in self.slices}
+        return out["out"][0].float().cpu().numpy().copy()  # the buffer is the next run's
 
     def __deepcopy__(self, memo):
         """A copy for another stream: a fresh backend over the same artefact, same state."""
         new = EngineStepper.__new__(EngineStepper)
         new.backend = self.backend.clone().activate()
         new.bias, new.window, new.slices = self.bias, self.window, self.slices
-        new.max_points, new.motion = self.max_points, self.motion
-        new.set_stride(len(self.rings))
+        new.max_points, new.motion, new.mirror = self.max_points, self.motion, self.mirror
+        new.set_stride(self.stride)
         for (k, v), (k2, v2) in zip(self.rings, new.rings):
             k2.copy_(k)
             v2.copy_(v)
@@ -151,7 +171,8 @@ class StreamingEstimator:
 
     def __init__(self, model: HDyS, meta: dict, input_kind: str = "markers",
                  device: str = "cpu", stream_rate: float | None = None,
-                 engine: str | os.PathLike | None = None, n_points: int | None = None):
+                 engine: str | os.PathLike | None = None, n_points: int | None = None,
+                 mirror: bool | None = None):
         if input_kind not in model.cfg.kin_inputs or not reps.is_point_set(input_kind):
             raise HdysError(f"input_kind {input_kind!r} not served by this model (point inputs: "
                             f"{[k for k in model.cfg.kin_inputs if reps.is_point_set(k)]})")
@@ -169,6 +190,7 @@ class StreamingEstimator:
         self.units = dict(meta["units"])
         self.novelty_threshold = threshold_of(meta, input_kind)
         self.novelty = float("nan")  # the novelty score of the frame last stepped
+        self.mirror = averages(meta) if mirror is None else bool(mirror)
         self._frame = 0
         self._engine = None
         # auto may pick an engine with fewer marker slots than the model takes: a larger frame
@@ -183,12 +205,13 @@ class StreamingEstimator:
     def load(cls, path: str | os.PathLike | None = None, device: str = "cpu",
              input_kind: str = "markers", stream_rate: float | None = None,
              engine: str | os.PathLike | None = None,
-             n_points: int | None = None) -> "StreamingEstimator":
+             n_points: int | None = None, mirror: bool | None = None) -> "StreamingEstimator":
         """Load a saved model (None = the bundled default); ``engine``: see the module doc;
-        ``n_points``: markers per frame when known (helps ``auto`` choose)."""
+        ``n_points``: markers per frame when known (helps ``auto`` choose); ``mirror``: average
+        with the mirror image's estimates (None: as the model's metadata says)."""
         model, meta = load_model(path, device=device)
         return cls(model, meta, input_kind=input_kind, device=device, stream_rate=stream_rate,
-                   engine=engine, n_points=n_points)
+                   engine=engine, n_points=n_points, mirror=mirror)
 
     def _open_engine(self, engine, n_points) -> tuple[str, str]:
         """Set up the backend named by ``engine``; returns (its registry name, why)."""
@@ -216,7 +239,7 @@ class StreamingEstimator:
             raise HdysError(f"engine must be one of {registry.names() + (registry.AUTO,)} or an "
                             f"engine folder, got {name!r}")
         self._engine = EngineStepper(backend, BiasTable(self.model.decoder.rel_bias),
-                                     tuple(self.outputs))
+                                     tuple(self.outputs), self.mirror)
         log.info("streaming estimator on the %s engine (%s; %s)", spec.name, why, backend)
         return spec.name, why
 
@@ -234,7 +257,7 @@ class StreamingEstimator:
 
     @property
     def stride(self) -> int:
-        return len(self._engine.rings)
+        return self._engine.stride
 
     def set_stream_rate(self, stream_rate: float) -> None:
         """Adapt to a stream's nominal rate (Hz) and reset the cached state."""
@@ -297,15 +320,23 @@ class BatchedEstimator:
     engines can change (more markers than the engine's slots: re-chosen by ``auto``) without
     losing any stream's history.
 
+    With ``mirror`` (see the module doc), every slot has a twin slot stepping the mirror image
+    in the same batched call.
+
     Attributes as :class:`StreamingEstimator`: ``input_kind``, ``outputs``, ``units``, ``rate``,
-    ``window``, ``max_points``, ``metadata``, ``engine``, ``engine_reason``.
+    ``window``, ``max_points``, ``metadata``, ``engine``, ``engine_reason``, ``mirror``.
     """
 
     def __init__(self, model: HDyS, meta: dict, input_kind: str = "markers",
-                 device: str = "cpu", engine: str | os.PathLike | None = None):
+                 device: str = "cpu", engine: str | os.PathLike | None = None,
+                 mirror: bool | None = None):
         from hdys_rt.model.step import BiasTable, StreamingStep, output_slices
 
-        single = StreamingEstimator(model, meta, input_kind, device, engine=engine)
+        single = StreamingEstimator(model, meta, input_kind, device, engine=engine,
+                                    mirror=False)
+        self.mirror = averages(meta) if mirror is None else bool(mirror)
+        self._mirror = OutputMirror(tuple(single.outputs)) if self.mirror else None
+        self._twin: dict[int, int] = {}  # slot -> the slot stepping its mirror image
         self.model, self.metadata, self.input_kind = model, meta, input_kind
         self.device, self.rate, self.window = single.device, single.rate, single.window
         self.max_points, self.outputs, self.units = single.max_points, single.outputs, single.units
@@ -333,6 +364,7 @@ class BatchedEstimator:
         self.hist = torch.zeros((0, *(self._hist_shape or (0,))), device=self.device)
         self._free: list[int] = []
         self.calls = 0  # backend calls (one per bucket run)
+        self._last = np.zeros((0, 0), np.float32)  # the last call's output rows
 
     @property
     def receptive(self) -> int:
@@ -344,13 +376,20 @@ class BatchedEstimator:
 
     @classmethod
     def load(cls, path=None, device: str = "cpu", input_kind: str = "markers",
-             engine=None) -> "BatchedEstimator":
+             engine=None, mirror: bool | None = None) -> "BatchedEstimator":
         model, meta = load_model(path, device=device)
-        return cls(model, meta, input_kind=input_kind, device=device, engine=engine)
+        return cls(model, meta, input_kind=input_kind, device=device, engine=engine,
+                   mirror=mirror)
 
     # --- slots -------------------------------------------------------------------------------
     def alloc(self, n: int = 1) -> list[int]:
-        """``n`` fresh (reset) slots for a stream's states."""
+        """``n`` fresh (reset) slots for a stream's states (and their twins, with mirror)."""
+        slots = self._take(n)
+        if self.mirror:
+            self._twin.update(zip(slots, self._take(n)))
+        return slots
+
+    def _take(self, n: int) -> list[int]:
         while len(self._free) < n:
             S = self.k.shape[0]
             grow = max(4, S)
@@ -364,14 +403,18 @@ class BatchedEstimator:
         slots = sorted(self._free)[:n]
         for s in slots:
             self._free.remove(s)
-        self.reset(slots)
+        self._reset(slots)
         return slots
 
     def release(self, slots) -> None:
+        slots = list(slots) + [self._twin.pop(s) for s in slots if s in self._twin]
         self._free.extend(s for s in slots if s not in self._free)
 
     def reset(self, slots) -> None:
         """Forget the history of ``slots``."""
+        self._reset(list(slots) + [self._twin[s] for s in slots if s in self._twin])
+
+    def _reset(self, slots) -> None:
         for s in slots:
             self.pos[s] = 0
             self.k[s].zero_()
@@ -380,7 +423,9 @@ class BatchedEstimator:
                 self.hist[s].zero_()
 
     def prepare(self, rows: int) -> None:
-        """Build the batch buckets up to ``rows`` slots now (not on first need while serving)."""
+        """Build the batch buckets for ``rows`` slots stepped at once (twice as many rows with
+        mirror) now, not on first need while serving."""
+        rows *= 2 if self.mirror else 1
         b = 1
         while b < rows:
             b *= 2
@@ -435,6 +480,18 @@ class BatchedEstimator:
         """Advance each slot by one frame: ``points[i]`` (P_i, 3) float32 metres Y up, NaN rows
         missing, for ``slots[i]`` (distinct) -> one ``name -> (C,)`` per slot (their novelty
         scores: ``self.novelty``, (n,))."""
+        if not self.mirror:
+            return self._step_rows(slots, points)
+        n = len(slots)
+        self._step_rows(slots + [self._twin[s] for s in slots],
+                        list(points) + [mirror_points(p) for p in points])
+        own, image = self._last[:n], self._last[n:]
+        self.novelty = self.novelty[:n]  # of the frames themselves, not of their images
+        self._mirror.flat(own, image)
+        cols = [(name, own[:, sl]) for name, sl in self._slices]
+        return [{name: c[i] for name, c in cols} for i in range(n)]
+
+    def _step_rows(self, slots: list[int], points: list[np.ndarray]) -> list[dict]:
         n = len(slots)
         P = max(p.shape[0] for p in points)
         self.fit(P)
@@ -459,7 +516,7 @@ class BatchedEstimator:
             self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b],
                       nov[i:i + b])
             i += b
-        self.novelty = nov
+        self.novelty, self._last = nov, out
         cols = [(name, out[:, sl]) for name, sl in self._slices]  # views of this call's rows
         return [{name: c[i] for name, c in cols} for i in range(n)]
 

@@ -28,17 +28,20 @@ log = logging.getLogger(__name__)
 
 
 def load_estimator(model: str | None = None, device: str = "cpu", threads: int | None = 1,
-                   engine: str | None = None, input_kind: str = "markers"):
+                   engine: str | None = None, input_kind: str = "markers",
+                   mirror: bool | None = None):
     """The batched streaming estimator serving every stream of a server
-    (:class:`~hdys_rt.model.streaming.BatchedEstimator`), warmed up so the first live frame
-    does not pay for lazy initialisation."""
+    (:class:`~hdys_rt.model.streaming.BatchedEstimator`; ``mirror``: average with the mirror
+    image, None: as the model says), warmed up so the first live frame does not pay for lazy
+    initialisation."""
     from hdys_rt.model.streaming import BatchedEstimator
 
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
-    est = BatchedEstimator.load(model, device=device, engine=engine, input_kind=input_kind)
+    est = BatchedEstimator.load(model, device=device, engine=engine, input_kind=input_kind,
+                                mirror=mirror)
     rng = np.random.default_rng(0)
     pts = (rng.standard_normal((min(40, est.max_points), 3)) * 0.3
            + [0.0, 1.0, 0.0]).astype(np.float32)
@@ -52,10 +55,10 @@ def load_estimator(model: str | None = None, device: str = "cpu", threads: int |
 
 def load_estimators(n: int, model: str | None = None, device: str = "cpu",
                     threads: int | None = 1, engine: str | None = None,
-                    input_kind: str = "markers") -> list:
+                    input_kind: str = "markers", mirror: bool | None = None) -> list:
     """(Kept for callers that pass one estimator per source.) ``n`` times the ONE batched
     estimator of :func:`load_estimator`: every stream holds its state in its slots."""
-    return [load_estimator(model, device, threads, engine, input_kind)] * n
+    return [load_estimator(model, device, threads, engine, input_kind, mirror)] * n
 
 
 class Server:

@@ -26,6 +26,7 @@ import torch
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import list_domains, list_sequences, read_sequence
 from hdys_rt.errors import HdysError
+from hdys_rt.model.mirror import mirror_plan, mirrorable
 
 log = logging.getLogger(__name__)
 
@@ -313,45 +314,6 @@ def _rotate_smpl_root(pose: np.ndarray, R: np.ndarray) -> np.ndarray:
         r = Rotation.from_matrix(R.astype(np.float64)) * Rotation.from_rotvec(root[ok])
         pose[ok, 3:6] = r.as_rotvec()
     return pose
-
-
-#: vector channels that change sign under a mirror image (x -> -x after the yaw): rotations
-#: about the forward and vertical axes of the trunk, lateral translation; bilateral channels
-#: swap sides instead (OpenSim mirrors the left side's axes, so they keep their sign)
-_MIRROR_NEGATE = {
-    "joint_angles": ("pelvis_list", "pelvis_rotation", "pelvis_tz", "lumbar_bending",
-                     "lumbar_rotation"),
-    "torques_rajagopal": ("lumbar_bending", "lumbar_rotation"),
-    "grf": ("r_fx", "r_copx", "l_fx", "l_copx"),  # world x is the mirrored axis
-}
-
-
-def _side_swap(name: str) -> str:
-    for a, b in (("_r", "_l"), ("_l", "_r")):
-        if name.endswith(a):
-            return name[:-2] + b
-    for a, b in (("r_", "l_"), ("l_", "r_")):
-        if name.startswith(a):
-            return b + name[2:]
-    return name
-
-
-def mirror_plan(key: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """How a vector representation follows the mirror image x -> -x of the body: (source
-    channel of every channel (C,), sign (C,)); None when it cannot be mirrored (SMPL)."""
-    rep = reps.get(key)
-    if key.startswith("smpl") or key == "torques_smpl":
-        return None
-    chans = list(rep.channels)
-    src = np.array([chans.index(_side_swap(c)) if _side_swap(c) in chans else i
-                    for i, c in enumerate(chans)])
-    sign = np.array([-1.0 if c in _MIRROR_NEGATE.get(key, ()) else 1.0 for c in chans],
-                    np.float32)
-    return src, sign
-
-
-def mirrorable(keys) -> bool:
-    return all(reps.get(k).point_set or mirror_plan(k) is not None for k in keys)
 
 
 @dataclass(frozen=True)

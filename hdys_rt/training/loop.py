@@ -311,6 +311,9 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
             "corpus": {"seed": corpus_meta.get("seed"), "quick": corpus_meta.get("quick"),
                        "domains": corpus_meta.get("domains")},
             **novelty_metadata(novelty),
+            # trained on mirror images half the time (Augment): estimates are averaged with
+            # their image's (hdys_rt.model.mirror)
+            "mirror_average": True,
         })
     if world > 1:
         import torch.distributed as dist

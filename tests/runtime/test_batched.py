@@ -118,3 +118,29 @@ def test_batched_step_same_and_mixed_marker_counts_agree(model_path):
             for name in o1:
                 np.testing.assert_allclose(o1[name], o2[name], atol=1e-5)
     assert np.isfinite(out_same[1]["grf"]).all()
+
+
+def test_batched_mirror_average_equals_the_single_stream_estimator(model_path):
+    """With mirror averaging every slot has a twin stepping the frame's image in the same
+    batched call: each stream's estimates equal the single-stream estimator's, also for a
+    stream that joins into slots another stream gave back (its twins reset with it)."""
+    from hdys_rt.model.streaming import BatchedEstimator
+
+    rng = np.random.default_rng(2)
+    frames = (rng.standard_normal((12, 3, 12, 3)) * 0.3 + [0, 1, 0]).astype(np.float32)
+    frames[3, 1, 5] = np.nan
+    est = BatchedEstimator.load(model_path, engine="auto", mirror=True)
+    refs = [StreamingEstimator.load(model_path, engine="torch", mirror=True) for _ in range(3)]
+    assert est.mirror and not BatchedEstimator.load(model_path, engine="torch").mirror
+    slots = est.alloc(2)
+    for t in range(12):
+        if t == 6:  # stream 1 leaves, stream 2 joins and may take its slots
+            est.release(slots[1:])
+            slots = slots[:1] + est.alloc(1)
+        streams = [0, 1] if t < 6 else [0, 2]
+        outs = est.step(slots, [frames[t, k] for k in streams])
+        for k, out in zip(streams, outs):
+            ref = refs[k].step(frames[t, k])
+            for name in out:
+                np.testing.assert_allclose(out[name], ref[name], rtol=1e-4, atol=1e-4)
+    assert est.novelty.shape == (2,)
