@@ -375,6 +375,8 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    from hdys_rt.runtime.pipeline import COARSE_MODES
+
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60.0, help="measured duration per run")
@@ -386,7 +388,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--engine", help="serve --engine (default: serve's default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in serve")
-    p.add_argument("--coarse", choices=("auto", "never", "always"),
+    p.add_argument("--coarse", choices=COARSE_MODES,
                    help="serve --coarse (default: serve's default)")
     p.add_argument("--no-mirror", action="store_true",
                    help="serve --no-mirror (and the isolated step without the mirror image)")

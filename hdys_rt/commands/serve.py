@@ -64,6 +64,7 @@ def add_arguments(p) -> None:
                    "default: the bundled model")
     g.add_argument("--device", default="cpu", help="torch device")
     from hdys_rt.backends import registry
+    from hdys_rt.runtime.pipeline import COARSE_MODES
 
     live = registry.names(on_the_fly=True)
     folder_only = [n for n in registry.names() if n not in live]
@@ -91,7 +92,7 @@ def add_arguments(p) -> None:
     g.add_argument("--max-age-ms", type=positive_float, default=25.0,
                    help="do not publish an estimate this old when a newer frame waits (its "
                         "frame still enters the model; counted stale)")
-    g.add_argument("--coarse", choices=("auto", "never", "always"), default="auto",
+    g.add_argument("--coarse", choices=COARSE_MODES, default="auto",
                    help="streams above the model rate run one model step per frame on "
                         "interleaved grids (2 at 200 Hz); when serve cannot keep up (auto) or "
                         "always, they run their first grid only, and the other frames get the "
