@@ -31,7 +31,7 @@ import numpy as np
 
 from hdys_rt import representations as reps
 from hdys_rt.data.domains.humanoid.kinematics import Motion
-from hdys_rt.data.domains.humanoid.skeleton import _GROUP, JI, Skeleton, _key
+from hdys_rt.data.domains.humanoid.skeleton import JI, Skeleton
 
 __all__ = ["MARKERS", "SAGITTAL", "RAJAGOPAL_KINDS", "marker_names", "virtual_markers", "rajagopal_torques"]
 
@@ -89,8 +89,7 @@ def virtual_markers(sk: Skeleton, mo: Motion, rng: np.random.Generator,
     moved by a uniform random offset of at most ``jitter_m`` per axis (one per sequence)."""
     table = _table()
     bodies = np.array([b for _, b, _ in table])
-    group = [_GROUP.get(_key(reps.SMPL_JOINTS[b]), "") for b in bodies]
-    scale = np.array([sk.scales.get(g, 1.0) for g in group])  # the body's length jitter
+    scale = np.array([sk.scale_of(reps.SMPL_JOINTS[b]) for b in bodies])  # length jitter
     local = np.stack([p for _, _, p in table]) * (sk.unit * scale)[:, None]
     local = local + rng.uniform(-jitter_m, jitter_m, size=local.shape)
     # p_world = joint position of the body + body rotation @ local point

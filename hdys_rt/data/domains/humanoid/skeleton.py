@@ -72,6 +72,10 @@ class Skeleton:
     def leg_length(self) -> float:
         return float(-self.offsets[JI["left_knee"], 1] - self.offsets[JI["left_ankle"], 1])
 
+    def scale_of(self, joint: str) -> float:
+        """The length jitter of the segment group of SMPL body ``joint`` (1 for the pelvis)."""
+        return self.scales.get(_GROUP.get(_key(joint), ""), 1.0)
+
     def u(self, frac):
         """Stature fractions -> metres (legs' foot dimensions follow the leg scale)."""
         return np.asarray(frac, dtype=float) * self.unit
