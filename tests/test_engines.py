@@ -555,3 +555,28 @@ def test_serve_runs_with_an_engine_folder(tmp_path, capsys):
                  f"tcp://127.0.0.1:{port}"]) == 0
     out = capsys.readouterr().out
     assert "estimates out" in out and "errors 0" in out
+
+
+@need_ort
+def test_exported_engine_serves_the_mirror_average(model_path, stream, tmp_path):
+    """An engine folder (one batch size) under the batched estimator with the mirror average:
+    each frame and its image run as batch-1 calls, and the estimates equal the single-stream
+    eager estimator's average."""
+    from hdys_rt.model.streaming import BatchedEstimator
+
+    export_engine("onnxruntime", str(model_path), tmp_path / "e", batch=1, max_points=PMAX)
+    est = BatchedEstimator.load(model_path, engine=str(tmp_path / "e"), mirror=True)
+    ref = StreamingEstimator.load(model_path, engine="torch", mirror=True)
+    plain = StreamingEstimator.load(model_path, engine="torch", mirror=False)
+    slot = est.alloc(1)
+    x, mask = stream
+    moved = 0.0
+    for t in range(x.shape[0]):
+        pts = x[t].numpy().copy()
+        pts[~mask[t].numpy()] = np.nan
+        out, want = est.step(slot, [pts])[0], ref.step(pts)
+        for name in want:
+            np.testing.assert_allclose(out[name], want[name], rtol=1e-4, atol=1e-4)
+        moved = max(moved, float(np.abs(want["torques_rajagopal"]
+                                        - plain.step(pts)["torques_rajagopal"]).max()))
+    assert est.calls == 2 * x.shape[0] and moved > 1e-3
