@@ -483,13 +483,11 @@ class BatchedEstimator:
         if not self.mirror:
             return self._step_rows(slots, points)
         n = len(slots)
-        self._step_rows(slots + [self._twin[s] for s in slots],
+        self._step_rows(list(slots) + [self._twin[s] for s in slots],
                         list(points) + [mirror_points(p) for p in points])
         own, image = self._last[:n], self._last[n:]
         self.novelty = self.novelty[:n]  # of the frames themselves, not of their images
-        self._mirror.flat(own, image)
-        cols = [(name, own[:, sl]) for name, sl in self._slices]
-        return [{name: c[i] for name, c in cols} for i in range(n)]
+        return self._named(self._mirror.flat(own, image))
 
     def _step_rows(self, slots: list[int], points: list[np.ndarray]) -> list[dict]:
         n = len(slots)
@@ -517,8 +515,12 @@ class BatchedEstimator:
                       nov[i:i + b])
             i += b
         self.novelty, self._last = nov, out
-        cols = [(name, out[:, sl]) for name, sl in self._slices]  # views of this call's rows
-        return [{name: c[i] for name, c in cols} for i in range(n)]
+        return self._named(out)
+
+    def _named(self, rows: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """(n, C) output rows -> one ``name -> (C,)`` per row (views of ``rows``)."""
+        cols = [(name, rows[:, sl]) for name, sl in self._slices]
+        return [{name: c[i] for name, c in cols} for i in range(len(rows))]
 
     def _run(self, be, slots, pts, mask, out, nov) -> None:
         inp, W = be.inputs, self.window
