@@ -541,15 +541,13 @@ def test_export_fastest_keeps_the_fastest(model_path, tmp_path):
 
 @need_ort
 def test_serve_runs_with_an_engine_folder(tmp_path, capsys):
-    import socket
+    from loopback import free_port
 
     torch.manual_seed(0)  # room for the 41 markers of the bundled gait clip
     model_path = save_model(HDyS(ModelConfig(**{**SMALL.to_dict(), "max_points": 64})).eval(),
                             tmp_path / "m64", rate=100.0)
     export_engine("onnxruntime", str(model_path), tmp_path / "e", max_points=48)
-    with socket.socket() as s:  # a free port for the publisher
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # for the publisher
     assert main(["serve", "--source", "replay", "--model", str(model_path), "--engine",
                  str(tmp_path / "e"), "--seconds", "1", "--publish",
                  f"tcp://127.0.0.1:{port}"]) == 0

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import threading
 
 import numpy as np
 import pytest
+from loopback import free_endpoint
 
 from hdys_rt.bridges.estimate import MOT_COLUMNS, estimate_file
 from hdys_rt.cli import main
@@ -21,12 +21,6 @@ from hdys_rt.streams.replay import demo_clip_path
 from hdys_rt.subject import G
 
 MASS = 70.0
-
-
-def _endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def test_estimate_equals_the_live_serve_path(model_path, tmp_path, capsys):
@@ -43,7 +37,7 @@ def test_estimate_equals_the_live_serve_path(model_path, tmp_path, capsys):
     assert {"torques_rajagopal", "grf", "torques_rajagopal_Nm", "grf_N"} <= set(offline)
     assert np.isfinite(offline["torques_rajagopal"]).all()
 
-    ep = _endpoint()
+    ep = free_endpoint()
     sub = Subscriber(ep)
     served, stop = [], threading.Event()
 

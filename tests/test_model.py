@@ -642,14 +642,13 @@ def test_eval_exact_figures_on_a_known_case(tmp_path):
 @pytest.mark.slow
 def test_torchrun_ddp_two_processes(tmp_path):
     """Multi-process training through torchrun + PyTorch DDP (gloo on CPU)."""
-    import socket
     import subprocess
     import sys
 
+    from loopback import free_port
+
     _tiny_corpus(tmp_path / "corpus")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     out = tmp_path / "ddp"
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
+from loopback import free_endpoint
 
 from hdys_rt.cli import main
 from hdys_rt.model.io import sha256
@@ -44,12 +44,6 @@ def model_copy(model_path, tmp_path):
     for ext in (".json", ".safetensors"):
         shutil.copyfile(model_path + ext, str(stem) + ext)
     return stem, stem.with_suffix(".json"), stem.with_suffix(".safetensors")
-
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def serve_once(hdys, stem, *extra):

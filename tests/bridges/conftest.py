@@ -5,13 +5,13 @@ Tests assert on counts and values with generous timeouts, never on timing figure
 
 from __future__ import annotations
 
-import socket
 import struct
 import uuid
 import zlib
 
 import numpy as np
 import pytest
+from loopback import free_port
 
 
 
@@ -34,15 +34,9 @@ def coco_walk(tmp_path_factory):
     pytest.skip("no coco17 sequence in the quick kinematics_only plan")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def make_endpoint():
-    return lambda: f"tcp://127.0.0.1:{_free_port()}"
+    return lambda: f"tcp://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from relhelpers import KEEP_ALL, PATIENCE_S, free_port, wait_for
+from loopback import free_port
+from relhelpers import KEEP_ALL, PATIENCE_S, wait_for
 
 from hdys_rt.client import Subscriber
 from hdys_rt.runtime.server import Server, load_estimators

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 from hdys_rt.runtime.pipeline import PipelineOptions
@@ -16,12 +15,6 @@ KEEP_ALL = PipelineOptions(max_age_s=60.0)
 #: how long a test waits for an event before it fails (it returns as soon as the event happens;
 #: generous, since the suite must pass on a busy 2-core machine)
 PATIENCE_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout=PATIENCE_S, step=0.02) -> bool:

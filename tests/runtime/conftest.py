@@ -7,12 +7,13 @@ on a loaded 2-core machine.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
 
 import pytest
+
+from loopback import free_port
 
 from hdys_rt.client import Subscriber
 from hdys_rt.runtime.pipeline import PipelineOptions
@@ -24,18 +25,12 @@ from hdys_rt.streams.zmq import Publisher
 @pytest.fixture
 def port():
     """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture
 def make_port():
-    def make():
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-    return make
+    return free_port
 
 
 @pytest.fixture
