@@ -6,6 +6,8 @@
 # streams-gpu.{txt,json} (how many batched 200 Hz streams fit under 1 ms p99), cpu-tests.txt,
 # latency-gpu-1.{txt,json} (serve on CUDA, 1 stream at 240 Hz, beside the bare relay) and
 # latency-gpu-256.{txt,json} (256 streams at 200 Hz through the one batched loop).
+# serve's defaults include the bundled model's mirror average (2 rows per frame: 512 rows at
+# 256 streams); latency.py --no-mirror measures without it.
 # Every step has its own timeout; all together <= 8 minutes (issue 10's budget).
 set -u
 OUT=${OUT:-/tmp/hdys-gpu-check}
