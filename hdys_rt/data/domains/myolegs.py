@@ -1095,15 +1095,6 @@ def _subject(spec: dict, res: SimResult) -> Subject:
     return Subject(spec["subject"]["id"], round(res.mass, 2), NOMINAL_HEIGHT_M)
 
 
-#: motions whose hip flexion moments are left out of the corpus (NaN: nothing trains on them).
-#: The parametric gait's hip moments swing 1.5-1.7x the real ones: on the training side of the
-#: README's corpus their standard deviation is 0.82 N·m/kg walking (lab_real's real walking:
-#: 0.55) and 1.42 running (real_labs' real runners: 0.84); knees and ankles agree with the real
-#: ones (0.41 vs 0.39, 0.50 vs 0.58 walking). The humanoid's procedural gait is left out of its
-#: Rajagopal moments for the same reason.
-HIP_MOMENTS_LEFT_OUT = ("walk", "run", "turn")
-
-
 def build_sequence(spec: dict) -> Sequence:
     """Simulate one spec into a corpus :class:`Sequence` (all representations)."""
     mo, res = simulate_spec(spec)
@@ -1111,8 +1102,6 @@ def build_sequence(spec: dict) -> Sequence:
     kp, kp_names = keypoints_yup(res)
     mk, mk_names = markers_yup(res, spec["seed"])
     tau = res.tau[:, [HINGES.index(h) for h in HINGES_ORDERED]] / res.mass
-    if spec["motion"] in HIP_MOMENTS_LEFT_OUT:
-        tau[:, [HINGES_ORDERED.index(f"hip_flexion_{s}") for s in SIDES]] = np.nan
     return Sequence(
         name=spec["name"], domain=DOMAIN, rate=RATE, subject=_subject(spec, res),
         source=("MuJoCo MyoLegs (myo_sim, Apache-2.0): parametric motion, mj_inverse torques, "
