@@ -105,9 +105,8 @@ class OutputMirror:
             sign.append(g)
             avg.append(np.full(C, plan is not None))
             base += C
-        self._src = np.concatenate(src) if src else np.zeros(0, np.int64)
-        self._sign = np.concatenate(sign) if sign else np.zeros(0, np.float32)
-        self._avg = np.concatenate(avg) if avg else np.zeros(0, bool)
+        self._src, self._sign, self._avg = (np.concatenate(src), np.concatenate(sign),
+                                            np.concatenate(avg))
 
     def flat(self, own: np.ndarray, image: np.ndarray) -> np.ndarray:
         """(..., C) own estimates and the image's -> the averaged (..., C), in place in own."""

@@ -364,7 +364,6 @@ class BatchedEstimator:
         self.hist = torch.zeros((0, *(self._hist_shape or (0,))), device=self.device)
         self._free: list[int] = []
         self.calls = 0  # backend calls (one per bucket run)
-        self._last = np.zeros((0, 0), np.float32)  # the last call's output rows
 
     @property
     def receptive(self) -> int:
@@ -481,15 +480,17 @@ class BatchedEstimator:
         missing, for ``slots[i]`` (distinct) -> one ``name -> (C,)`` per slot (their novelty
         scores: ``self.novelty``, (n,))."""
         if not self.mirror:
-            return self._step_rows(slots, points)
+            out, self.novelty = self._step_rows(slots, points)
+            return self._named(out)
         n = len(slots)
-        self._step_rows(list(slots) + [self._twin[s] for s in slots],
-                        list(points) + [mirror_points(p) for p in points])
-        own, image = self._last[:n], self._last[n:]
-        self.novelty = self.novelty[:n]  # of the frames themselves, not of their images
-        return self._named(self._mirror.flat(own, image))
+        out, nov = self._step_rows(list(slots) + [self._twin[s] for s in slots],
+                                   list(points) + [mirror_points(p) for p in points])
+        self.novelty = nov[:n]  # of the frames themselves, not of their images
+        return self._named(self._mirror.flat(out[:n], out[n:]))
 
-    def _step_rows(self, slots: list[int], points: list[np.ndarray]) -> list[dict]:
+    def _step_rows(self, slots: list[int], points: list[np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """One frame for each of ``slots`` -> output rows (n, C) and novelty scores (n,)."""
         n = len(slots)
         P = max(p.shape[0] for p in points)
         self.fit(P)
@@ -514,8 +515,7 @@ class BatchedEstimator:
             self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b],
                       nov[i:i + b])
             i += b
-        self.novelty, self._last = nov, out
-        return self._named(out)
+        return out, nov
 
     def _named(self, rows: np.ndarray) -> list[dict[str, np.ndarray]]:
         """(n, C) output rows -> one ``name -> (C,)`` per row (views of ``rows``)."""

@@ -26,7 +26,7 @@ import torch
 from hdys_rt import representations as reps
 from hdys_rt.data.corpus import list_domains, list_sequences, read_sequence
 from hdys_rt.errors import HdysError
-from hdys_rt.model.mirror import mirror_plan, mirrorable
+from hdys_rt.model.mirror import mirror_input, mirrorable
 
 log = logging.getLogger(__name__)
 
@@ -422,11 +422,11 @@ class WindowSampler:
 def collate(windows: list[tuple], W: int, keys: tuple[str, ...]) -> dict:
     """Assemble windows (sequence, start, yaw[, mirror]) of W frames into padded tensors and
     masks. ``mirror``: the image x -> -x after the yaw, with left/right channels swapped
-    (:func:`mirror_plan`), so that the RIGHT outputs follow the side that now looks right."""
+    (:func:`~hdys_rt.model.mirror.mirror_input`), so that the RIGHT outputs follow the side that
+    now looks right."""
     windows = [w if len(w) == 4 else (*w, False) for w in windows]
     B = len(windows)
     out: dict = {"domain": [w[0].domain for w in windows]}
-    flip = np.diag(np.array([-1.0, 1.0, 1.0], np.float32))
     for k in keys:
         rep = reps.get(k)
         have = [k in w[0].data for w in windows]
@@ -447,7 +447,7 @@ def collate(windows: list[tuple], W: int, keys: tuple[str, ...]) -> dict:
             if rep.point_set:
                 seg = seg @ R.T
                 if mirror:
-                    seg = seg @ flip
+                    seg = mirror_input(k, seg)
                 ok = np.isfinite(seg).all(-1)
                 vals[i, :n, :seg.shape[1]] = np.where(ok[..., None], seg, 0.0)
                 mask[i, :n, :seg.shape[1]] = ok
@@ -457,8 +457,7 @@ def collate(windows: list[tuple], W: int, keys: tuple[str, ...]) -> dict:
                 elif k == "smpl_pose":
                     seg = _rotate_smpl_root(seg, R)
                 if mirror:
-                    src, sign = mirror_plan(k)
-                    seg = seg[:, src] * sign
+                    seg = mirror_input(k, seg)
                 ok = np.isfinite(seg)
                 vals[i, :n] = np.where(ok, seg, 0.0)
                 mask[i, :n] = ok

@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 import pytest
-from loopback import free_port
+from loopback import free_endpoint
 
 
 
@@ -36,7 +36,7 @@ def coco_walk(tmp_path_factory):
 
 @pytest.fixture
 def make_endpoint():
-    return lambda: f"tcp://127.0.0.1:{free_port()}"
+    return free_endpoint
 
 
 @pytest.fixture
