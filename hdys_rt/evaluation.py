@@ -13,7 +13,8 @@ Per task x joint (:func:`evaluate_tasks`; the split comes from
 * each beside two baselines on the same frames: zero (torque 0 N·m/kg, force 0 BW) and the
   training mean curve (:func:`mean_curve`: the mean over the TRAINING trials of the same task,
   each time-normalised over the whole trial, stretched to the test trial's length), and
-  skill = 1 - MAE / MAE(zero).
+  skill = 1 - MAE / MAE(zero); the GRF also beside Newton on the markers (``motion``:
+  :func:`motion_load`, 1 + a_y/g of their centroid, causal, what the model's GRF physics reads).
 
 Per domain (:func:`evaluate`, pooled over every valid value of the split's frames):
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from hdys_rt import representations as reps
-from hdys_rt.model.hdys import HDyS
+from hdys_rt.model.hdys import HDyS, history_of, vertical_loads
 from hdys_rt.model.mirror import OutputMirror, mirror_input
 from hdys_rt.errors import HdysError
 from hdys_rt.training.data import CorpusData, SeqArrays, scan
@@ -202,6 +203,8 @@ CURVE_POINTS = 101
 DOMAIN_TASKS = {"lab_real": "walk"}
 #: The baselines, in table order.
 PREDICTORS = ("model", "zero", "mean_curve")
+#: the vertical GRF has one more: Newton on the input's points (:func:`motion_load`)
+GRF_PREDICTORS = PREDICTORS + ("motion",)
 
 
 def task_of(seq: SeqArrays) -> str | None:
@@ -257,6 +260,17 @@ def total_vertical_grf(grf: np.ndarray) -> np.ndarray:
     return out if have else np.full(grf.shape[0], np.nan)
 
 
+def motion_load(points: np.ndarray, rate: float) -> np.ndarray:
+    """Newton on the markers: the total vertical GRF (body weights) that the vertical
+    acceleration of their centroid implies, causal, as the model's GRF physics reads it (the
+    lag-2 estimate of :func:`~hdys_rt.model.hdys.vertical_loads`). points (T, P, 3) metres,
+    NaN = missing -> (T,); one body weight where it cannot be computed (the first 4 frames)."""
+    mask = torch.from_numpy(np.isfinite(points).all(-1))[None]
+    pts = torch.from_numpy(np.nan_to_num(points).astype(np.float32))[None]
+    f = vertical_loads(pts[0], mask[0], history_of(pts, mask)[0], rate).numpy()
+    return np.where(f[:, 3] > 0, f[:, 1], 1.0).astype(np.float64)
+
+
 def peak_error_pct(pred: np.ndarray, ref: np.ndarray) -> float | None:
     """100 * (max pred - max ref) / max ref, % of the reference peak (None if it is <= 0)."""
     top = float(np.max(ref))
@@ -302,8 +316,9 @@ def skill(mae_model: float, mae_zero: float) -> float | None:
 class _Pool:
     """Per-trial (estimate, reference) pairs of one signal for each predictor."""
 
-    def __init__(self):
-        self.pairs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {p: [] for p in PREDICTORS}
+    def __init__(self, predictors: tuple[str, ...] = PREDICTORS):
+        self.predictors = predictors
+        self.pairs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {p: [] for p in predictors}
 
     def add(self, predictor: str, pred: np.ndarray, ref: np.ndarray) -> None:
         self.pairs[predictor].append((pred, ref))
@@ -317,7 +332,7 @@ class _Pool:
         """{predictor: {mae, rmse, r, lag_ms, frames} | None}, skill and skill of the mean
         curve; N·m/kg and ms."""
         out = {}
-        for p in PREDICTORS:
+        for p in self.predictors:
             a, b = self._cat(p)
             if a is None:
                 out[p] = None
@@ -335,7 +350,7 @@ class _Pool:
     def grf(self) -> dict:
         """{predictor: {rmse_pct_bw, peak_err_pct, flight_frames, flight_under_pct}}."""
         out = {}
-        for p in PREDICTORS:
+        for p in self.predictors:
             a, b = self._cat(p)
             if a is None:
                 out[p] = None
@@ -429,8 +444,10 @@ def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test"
                 if not have:
                     continue
                 fold["test_persons"].add(s.person)
+                x = s.data[input_key]
                 _add_trial(pools.setdefault(task, _new_task()), s, task, curves,
-                           predict_sequence(model, input_key, s.data[input_key], mirror))
+                           predict_sequence(model, input_key, x, mirror),
+                           motion_load(x, rate) if reps.get(input_key).point_set else None)
         fold["test_persons"] = sorted(fold["test_persons"])
         shared = set(fold["test_persons"]) & set(fold["train_persons"])
         if shared:  # only with split train / all: the mean curves saw the evaluated persons
@@ -452,11 +469,13 @@ def evaluate_tasks(model: HDyS, data_dir: str | Path, split: str | None = "test"
 
 def _new_task() -> dict:
     return {"trials": 0, "frames": 0, "persons": set(), "labs": set(), "mean_curve_trials": 0,
-            "joints": {j: _Pool() for j in BIG_JOINTS}, "grf": _Pool()}
+            "joints": {j: _Pool() for j in BIG_JOINTS}, "grf": _Pool(GRF_PREDICTORS)}
 
 
-def _add_trial(pool: dict, s: SeqArrays, task: str, curves: dict, pred: dict) -> None:
-    """Pairs of one test trial for the model and both baselines, on the same valid frames."""
+def _add_trial(pool: dict, s: SeqArrays, task: str, curves: dict, pred: dict,
+               load: np.ndarray | None = None) -> None:
+    """Pairs of one test trial for the model and the baselines, on the same valid frames;
+    ``load``: :func:`motion_load` of the trial's input (point inputs)."""
     T = s.frames
     curve = curves.get(task, {})
     pool["trials"] += 1
@@ -487,6 +506,8 @@ def _add_trial(pool: dict, s: SeqArrays, task: str, curves: dict, pred: dict) ->
             pool["grf"].add("zero", np.zeros(int(ok.sum())), ref[ok])
             if "grf" in curve:
                 pool["grf"].add("mean_curve", stretch(curve["grf"][:, None], T)[ok, 0], ref[ok])
+        if load is not None:
+            pool["grf"].add("motion", load[ok], ref[ok])
 
 
 def _f(v, spec: str = ".3f") -> str:
@@ -512,17 +533,21 @@ def format_task_report(rep: dict) -> str:
                 f"{_f(mc.get('lag_ms'), '.0f')} | {_f(m.get('skill'), '.2f')} | "
                 f"{_f(m.get('skill_mean_curve'), '.2f')} |")
     lines += ["", f"Total vertical GRF (both feet; flight: reference < {FLIGHT_BW} BW)", "",
-              "| task | RMSE %BW model | zero | mean-curve | peak err % model | mean-curve | "
-              "flight frames | under 0.1 BW % model | mean-curve |", "|---" * 9 + "|"]
+              "| task | RMSE %BW model | zero | mean-curve | motion | peak err % model | "
+              "mean-curve | motion | flight frames | under 0.1 BW % model | mean-curve | motion |",
+              "|---" * 12 + "|"]
     for task, t in rep["tasks"].items():
         g = t["grf_vertical"]
         if not g:
             continue
-        mo, ze, mc = g["model"], g["zero"], g["mean_curve"] or {}
+        mo, ze = g["model"], g["zero"]
+        mc, nw = g["mean_curve"] or {}, g.get("motion") or {}
         lines.append(f"| {task} | {_f(mo['rmse_pct_bw'], '.1f')} | {_f(ze['rmse_pct_bw'], '.1f')}"
-                     f" | {_f(mc.get('rmse_pct_bw'), '.1f')} | {_f(mo['peak_err_pct'], '.1f')} | "
-                     f"{_f(mc.get('peak_err_pct'), '.1f')} | {mo['flight_frames']} | "
-                     f"{_f(mo['flight_under_pct'], '.0f')} | {_f(mc.get('flight_under_pct'), '.0f')} |")
+                     f" | {_f(mc.get('rmse_pct_bw'), '.1f')} | {_f(nw.get('rmse_pct_bw'), '.1f')} | "
+                     f"{_f(mo['peak_err_pct'], '.1f')} | {_f(mc.get('peak_err_pct'), '.1f')} | "
+                     f"{_f(nw.get('peak_err_pct'), '.1f')} | {mo['flight_frames']} | "
+                     f"{_f(mo['flight_under_pct'], '.0f')} | {_f(mc.get('flight_under_pct'), '.0f')} | "
+                     f"{_f(nw.get('flight_under_pct'), '.0f')} |")
     lines += ["", "| task | trials | frames | persons | labs | mean-curve from (training trials) |",
               "|---" * 6 + "|"]
     for task, t in rep["tasks"].items():

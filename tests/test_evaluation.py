@@ -14,7 +14,7 @@ from hdys_rt.cli import main
 from hdys_rt.data.corpus import Sequence, Subject, write_domain_info, write_sequence
 from hdys_rt.errors import HdysError
 from hdys_rt.evaluation import (BIG_JOINTS, evaluate_tasks, flight_under, mae, mean_curve,
-                                pearson_r, peak_error_pct, rmse, skill, stretch,
+                                motion_load, pearson_r, peak_error_pct, rmse, skill, stretch,
                                 total_vertical_grf, xcorr_lag_ms)
 from hdys_rt.model.io import load_model
 from hdys_rt.training.data import CorpusData, assign_splits, scan
@@ -210,6 +210,10 @@ def test_report_per_task_beside_baselines(tmp_path, model_path):
     assert g["zero"]["flight_under_pct"] == 100.0  # zero force is under 0.1 BW in flight
     assert g["zero"]["flight_frames"] == g["model"]["flight_frames"] > 100
     assert g["zero"]["peak_err_pct"] == pytest.approx(100.0)
+    # Newton on the markers: they bob 5 cm at 1 Hz, so the load swings 1 +- 0.2 BW
+    load = np.concatenate([motion_load(s.data["markers"], RATE) for s in seqs])
+    assert g["motion"]["frames"] == 540 and load.min() == pytest.approx(0.8, abs=0.01)
+    assert load.max() == pytest.approx(1.2, abs=0.01)
 
 
 def test_eval_command_prints_and_writes_the_table(tmp_path, model_path, capsys):

@@ -240,6 +240,65 @@ def test_motion_features_use_only_points_valid_in_every_frame():
     np.testing.assert_allclose(f[5:, :6], f[5:6, :6].expand(35, 6), atol=2e-3)
 
 
+def test_vertical_loads_follow_newton():
+    """Standing still the feet carry one body weight, falling freely none, and a body pushed up
+    at 0.5 g carries 1.5: at both lags, with a marker lost on the way, and not before enough
+    frames exist."""
+    from hdys_rt.model.hdys import G, history_of, vertical_loads
+
+    for ay, want in ((0.0, 1.0), (-G, 0.0), (0.5 * G, 1.5)):
+        x = _walker(v=(1.2, 0.0, 0.5), ay=ay)
+        mask = torch.ones(x.shape[:3], dtype=torch.bool)
+        mask[0, 20:, 5] = False
+        x[0, 20:, 5] = float("nan")
+        f = vertical_loads(x[0], mask[0], history_of(x, mask)[0], 100.0)  # (T, 4)
+        np.testing.assert_allclose(f[4:, :2], want, atol=2e-3)
+        assert (f[:2, 2] == 0).all() and (f[2:, 2] == 1).all()  # lag 1: frames t, t-1, t-2
+        assert (f[:4, 3] == 0).all() and (f[4:, 3] == 1).all()  # lag 2: frames t, t-2, t-4
+        assert (f[:2, :2] == 0).all()
+
+
+def test_grf_physics_mixes_the_total_and_keeps_the_rest():
+    """The gate's choice moves only the vertical forces: all on the motion's estimate, the
+    feet carry the estimate's total, the added load shared as they share theirs; in a flight
+    (estimate 0) both are zero; with no estimate the head's forces stay."""
+    from hdys_rt.model.hdys import PhysicsGRF
+
+    phys = PhysicsGRF(latent=8)
+    grf = torch.tensor([[0.1, 0.6, 0.0, 0.2, 0.1, -0.1, 0.2, 0.05, -0.2, 0.3]])  # total 0.8
+    h = torch.randn(1, 8)
+    with torch.no_grad():
+        phys.gate[-1].bias.copy_(torch.tensor([-30.0, 30.0]))  # all on the lag-2 estimate
+    for load, want in ((1.6, 1.6), (0.0, 0.0)):
+        with torch.no_grad():
+            out = phys(grf, h, torch.tensor([[0.3, load, 1.0, 1.0]]))
+        assert float(out[0, 1] + out[0, 6]) == pytest.approx(want, abs=1e-4)
+        keep = [0, 2, 3, 4, 5, 7, 8, 9]
+        torch.testing.assert_close(out[:, keep], grf[:, keep])
+        if want:  # the 0.8 BW added as the feet share the load (0.6 : 0.2, plus EPS each)
+            assert float(out[0, 1]) == pytest.approx(0.6 + 0.8 * 0.62 / 0.84, abs=1e-5)
+    out = phys(grf, h, torch.tensor([[0.0, 0.0, 0.0, 0.0]]))  # no estimate: the head's
+    torch.testing.assert_close(out, grf)
+    with torch.no_grad():
+        phys.gate[-1].bias.fill_(-30.0)  # the gate trusts the head
+    torch.testing.assert_close(phys(grf, h, torch.tensor([[1.5, 1.6, 1.0, 1.0]])), grf)
+
+
+def test_grf_physics_is_part_of_every_model_path():
+    """A model with motion and a GRF output has the physics (offline predict, the step); the
+    torques do not depend on it; a model without motion cannot ask for it."""
+    m = _model()
+    assert SMALL.grf_physics and m.grf_physics is not None
+    x = _walker(T=30, P=12, ay=-reps.G)  # falling freely
+    mask = torch.ones(x.shape[:3], dtype=torch.bool)
+    with torch.no_grad():
+        m.grf_physics.gate[-1].bias.copy_(torch.tensor([-30.0, 30.0]))
+    out = m.predict("markers", x, mask)
+    np.testing.assert_allclose(out["grf"][0, 5:, 1] + out["grf"][0, 5:, 6], 0.0, atol=1e-3)
+    with pytest.raises(HdysError, match="grf_physics needs the motion"):
+        ModelConfig(**{**SMALL.to_dict(), "motion": False})
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_streaming_equals_offline_with_motion(stride):
     """Offline (whole window) and live (frame by frame, history in the engine's state) see the
@@ -554,10 +613,10 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
     torch.manual_seed(0)  # a model saved before the motion features (as stages 1-4 were)
     cfg = replace(ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2,
                               vec_hidden=64, dec_layers=1, dec_heads=2, dec_ff=64, window=8),
-                  motion=False)
+                  motion=False, grf_physics=False)
     old = str(save_model(HDyS(cfg), tmp_path / "old", rate=100.0))
     base, _ = load_model(old)
-    grown, info = _warm_start(old, add_motion=True)
+    grown, info = _warm_start(old, ("motion",))
     assert grown.cfg.motion and info["added"].startswith("motion features")
     assert grown.cfg == replace(base.cfg, motion=True)  # nothing else of the architecture
     grown.eval()
@@ -574,7 +633,7 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
     assert enc.motion[0].weight.abs().sum() > 0 and enc.motion[-1].weight.abs().sum() == 0
     # without the flag, or for a model that has the features already, nothing is grown
     assert _warm_start(old)[0].cfg.motion is False
-    assert "added" not in _warm_start("bundled", add_motion=True)[1]  # stage 5 has them
+    assert "added" not in _warm_start("bundled", ("motion",))[1]  # stage 5 has them
     # no --init: one-line error
     _tiny_corpus(tmp_path / "corpus")
     capsys.readouterr()
@@ -582,6 +641,26 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
                  str(tmp_path / "o"), "--add-motion", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "--add-motion grows the model of --init" in err and "Traceback" not in err
+
+
+def test_add_grf_physics_grows_only_the_gate():
+    """--add-grf-physics on a model without it: every weight is kept, only the gate is new (and
+    learns faster); torques stay exactly the same, the vertical GRF moves toward the motion."""
+    from hdys_rt.training.loop import _warm_start
+
+    base, _ = load_model(None)
+    assert not base.cfg.grf_physics  # the bundled stage 6 predates it
+    grown, info = _warm_start("bundled", ("grf_physics",))
+    assert grown.cfg.grf_physics and info["added"].startswith("GRF physics")
+    assert info["new_params"] and all(n.startswith("grf_physics.") for n in info["new_params"])
+    grown.eval()
+    x = _walker(T=30, P=12, ay=-reps.G)
+    mask = torch.ones(x.shape[:3], dtype=torch.bool)
+    a, b = base.predict("markers", x, mask), grown.predict("markers", x, mask)
+    torch.testing.assert_close(a["torques_rajagopal"], b["torques_rajagopal"], rtol=0, atol=0)
+    fy = [1, 6]
+    assert (b["grf"][0, 5:, fy].sum(-1) < a["grf"][0, 5:, fy].sum(-1)).all()  # toward 0 (flight)
+    torch.testing.assert_close(a["grf"][..., [0, 2, 5, 7]], b["grf"][..., [0, 2, 5, 7]])
 
 
 def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):

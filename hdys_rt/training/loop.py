@@ -157,30 +157,46 @@ class LossStep(torch.nn.Module):
         return compute_losses(self.model, batch, c.w_recon, c.w_align, c.use_align, c.use_fdae)
 
 
-def _warm_start(init: str, add_motion: bool = False) -> tuple[HDyS, dict]:
-    """The model ``init`` ('bundled' or a path) in training mode; returns (model, {"model",
-    "weights_sha256"[, "added"]}) for the metadata.
+#: what ``--init MODEL --add-...`` can grow: config field -> (a name for the metadata, the
+#: new modules' parameter prefix)
+GROWABLE = {"motion": ("motion features (zero-initialised branch)", ".motion."),
+            "grf_physics": ("GRF physics (gate pulling weakly toward the motion's loads)",
+                            "grf_physics.")}
+#: new modules learn this many times faster than the weights they join (a fine-tune's learning
+#: rate is a fraction of a fresh start's; the new gate starts from nothing)
+NEW_LR_SCALE = 20.0
 
-    ``add_motion``: a model without motion features gets them (``cfg.motion``): its weights are
-    copied into the larger architecture and each point encoder's motion branch ends in a zeroed
-    layer, so the start computes exactly what ``init`` computed and training adds the motion."""
+
+def _warm_start(init: str, add: tuple[str, ...] = ()) -> tuple[HDyS, dict]:
+    """The model ``init`` ('bundled' or a path) in training mode; returns (model, {"model",
+    "weights_sha256"[, "added", "new_params"]}) for the metadata.
+
+    ``add``: :data:`GROWABLE` fields the model lacks are switched on: its weights are copied
+    into the larger architecture. A new motion branch ends in a zeroed layer, so the start
+    computes exactly what ``init`` computed; a new GRF physics gate starts with a weak pull
+    (about 0.1 each) toward the two load estimates (:class:`~hdys_rt.model.hdys.PhysicsGRF`)."""
     model, meta = load_model(None if init == "bundled" else init)
     info = {"model": init, "weights_sha256": meta.get("weights_sha256")}
-    if add_motion and not model.cfg.motion:
-        grown = HDyS(replace(model.cfg, motion=True))
-        missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-        if unexpected or not all(".motion." in k for k in missing):  # only the new branch
-            raise HdysError(f"--add-motion: {init} does not fit its own architecture grown by "
-                            f"the motion branch (missing {missing[:3]}, unexpected "
-                            f"{unexpected[:3]})")
+    grow = [f for f in add if not getattr(model.cfg, f)]
+    if not grow:
+        model.train()
+        return model, info
+    grown = HDyS(replace(model.cfg, **{f: True for f in grow}))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    prefixes = tuple(GROWABLE[f][1] for f in grow)
+    if unexpected or not all(any(p in k for p in prefixes) for k in missing):
+        raise HdysError(f"--init {init}: the model does not fit its own architecture grown by "
+                        f"{', '.join(grow)} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if "motion" in grow:
         with torch.no_grad():
             for enc in grown.kin_enc.values():
                 if getattr(enc, "motion", None) is not None:
                     enc.motion[-1].weight.zero_()
                     enc.motion[-1].bias.zero_()
-        model, info["added"] = grown, "motion features (zero-initialised branch)"
-    model.train()
-    return model, info
+    info["added"] = "; ".join(GROWABLE[f][0] for f in grow)
+    info["new_params"] = sorted(missing)
+    grown.train()
+    return grown, info
 
 
 # --- the loop -----------------------------------------------------------------------------------
@@ -190,7 +206,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
           command: str | None = None, fraction: dict[str, float] | None = None,
           holdout_lab: str | list[str] | None = None,
           holdout_persons: list[str] | None = None, init: str | None = None,
-          add_motion: bool = False) -> Path:
+          add: tuple[str, ...] = ()) -> Path:
     """Train on the corpus' training split (persons, or every lab but ``holdout_lab`` and
     every person but ``holdout_persons``: see
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
@@ -198,9 +214,10 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
 
     ``init``: start from this saved model ('bundled': the bundled default): its architecture
     (``cfg.model`` is replaced by its config), weights AND normalisation, instead of a fresh
-    model; ``cfg``'s training settings apply. ``add_motion``: see :func:`_warm_start`."""
+    model; ``cfg``'s training settings apply. ``add``: see :func:`_warm_start` (the new
+    modules learn :data:`NEW_LR_SCALE` times faster)."""
     rank, world = _dist_init()
-    init_model, init_meta = _warm_start(init, add_motion) if init else (None, None)
+    init_model, init_meta = _warm_start(init, add) if init else (None, None)
     if init_model is not None:
         cfg = replace(cfg, model=init_model.cfg)
     cfg = replace(cfg, model=replace(cfg.model, rate=cfg.rate))  # the motion features' rate
@@ -223,7 +240,13 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
     else:
         model = HDyS(cfg.model).to(device)
         model.set_normalisation(data.normalisation())
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    new = set((init_meta or {}).pop("new_params", ()))
+    params = dict(model.named_parameters())
+    groups = [{"params": [p for n, p in params.items() if n not in new], "lr_scale": 1.0}]
+    if new:
+        groups.append({"params": [p for n, p in params.items() if n in new],
+                       "lr_scale": NEW_LR_SCALE})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(data.domains) * cfg.windows_per_domain
                                        / (cfg.window_batch * world)))
     total_steps = steps_per_epoch * cfg.epochs
@@ -268,7 +291,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"])
+                g["lr"] = lr_at(state["step"]) * g["lr_scale"]
             opt.step()
             state["step"] += 1
             for k, v in parts.items():

@@ -39,12 +39,11 @@ def second_diff(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
 PHYS_SCALE = 0.3  # body weights: the physical-consistency error counts as (error / 0.3) L1
 
 
-def vertical_load(model: HDyS, grf_norm: torch.Tensor) -> torch.Tensor:
-    """Total vertical GRF (both feet, body weights) of a GRF head's normalised output
-    (..., 10) -> (..., 1)."""
+def vertical_load(grf: torch.Tensor) -> torch.Tensor:
+    """Total vertical GRF (both feet, body weights) of a GRF output (..., 10) -> (..., 1)."""
     ch = reps.get("grf").channels
     fy = [ch.index("r_fy"), ch.index("l_fy")]
-    return model.to_physical("grf", grf_norm)[..., fy].sum(-1, keepdim=True)
+    return grf[..., fy].sum(-1, keepdim=True)
 
 
 def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: float = 0.05,
@@ -85,16 +84,15 @@ def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: flo
         fmask[idx] = fm
         frame_latents.append((k, full, fmask))
         # inverse dynamics: decode every available output
-        preds = model.decode(z)
+        preds = model.decode(z, model.loads(k, xs, ms))  # physical, bounded
         for d, (yn, ym) in dyn_norm.items():
-            # through the output bounds, compared in normalised units
-            pred = model.normalise(d, model.to_physical(d, preds[d]))
+            pred = model.normalise(d, preds[d])  # compared in normalised units
             l1 = masked_l1(pred, yn[idx], ym[idx] & fm.unsqueeze(-1))
             if l1 is not None:
                 terms_id.append(l1)
         if point and w_phys > 0 and "grf" in preds and "com_load" in batch:
             load, lm, _ = (t.to(dev) for t in batch["com_load"])
-            l1 = masked_l1(vertical_load(model, preds["grf"]) / PHYS_SCALE,
+            l1 = masked_l1(vertical_load(preds["grf"]) / PHYS_SCALE,
                            load[idx] / PHYS_SCALE, lm[idx] & fm.unsqueeze(-1))
             if l1 is not None:
                 terms_ph.append(w_phys * l1)
