@@ -433,6 +433,47 @@ def test_com_load_is_one_standing_and_zero_in_flight():
     assert np.isnan(load[:3]).all() and np.isnan(load[-3:]).all()
 
 
+def test_grf_no_plate_saw_is_unknown_not_zero(tmp_path):
+    """A walk over one plate: the frames where the plates carry nothing while the body is
+    carried load as NaN; a flight's zeros stay zeros; a recording's windows say so."""
+    from hdys_rt.training.data import mask_unseen_support
+
+    T = 60
+    walk = _walker(T=T, v=(1.2, 0.0, 0.0))[0].numpy()
+    grf = np.zeros((T, 10), np.float32)
+    grf[:30, 1] = 1.0  # the right foot on the plate, then off it: the plates see nothing
+    out = mask_unseen_support(grf, walk, 100.0)
+    assert np.isfinite(out[:30]).all() and (out[:30, 1] == 1.0).all()
+    assert np.isnan(out[36:-6]).all()  # com_load's edges (3 frames each way) stay as they are
+    fall = _walker(T=T, v=(1.0, 2.0, 0.0), ay=-reps.G)[0].numpy()
+    zeros = np.zeros((T, 10), np.float32)
+    np.testing.assert_array_equal(mask_unseen_support(zeros, fall, 100.0), zeros)  # flight
+    # through the loader, on a recorded domain
+    write_domain_info(tmp_path / "lab", "lab", "real", "a walkway with one plate")
+    write_sequence(tmp_path / "lab", Sequence(
+        "w", "lab", 100.0, Subject("s", 70.0, 1.75), "test",
+        data={"markers": walk, "grf": grf[:, [1, 6]]},
+        names={"markers": tuple(f"m{j}" for j in range(walk.shape[1])),
+               "grf": ("r_fy", "l_fy")}, meta={"split": "train"}))
+    _tiny_corpus(tmp_path)  # a simulated domain beside it
+    data = CorpusData(tmp_path, split="train")
+    seq = data.seqs["lab"][0]
+    assert seq.recorded and not data.seqs["sim"][0].recorded
+    assert np.isnan(seq.data["grf"][40:50]).all() and (seq.data["grf"][:30, 1] == 1.0).all()
+    batch = WindowSampler(data, SMALL.window, seed=0).batch(16, ("markers", "grf"))
+    assert [d == "lab" for d in batch["domain"]] == batch["recorded"].tolist()
+    # the GRF physics learns from the recording's windows only
+    for domains, learns in ((["lab", "sim"], True), (["sim"], False)):
+        m = HDyS(SMALL)
+        m.set_normalisation(data.normalisation())
+        sim = CorpusData(tmp_path, split="train", domains=domains)
+        loss, _ = compute_losses(m, WindowSampler(sim, SMALL.window, seed=1).batch(
+            16, ("markers", "grf")))
+        loss.backward()
+        grad = m.grf_physics.gate[-1].weight.grad  # (the first layer: once this moves)
+        assert (grad is not None and grad.abs().sum() > 0) == learns
+
+
 def test_physical_consistency_loss_term(tmp_path):
     _tiny_corpus(tmp_path)
     data = CorpusData(tmp_path, split="train")

@@ -7,8 +7,11 @@ A batch is a dict ``key -> (values, mask, present)``:
 * vectors: values (B, W, C) physical units (NaN replaced by 0), mask (B, W, C) bool;
 * ``present`` (B,) bool: the window's sequence carries that representation at all.
 
-Plus ``"domain"``: list of B domain names, and ``"com_load"`` (values (B, W, 1) body weights,
-mask, present) when a point set and GRF are asked for: :func:`com_load` of the window.
+Plus ``"domain"``: list of B domain names, ``"recorded"`` (B,) bool: the window comes from a
+recording (a domain of kind "real"), and ``"com_load"`` (values (B, W, 1) body weights, mask,
+present) when a point set and GRF are asked for: :func:`com_load` of the window.
+
+GRF frames that no force plate saw are unknown, not zero (:func:`mask_unseen_support`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from hdys_rt import representations as reps
-from hdys_rt.data.corpus import list_domains, list_sequences, read_sequence
+from hdys_rt.data.corpus import domain_kind, list_domains, list_sequences, read_sequence
 from hdys_rt.errors import HdysError
 from hdys_rt.model.mirror import mirror_input, mirrorable
 
@@ -163,6 +166,7 @@ class SeqArrays:
     lab: str = ""  # :func:`lab_of`
     task: str | None = None  # meta["task"] (walk, run, jump, sit_to_stand, squat) when known
     rate: float = 100.0  # Hz of ``data`` (the model rate it was resampled to)
+    recorded: bool = False  # from a recording (domain kind "real"), not a simulation
 
 
 class CorpusData:
@@ -188,7 +192,7 @@ class CorpusData:
         sides = assign_splits(infos, holdout_lab, holdout_persons)
         self.seqs: dict[str, list[SeqArrays]] = {}
         for d in dict.fromkeys(i.domain for i in infos):
-            items = []
+            items, recorded = [], domain_kind(corpus, d) == "real"
             for info in (i for i in infos if i.domain == d):
                 path = info.path
                 if split is not None and sides[path] != split:
@@ -206,10 +210,15 @@ class CorpusData:
                     data[k] = resample(arr, seq.rate, rate)
                 if not data:
                     continue
+                pts = next((seq.data[k] for k in ("markers", "keypoints") if k in seq.data), None)
+                if "grf" in data and pts is not None:
+                    data["grf"] = mask_unseen_support(data["grf"], resample(pts, seq.rate, rate),
+                                                      rate)
                 T = next(iter(data.values())).shape[0]
                 if T >= min_frames:
                     items.append(SeqArrays(seq.name, d, seq.subject.id, seq.subject.mass_kg,
-                                           data, T, info.person, info.lab, info.task, rate))
+                                           data, T, info.person, info.lab, info.task, rate,
+                                           recorded))
             f = (fraction or {}).get(d, 1.0)
             if f < 1.0 and items:
                 rng = np.random.default_rng(fraction_seed)
@@ -285,6 +294,33 @@ def com_load(points: np.ndarray, rate: float, lag: int = 3, smooth: int = 7) -> 
         a = np.where(den > 0.99, num / np.maximum(den, 1e-9), np.nan)
     out[lag:T - lag] = 1.0 + a / reps.G
     return out.astype(np.float32)
+
+
+#: a frame is unseen support when the plates carry under UNSEEN_PLATES body weights in all
+#: while the motion says the body is carried (com_load over UNSEEN_LOAD): no flight
+UNSEEN_PLATES, UNSEEN_LOAD = 0.1, 0.6
+
+
+def mask_unseen_support(grf: np.ndarray, points: np.ndarray, rate: float) -> np.ndarray:
+    """GRF (T, 10) canonical with the frames no force plate saw set to NaN (unknown).
+
+    A walkway holds a few plates: while a foot is off them its force is recorded as 0. Such a
+    frame is told from a flight by the body's motion: the plates carry < 0.1 BW in total while
+    :func:`com_load` of ``points`` (T, P, 3) says the body is carried (> 0.6 BW). In a flight
+    the motion says about 0. Measured on the corpus: about half the frames of the clinical
+    Plug-in Gait walks are such frames, none of the held-out persons'; in simulation, a
+    quarter of myolegs' running frames (its GRF's flights do not match its motion's) and a few
+    of the humanoid's (seated on a chair that carries all)."""
+    ch = reps.get("grf").channels
+    total = grf[:, ch.index("r_fy")] + grf[:, ch.index("l_fy")]
+    load = com_load(points, rate)[:len(total)]
+    with np.errstate(invalid="ignore"):
+        unseen = (total < UNSEEN_PLATES) & (load > UNSEEN_LOAD)
+    if not unseen.any():
+        return grf
+    out = grf.copy()
+    out[unseen] = np.nan
+    return out
 
 
 def _yaw_matrix(theta: float) -> np.ndarray:
@@ -426,7 +462,8 @@ def collate(windows: list[tuple], W: int, keys: tuple[str, ...]) -> dict:
     now looks right."""
     windows = [w if len(w) == 4 else (*w, False) for w in windows]
     B = len(windows)
-    out: dict = {"domain": [w[0].domain for w in windows]}
+    out: dict = {"domain": [w[0].domain for w in windows],
+                 "recorded": torch.tensor([w[0].recorded for w in windows])}
     for k in keys:
         rep = reps.get(k)
         have = [k in w[0].data for w in windows]
