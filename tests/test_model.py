@@ -258,30 +258,29 @@ def test_vertical_loads_follow_newton():
         assert (f[:2, :2] == 0).all()
 
 
-def test_grf_physics_mixes_the_total_and_keeps_the_rest():
-    """The gate's choice moves only the vertical forces: all on the motion's estimate, the
-    feet carry the estimate's total, the added load shared as they share theirs; in a flight
-    (estimate 0) both are zero; with no estimate the head's forces stay."""
+def test_grf_physics_holds_newtons_total_and_keeps_the_rest():
+    """Only the vertical forces move: the feet carry the motion's total (the lag-1 or lag-2
+    estimate as the gate weighs them, plus the residual), the added load shared as they share
+    theirs; in a flight (estimate 0) both are zero; before the lag-2 estimate exists the head's
+    forces stay."""
     from hdys_rt.model.hdys import PhysicsGRF
 
     phys = PhysicsGRF(latent=8)
     grf = torch.tensor([[0.1, 0.6, 0.0, 0.2, 0.1, -0.1, 0.2, 0.05, -0.2, 0.3]])  # total 0.8
     h = torch.randn(1, 8)
+    keep = [0, 2, 3, 4, 5, 7, 8, 9]
+    total = lambda out: float(out[0, 1] + out[0, 6])  # noqa: E731
     with torch.no_grad():
-        phys.gate[-1].bias.copy_(torch.tensor([-30.0, 30.0]))  # all on the lag-2 estimate
-    for load, want in ((1.6, 1.6), (0.0, 0.0)):
-        with torch.no_grad():
-            out = phys(grf, h, torch.tensor([[0.3, load, 1.0, 1.0]]))
-        assert float(out[0, 1] + out[0, 6]) == pytest.approx(want, abs=1e-4)
-        keep = [0, 2, 3, 4, 5, 7, 8, 9]
+        out = phys(grf, h, torch.tensor([[1.2, 1.6, 1.0, 1.0]]))  # at the start: w 0.5
+        assert total(out) == pytest.approx(1.4, abs=1e-5)
         torch.testing.assert_close(out[:, keep], grf[:, keep])
-        if want:  # the 0.8 BW added as the feet share the load (0.6 : 0.2, plus EPS each)
-            assert float(out[0, 1]) == pytest.approx(0.6 + 0.8 * 0.62 / 0.84, abs=1e-5)
-    out = phys(grf, h, torch.tensor([[0.0, 0.0, 0.0, 0.0]]))  # no estimate: the head's
-    torch.testing.assert_close(out, grf)
-    with torch.no_grad():
-        phys.gate[-1].bias.fill_(-30.0)  # the gate trusts the head
-    torch.testing.assert_close(phys(grf, h, torch.tensor([[1.5, 1.6, 1.0, 1.0]])), grf)
+        # the 0.6 BW added as the feet share the load (0.6 : 0.2, plus EPS each)
+        assert float(out[0, 1]) == pytest.approx(0.6 + 0.6 * 0.62 / 0.84, abs=1e-5)
+        assert total(phys(grf, h, torch.tensor([[0.0, 0.0, 1.0, 1.0]]))) == pytest.approx(0.0)
+        phys.gate[-1].bias.fill_(-30.0)  # all on the lag-2 estimate
+        phys.residual[-1].bias.fill_(0.1)  # and what the centroid is not
+        assert total(phys(grf, h, torch.tensor([[0.3, 1.6, 1.0, 1.0]]))) == pytest.approx(1.7)
+        torch.testing.assert_close(phys(grf, h, torch.tensor([[1.0, 0.0, 1.0, 0.0]])), grf)
 
 
 def test_grf_physics_is_part_of_every_model_path():
@@ -289,12 +288,10 @@ def test_grf_physics_is_part_of_every_model_path():
     torques do not depend on it; a model without motion cannot ask for it."""
     m = _model()
     assert SMALL.grf_physics and m.grf_physics is not None
-    x = _walker(T=30, P=12, ay=-reps.G)  # falling freely
+    x = _walker(T=30, P=12, ay=-reps.G)  # falling freely: Newton says the feet carry 0
     mask = torch.ones(x.shape[:3], dtype=torch.bool)
-    with torch.no_grad():
-        m.grf_physics.gate[-1].bias.copy_(torch.tensor([-30.0, 30.0]))
     out = m.predict("markers", x, mask)
-    np.testing.assert_allclose(out["grf"][0, 5:, 1] + out["grf"][0, 5:, 6], 0.0, atol=1e-3)
+    np.testing.assert_allclose(out["grf"][0, 4:, 1] + out["grf"][0, 4:, 6], 0.0, atol=1e-3)
     with pytest.raises(HdysError, match="grf_physics needs the motion"):
         ModelConfig(**{**SMALL.to_dict(), "motion": False})
 
@@ -470,7 +467,7 @@ def test_grf_no_plate_saw_is_unknown_not_zero(tmp_path):
         loss, _ = compute_losses(m, WindowSampler(sim, SMALL.window, seed=1).batch(
             16, ("markers", "grf")))
         loss.backward()
-        grad = m.grf_physics.gate[-1].weight.grad  # (the first layer: once this moves)
+        grad = m.grf_physics.residual[-1].weight.grad  # (the first layer: once it moves)
         assert (grad is not None and grad.abs().sum() > 0) == learns
 
 
@@ -684,9 +681,9 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
     assert "--add-motion grows the model of --init" in err and "Traceback" not in err
 
 
-def test_add_grf_physics_grows_only_the_gate():
-    """--add-grf-physics on a model without it: every weight is kept, only the gate is new (and
-    learns faster); torques stay exactly the same, the vertical GRF moves toward the motion."""
+def test_add_grf_physics_grows_only_the_physics():
+    """--add-grf-physics on a model without it: every weight is kept, only the physics is new
+    (and learns faster); torques stay exactly the same, the vertical GRF is Newton's."""
     from hdys_rt.training.loop import _warm_start
 
     base, _ = load_model(None)
@@ -700,8 +697,45 @@ def test_add_grf_physics_grows_only_the_gate():
     a, b = base.predict("markers", x, mask), grown.predict("markers", x, mask)
     torch.testing.assert_close(a["torques_rajagopal"], b["torques_rajagopal"], rtol=0, atol=0)
     fy = [1, 6]
-    assert (b["grf"][0, 5:, fy].sum(-1) < a["grf"][0, 5:, fy].sum(-1)).all()  # toward 0 (flight)
+    np.testing.assert_allclose(b["grf"][0, 4:, fy].sum(-1), 0.0, atol=1e-3)  # flight: 0
+    assert (a["grf"][0, 4:, fy].sum(-1) > 0.1).any()  # where the head alone said otherwise
     torch.testing.assert_close(a["grf"][..., [0, 2, 5, 7]], b["grf"][..., [0, 2, 5, 7]])
+
+
+def test_only_new_trains_the_added_physics_alone(tmp_path, capsys):
+    """--add-grf-physics --only-new: after training every old weight is bit for bit the start
+    model's (so are the torques), the physics moved; without anything added it is refused."""
+    from dataclasses import replace
+
+    from hdys_rt.cli import main
+    from hdys_rt.model.io import save_model
+    from hdys_rt.training.loop import PRESETS
+
+    walk = _walker(T=80, v=(1.2, 0.0, 0.0))[0].numpy()
+    grf = np.zeros((80, 2), np.float32)
+    grf[:, 0] = 1.0 + 0.3 * np.sin(np.arange(80) / 5.0)  # plates that disagree with Newton
+    write_domain_info(tmp_path / "c" / "lab", "lab", "real", "one walker on a plate")
+    for i in range(3):
+        write_sequence(tmp_path / "c" / "lab", Sequence(
+            f"w{i}", "lab", 100.0, Subject(f"s{i}", 70.0, 1.75), "test",
+            data={"markers": walk, "grf": grf}, names={
+                "markers": tuple(f"m{j}" for j in range(walk.shape[1])), "grf": ("r_fy", "l_fy")},
+            meta={"split": "train"}))
+    torch.manual_seed(0)
+    old = HDyS(replace(PRESETS["tiny"].model, grf_physics=False))
+    start = str(save_model(old, tmp_path / "old", rate=100.0))
+    args = ["train", "--preset", "tiny", "--data", str(tmp_path / "c"), "--init", start,
+            "--no-progress", "--device", "cpu"]
+    assert main(args + ["--out", str(tmp_path / "o"), "--add-grf-physics", "--only-new"]) == 0
+    new, _ = load_model(tmp_path / "o" / "model.safetensors")
+    before, after = old.state_dict(), new.state_dict()
+    for k, v in before.items():
+        if not k.startswith("novelty."):  # (recalibrated at the end of training)
+            torch.testing.assert_close(after[k], v, rtol=0, atol=0)
+    assert new.grf_physics.residual[-1].bias.abs().item() > 0  # (zero at the start): it learned
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "o2"), "--only-new"]) == 1
+    assert "--only-new: nothing was added" in capsys.readouterr().err
 
 
 def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):

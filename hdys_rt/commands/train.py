@@ -38,6 +38,9 @@ def add_arguments(p):
                    help="with --init: give a model saved without it the GRF physics (config "
                    "'grf_physics': the vertical GRF mixed with 1 + a_y/g of the body's motion "
                    "by a learned gate; needs the motion features)")
+    p.add_argument("--only-new", action="store_true",
+                   help="with --add-...: train only what is added; every other weight stays "
+                   "(so do the outputs it does not touch)")
     p.add_argument("--domains", nargs="+", default=None, help="train on these domains only")
     p.add_argument("--holdout-lab", action="append", default=None, metavar="LAB",
                    help="leave-one-lab-out: train on every lab but LAB (meta.lab, else the "
@@ -95,7 +98,7 @@ def run(args) -> int:
     stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
                  progress=not args.no_progress, device=device, fraction=fraction or None,
                  holdout_lab=args.holdout_lab, holdout_persons=args.holdout_person,
-                 init=args.init, add=add,
+                 init=args.init, add=add, only_new=args.only_new,
                  command="hdys-rt " + " ".join(shlex.quote(a) for a in args._argv))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"model written to {stem}.safetensors (+ .json)")

@@ -345,16 +345,18 @@ class OutputTransform(nn.Module):
 
 
 class PhysicsGRF(nn.Module):
-    """The vertical GRF held to what the body's motion says it is (Newton: the feet carry
-    m (g + a_y) of the centre of mass; near 0 in flight).
+    """The total vertical GRF as Newton gives it from the body's motion, plus a learned
+    residual; the head's feet share it.
 
-    A learned gate mixes three totals per frame: the GRF head's own (r_fy + l_fy) and the two
-    :func:`vertical_loads` estimates (lag 1: fresher, noisier; lag 2). The gate reads the
-    decoder's features and the estimates' disagreements (with each other: a noise measure; with
-    the head), so it can trust the motion in a jump's flight and the head at a running impact
-    that the 10-20 ms old estimates lag. A smaller total scales both feet down (to 0 in
-    flight); a larger one is added to the feet in proportion to their own force (equally when
-    both are near zero). The horizontal forces and the centres of pressure stay the head's.
+    ``total = w p1 + (1 - w) p2 + delta``: p1, p2 the :func:`vertical_loads` at lag 1 (10 ms
+    old at 100 Hz, noisier) and lag 2 (20 ms old, a quarter of the noise); ``w`` from the two
+    estimates alone (their disagreement gauges the noise); ``delta`` from the decoder's
+    features: what the point centroid is not (the centre of mass: limbs, soft tissue) and what
+    the estimates' age misses (an impact's rise). ``delta`` starts at 0 and ``w`` at 0.5, so
+    the start is Newton alone. Where the lag-2 estimate does not exist yet (a stream's first 4
+    frames) the head's total stays. A smaller total than the head's scales both feet down (to
+    0 in flight), a larger one is added to the feet in proportion to their own force (equally
+    when both are near zero); the horizontal forces and centres of pressure stay the head's.
     Body weights in and out."""
 
     EPS = 0.02  # body weights: the feet share an added load equally when both carry less
@@ -363,24 +365,22 @@ class PhysicsGRF(nn.Module):
         super().__init__()
         ch = reps.get("grf").channels
         self.r, self.l = ch.index("r_fy"), ch.index("l_fy")
-        self.gate = nn.Sequential(nn.Linear(latent + 3, hidden), nn.GELU(), nn.Linear(hidden, 2))
-        with torch.no_grad():  # start with a weak pull (about 0.1 each) toward the estimates
-            self.gate[-1].weight.zero_()
-            self.gate[-1].bias.fill_(-2.0)
+        self.gate = nn.Sequential(nn.Linear(3, 16), nn.GELU(), nn.Linear(16, 1))
+        self.residual = nn.Sequential(nn.Linear(latent, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        with torch.no_grad():  # Newton alone at the start: w = 0.5, delta = 0
+            for last in (self.gate[-1], self.residual[-1]):
+                last.weight.zero_()
+                last.bias.zero_()
 
     def forward(self, grf: torch.Tensor, h: torch.Tensor, loads: torch.Tensor) -> torch.Tensor:
         """grf (..., 10) physical (the head's, bounded), h (..., D) decoder features, loads
-        (..., LOADS) -> grf (..., 10) with the vertical forces mixed."""
+        (..., LOADS) -> grf (..., 10) with the vertical forces holding Newton's total."""
         r, l = grf[..., self.r:self.r + 1], grf[..., self.l:self.l + 1]
         total = r + l
-        p1, p2, has1, has2 = loads[..., 0:1], loads[..., 1:2], loads[..., 2:3], loads[..., 3:4]
-        seen = torch.cat([(p1 - total) * has1, (p2 - total) * has2,
-                          (p1 - p2).abs() * has1 * has2], -1)
-        logits = self.gate(torch.cat([h, seen], -1))  # (..., 2)
-        logits = torch.where(torch.cat([has1, has2], -1) > 0.5, logits,
-                             torch.full_like(logits, -1e4))
-        w = torch.softmax(torch.cat([torch.zeros_like(total), logits], -1), -1)  # (..., 3)
-        mixed = w[..., :1] * total + w[..., 1:2] * p1 + w[..., 2:] * p2
+        p1, p2, has2 = loads[..., 0:1], loads[..., 1:2], loads[..., 3:4]
+        w = torch.sigmoid(self.gate(torch.cat([(p1 - p2).abs(), p1, p2], -1)))
+        newton = F.relu(w * p1 + (1 - w) * p2 + self.residual(h))
+        mixed = torch.where(has2 > 0.5, newton, total)
         change = mixed - total
         e, less = self.EPS, change < 0
         scale = mixed / total.clamp(min=1e-6)  # less: both feet scaled down (0 in flight)

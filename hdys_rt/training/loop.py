@@ -160,10 +160,10 @@ class LossStep(torch.nn.Module):
 #: what ``--init MODEL --add-...`` can grow: config field -> (a name for the metadata, the
 #: new modules' parameter prefix)
 GROWABLE = {"motion": ("motion features (zero-initialised branch)", ".motion."),
-            "grf_physics": ("GRF physics (gate pulling weakly toward the motion's loads)",
+            "grf_physics": ("GRF physics (Newton's total plus a zero-initialised residual)",
                             "grf_physics.")}
 #: new modules learn this many times faster than the weights they join (a fine-tune's learning
-#: rate is a fraction of a fresh start's; the new gate starts from nothing)
+#: rate is a fraction of a fresh start's; a new module starts from nothing)
 NEW_LR_SCALE = 20.0
 
 
@@ -173,8 +173,8 @@ def _warm_start(init: str, add: tuple[str, ...] = ()) -> tuple[HDyS, dict]:
 
     ``add``: :data:`GROWABLE` fields the model lacks are switched on: its weights are copied
     into the larger architecture. A new motion branch ends in a zeroed layer, so the start
-    computes exactly what ``init`` computed; a new GRF physics gate starts with a weak pull
-    (about 0.1 each) toward the two load estimates (:class:`~hdys_rt.model.hdys.PhysicsGRF`)."""
+    computes exactly what ``init`` computed; new GRF physics starts from Newton's total alone
+    (:class:`~hdys_rt.model.hdys.PhysicsGRF`), the head's feet sharing it."""
     model, meta = load_model(None if init == "bundled" else init)
     info = {"model": init, "weights_sha256": meta.get("weights_sha256")}
     grow = [f for f in add if not getattr(model.cfg, f)]
@@ -206,7 +206,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
           command: str | None = None, fraction: dict[str, float] | None = None,
           holdout_lab: str | list[str] | None = None,
           holdout_persons: list[str] | None = None, init: str | None = None,
-          add: tuple[str, ...] = ()) -> Path:
+          add: tuple[str, ...] = (), only_new: bool = False) -> Path:
     """Train on the corpus' training split (persons, or every lab but ``holdout_lab`` and
     every person but ``holdout_persons``: see
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
@@ -215,7 +215,8 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
     ``init``: start from this saved model ('bundled': the bundled default): its architecture
     (``cfg.model`` is replaced by its config), weights AND normalisation, instead of a fresh
     model; ``cfg``'s training settings apply. ``add``: see :func:`_warm_start` (the new
-    modules learn :data:`NEW_LR_SCALE` times faster)."""
+    modules learn :data:`NEW_LR_SCALE` times faster); ``only_new``: they alone learn, every
+    other weight stays as ``init`` had it."""
     rank, world = _dist_init()
     init_model, init_meta = _warm_start(init, add) if init else (None, None)
     if init_model is not None:
@@ -241,11 +242,17 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
         model = HDyS(cfg.model).to(device)
         model.set_normalisation(data.normalisation())
     new = set((init_meta or {}).pop("new_params", ()))
+    if only_new and not new:
+        raise HdysError("--only-new: nothing was added to train (give --init and an --add-... "
+                        "the model lacks)")
     params = dict(model.named_parameters())
-    groups = [{"params": [p for n, p in params.items() if n not in new], "lr_scale": 1.0}]
+    groups = [] if only_new else [
+        {"params": [p for n, p in params.items() if n not in new], "lr_scale": 1.0}]
     if new:
         groups.append({"params": [p for n, p in params.items() if n in new],
                        "lr_scale": NEW_LR_SCALE})
+    for n, p in params.items():
+        p.requires_grad_(n in new or not only_new)
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(data.domains) * cfg.windows_per_domain
                                        / (cfg.window_batch * world)))
@@ -288,11 +295,12 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
             batch = sampler.batch(cfg.window_batch, keys)
             loss, parts = step_module(batch)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"]) * g["lr_scale"]
-            opt.step()
+            if loss.requires_grad:  # (only_new: a batch may not reach the new modules)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(state["step"]) * g["lr_scale"]
+                opt.step()
             state["step"] += 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
