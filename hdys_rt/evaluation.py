@@ -14,7 +14,8 @@ Per task x joint (:func:`evaluate_tasks`; the split comes from
   training mean curve (:func:`mean_curve`: the mean over the TRAINING trials of the same task,
   each time-normalised over the whole trial, stretched to the test trial's length), and
   skill = 1 - MAE / MAE(zero); the GRF also beside Newton on the markers (``motion``:
-  :func:`motion_load`, 1 + a_y/g of their centroid, causal, what the model's GRF physics reads).
+  :func:`motion_load`, 1 + a_y/g of their centroid, causal, as the model's motion features
+  see it).
 
 Per domain (:func:`evaluate`, pooled over every valid value of the split's frames):
 
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from hdys_rt import representations as reps
-from hdys_rt.model.hdys import HDyS, history_of, vertical_loads
+from hdys_rt.model.hdys import HDyS, history_of, motion_features
 from hdys_rt.model.mirror import OutputMirror, mirror_input
 from hdys_rt.errors import HdysError
 from hdys_rt.training.data import CorpusData, SeqArrays, scan
@@ -262,13 +263,13 @@ def total_vertical_grf(grf: np.ndarray) -> np.ndarray:
 
 def motion_load(points: np.ndarray, rate: float) -> np.ndarray:
     """Newton on the markers: the total vertical GRF (body weights) that the vertical
-    acceleration of their centroid implies, causal, as the model's GRF physics reads it (the
-    lag-2 estimate of :func:`~hdys_rt.model.hdys.vertical_loads`). points (T, P, 3) metres,
+    acceleration of their centroid implies, 1 + a_y/g, causal: the model's own motion feature
+    (:func:`~hdys_rt.model.hdys.motion_features`, frames t, t-2, t-4). points (T, P, 3) metres,
     NaN = missing -> (T,); one body weight where it cannot be computed (the first 4 frames)."""
     mask = torch.from_numpy(np.isfinite(points).all(-1))[None]
     pts = torch.from_numpy(np.nan_to_num(points).astype(np.float32))[None]
-    f = vertical_loads(pts[0], mask[0], history_of(pts, mask)[0], rate).numpy()
-    return np.where(f[:, 3] > 0, f[:, 1], 1.0).astype(np.float64)
+    f = motion_features(pts[0], mask[0], history_of(pts, mask)[0], rate).numpy()
+    return np.where(f[:, 7] > 0, 1.0 + f[:, 5], 1.0).astype(np.float64)
 
 
 def peak_error_pct(pred: np.ndarray, ref: np.ndarray) -> float | None:

@@ -240,62 +240,6 @@ def test_motion_features_use_only_points_valid_in_every_frame():
     np.testing.assert_allclose(f[5:, :6], f[5:6, :6].expand(35, 6), atol=2e-3)
 
 
-def test_vertical_loads_follow_newton():
-    """Standing still the feet carry one body weight, falling freely none, and a body pushed up
-    at 0.5 g carries 1.5: at both lags, with a marker lost on the way, and not before enough
-    frames exist."""
-    from hdys_rt.model.hdys import G, history_of, vertical_loads
-
-    for ay, want in ((0.0, 1.0), (-G, 0.0), (0.5 * G, 1.5)):
-        x = _walker(v=(1.2, 0.0, 0.5), ay=ay)
-        mask = torch.ones(x.shape[:3], dtype=torch.bool)
-        mask[0, 20:, 5] = False
-        x[0, 20:, 5] = float("nan")
-        f = vertical_loads(x[0], mask[0], history_of(x, mask)[0], 100.0)  # (T, 4)
-        np.testing.assert_allclose(f[4:, :2], want, atol=2e-3)
-        assert (f[:2, 2] == 0).all() and (f[2:, 2] == 1).all()  # lag 1: frames t, t-1, t-2
-        assert (f[:4, 3] == 0).all() and (f[4:, 3] == 1).all()  # lag 2: frames t, t-2, t-4
-        assert (f[:2, :2] == 0).all()
-
-
-def test_grf_physics_holds_newtons_total_and_keeps_the_rest():
-    """Only the vertical forces move: the feet carry the motion's total (the lag-1 or lag-2
-    estimate as the gate weighs them, plus the residual), the added load shared as they share
-    theirs; in a flight (estimate 0) both are zero; before the lag-2 estimate exists the head's
-    forces stay."""
-    from hdys_rt.model.hdys import PhysicsGRF
-
-    phys = PhysicsGRF(latent=8)
-    grf = torch.tensor([[0.1, 0.6, 0.0, 0.2, 0.1, -0.1, 0.2, 0.05, -0.2, 0.3]])  # total 0.8
-    h = torch.randn(1, 8)
-    keep = [0, 2, 3, 4, 5, 7, 8, 9]
-    total = lambda out: float(out[0, 1] + out[0, 6])  # noqa: E731
-    with torch.no_grad():
-        out = phys(grf, h, torch.tensor([[1.2, 1.6, 1.0, 1.0]]))  # at the start: w 0.5
-        assert total(out) == pytest.approx(1.4, abs=1e-5)
-        torch.testing.assert_close(out[:, keep], grf[:, keep])
-        # the 0.6 BW added as the feet share the load (0.6 : 0.2, plus EPS each)
-        assert float(out[0, 1]) == pytest.approx(0.6 + 0.6 * 0.62 / 0.84, abs=1e-5)
-        assert total(phys(grf, h, torch.tensor([[0.0, 0.0, 1.0, 1.0]]))) == pytest.approx(0.0)
-        phys.gate[-1].bias.fill_(-30.0)  # all on the lag-2 estimate
-        phys.residual[-1].bias.fill_(0.1)  # and what the centroid is not
-        assert total(phys(grf, h, torch.tensor([[0.3, 1.6, 1.0, 1.0]]))) == pytest.approx(1.7)
-        torch.testing.assert_close(phys(grf, h, torch.tensor([[1.0, 0.0, 1.0, 0.0]])), grf)
-
-
-def test_grf_physics_is_part_of_every_model_path():
-    """A model with motion and a GRF output has the physics (offline predict, the step); the
-    torques do not depend on it; a model without motion cannot ask for it."""
-    m = _model()
-    assert SMALL.grf_physics and m.grf_physics is not None
-    x = _walker(T=30, P=12, ay=-reps.G)  # falling freely: Newton says the feet carry 0
-    mask = torch.ones(x.shape[:3], dtype=torch.bool)
-    out = m.predict("markers", x, mask)
-    np.testing.assert_allclose(out["grf"][0, 4:, 1] + out["grf"][0, 4:, 6], 0.0, atol=1e-3)
-    with pytest.raises(HdysError, match="grf_physics needs the motion"):
-        ModelConfig(**{**SMALL.to_dict(), "motion": False})
-
-
 @pytest.mark.parametrize("stride", [1, 2])
 def test_streaming_equals_offline_with_motion(stride):
     """Offline (whole window) and live (frame by frame, history in the engine's state) see the
@@ -432,7 +376,7 @@ def test_com_load_is_one_standing_and_zero_in_flight():
 
 def test_grf_no_plate_saw_is_unknown_not_zero(tmp_path):
     """A walk over one plate: the frames where the plates carry nothing while the body is
-    carried load as NaN; a flight's zeros stay zeros; a recording's windows say so."""
+    carried load as NaN; a flight's zeros stay zeros."""
     from hdys_rt.training.data import mask_unseen_support
 
     T = 60
@@ -445,30 +389,15 @@ def test_grf_no_plate_saw_is_unknown_not_zero(tmp_path):
     fall = _walker(T=T, v=(1.0, 2.0, 0.0), ay=-reps.G)[0].numpy()
     zeros = np.zeros((T, 10), np.float32)
     np.testing.assert_array_equal(mask_unseen_support(zeros, fall, 100.0), zeros)  # flight
-    # through the loader, on a recorded domain
+    # through the loader
     write_domain_info(tmp_path / "lab", "lab", "real", "a walkway with one plate")
     write_sequence(tmp_path / "lab", Sequence(
         "w", "lab", 100.0, Subject("s", 70.0, 1.75), "test",
         data={"markers": walk, "grf": grf[:, [1, 6]]},
         names={"markers": tuple(f"m{j}" for j in range(walk.shape[1])),
                "grf": ("r_fy", "l_fy")}, meta={"split": "train"}))
-    _tiny_corpus(tmp_path)  # a simulated domain beside it
-    data = CorpusData(tmp_path, split="train")
-    seq = data.seqs["lab"][0]
-    assert seq.recorded and not data.seqs["sim"][0].recorded
+    seq = CorpusData(tmp_path, split="train").seqs["lab"][0]
     assert np.isnan(seq.data["grf"][40:50]).all() and (seq.data["grf"][:30, 1] == 1.0).all()
-    batch = WindowSampler(data, SMALL.window, seed=0).batch(16, ("markers", "grf"))
-    assert [d == "lab" for d in batch["domain"]] == batch["recorded"].tolist()
-    # the GRF physics learns from the recording's windows only
-    for domains, learns in ((["lab", "sim"], True), (["sim"], False)):
-        m = HDyS(SMALL)
-        m.set_normalisation(data.normalisation())
-        sim = CorpusData(tmp_path, split="train", domains=domains)
-        loss, _ = compute_losses(m, WindowSampler(sim, SMALL.window, seed=1).batch(
-            16, ("markers", "grf")))
-        loss.backward()
-        grad = m.grf_physics.residual[-1].weight.grad  # (the first layer: once it moves)
-        assert (grad is not None and grad.abs().sum() > 0) == learns
 
 
 def test_physical_consistency_loss_term(tmp_path):
@@ -651,10 +580,10 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
     torch.manual_seed(0)  # a model saved before the motion features (as stages 1-4 were)
     cfg = replace(ModelConfig(latent=32, point_dim=32, point_layers=1, point_heads=2,
                               vec_hidden=64, dec_layers=1, dec_heads=2, dec_ff=64, window=8),
-                  motion=False, grf_physics=False)
+                  motion=False)
     old = str(save_model(HDyS(cfg), tmp_path / "old", rate=100.0))
     base, _ = load_model(old)
-    grown, info = _warm_start(old, ("motion",))
+    grown, info = _warm_start(old, add_motion=True)
     assert grown.cfg.motion and info["added"].startswith("motion features")
     assert grown.cfg == replace(base.cfg, motion=True)  # nothing else of the architecture
     grown.eval()
@@ -671,7 +600,7 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
     assert enc.motion[0].weight.abs().sum() > 0 and enc.motion[-1].weight.abs().sum() == 0
     # without the flag, or for a model that has the features already, nothing is grown
     assert _warm_start(old)[0].cfg.motion is False
-    assert "added" not in _warm_start("bundled", ("motion",))[1]  # stage 5 has them
+    assert "added" not in _warm_start("bundled", add_motion=True)[1]  # stage 5 has them
     # no --init: one-line error
     _tiny_corpus(tmp_path / "corpus")
     capsys.readouterr()
@@ -679,63 +608,6 @@ def test_add_motion_grows_a_model_that_starts_from_the_same_outputs(tmp_path, ca
                  str(tmp_path / "o"), "--add-motion", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "--add-motion grows the model of --init" in err and "Traceback" not in err
-
-
-def test_add_grf_physics_grows_only_the_physics():
-    """--add-grf-physics on a model without it: every weight is kept, only the physics is new
-    (and learns faster); torques stay exactly the same, the vertical GRF is Newton's."""
-    from hdys_rt.training.loop import _warm_start
-
-    base, _ = load_model(None)
-    assert not base.cfg.grf_physics  # the bundled stage 6 predates it
-    grown, info = _warm_start("bundled", ("grf_physics",))
-    assert grown.cfg.grf_physics and info["added"].startswith("GRF physics")
-    assert info["new_params"] and all(n.startswith("grf_physics.") for n in info["new_params"])
-    grown.eval()
-    x = _walker(T=30, P=12, ay=-reps.G)
-    mask = torch.ones(x.shape[:3], dtype=torch.bool)
-    a, b = base.predict("markers", x, mask), grown.predict("markers", x, mask)
-    torch.testing.assert_close(a["torques_rajagopal"], b["torques_rajagopal"], rtol=0, atol=0)
-    fy = [1, 6]
-    np.testing.assert_allclose(b["grf"][0, 4:, fy].sum(-1), 0.0, atol=1e-3)  # flight: 0
-    assert (a["grf"][0, 4:, fy].sum(-1) > 0.1).any()  # where the head alone said otherwise
-    torch.testing.assert_close(a["grf"][..., [0, 2, 5, 7]], b["grf"][..., [0, 2, 5, 7]])
-
-
-def test_only_new_trains_the_added_physics_alone(tmp_path, capsys):
-    """--add-grf-physics --only-new: after training every old weight is bit for bit the start
-    model's (so are the torques), the physics moved; without anything added it is refused."""
-    from dataclasses import replace
-
-    from hdys_rt.cli import main
-    from hdys_rt.model.io import save_model
-    from hdys_rt.training.loop import PRESETS
-
-    walk = _walker(T=80, v=(1.2, 0.0, 0.0))[0].numpy()
-    grf = np.zeros((80, 2), np.float32)
-    grf[:, 0] = 1.0 + 0.3 * np.sin(np.arange(80) / 5.0)  # plates that disagree with Newton
-    write_domain_info(tmp_path / "c" / "lab", "lab", "real", "one walker on a plate")
-    for i in range(3):
-        write_sequence(tmp_path / "c" / "lab", Sequence(
-            f"w{i}", "lab", 100.0, Subject(f"s{i}", 70.0, 1.75), "test",
-            data={"markers": walk, "grf": grf}, names={
-                "markers": tuple(f"m{j}" for j in range(walk.shape[1])), "grf": ("r_fy", "l_fy")},
-            meta={"split": "train"}))
-    torch.manual_seed(0)
-    old = HDyS(replace(PRESETS["tiny"].model, grf_physics=False))
-    start = str(save_model(old, tmp_path / "old", rate=100.0))
-    args = ["train", "--preset", "tiny", "--data", str(tmp_path / "c"), "--init", start,
-            "--no-progress", "--device", "cpu"]
-    assert main(args + ["--out", str(tmp_path / "o"), "--add-grf-physics", "--only-new"]) == 0
-    new, _ = load_model(tmp_path / "o" / "model.safetensors")
-    before, after = old.state_dict(), new.state_dict()
-    for k, v in before.items():
-        if not k.startswith("novelty."):  # (recalibrated at the end of training)
-            torch.testing.assert_close(after[k], v, rtol=0, atol=0)
-    assert new.grf_physics.residual[-1].bias.abs().item() > 0  # (zero at the start): it learned
-    capsys.readouterr()
-    assert main(args + ["--out", str(tmp_path / "o2"), "--only-new"]) == 1
-    assert "--only-new: nothing was added" in capsys.readouterr().err
 
 
 def test_bad_training_arguments_fail_in_one_line(tmp_path, capsys):

@@ -34,13 +34,6 @@ def add_arguments(p):
                    help="with --init: give a model saved without motion features (velocities "
                    "and accelerations of the body, config 'motion') those features; it starts "
                    "from the same outputs")
-    p.add_argument("--add-grf-physics", action="store_true",
-                   help="with --init: give a model saved without it the GRF physics (config "
-                   "'grf_physics': the vertical GRF mixed with 1 + a_y/g of the body's motion "
-                   "by a learned gate; needs the motion features)")
-    p.add_argument("--only-new", action="store_true",
-                   help="with --add-...: train only what is added; every other weight stays "
-                   "(so do the outputs it does not touch)")
     p.add_argument("--domains", nargs="+", default=None, help="train on these domains only")
     p.add_argument("--holdout-lab", action="append", default=None, metavar="LAB",
                    help="leave-one-lab-out: train on every lab but LAB (meta.lab, else the "
@@ -68,11 +61,8 @@ def run(args) -> int:
             raise HdysError(f"--{name} must be > 0, got {v}")
     if args.init and (args.latent or args.bidirectional):
         raise HdysError("--init takes its model's architecture: drop --latent / --bidirectional")
-    add = tuple(f for f, on in (("motion", args.add_motion),
-                                ("grf_physics", args.add_grf_physics)) if on)
-    if add and not args.init:
-        flag = "--add-" + add[0].replace("_", "-")
-        raise HdysError(f"{flag} grows the model of --init: give --init MODEL (or bundled)")
+    if args.add_motion and not args.init:
+        raise HdysError("--add-motion grows the model of --init: give --init MODEL (or bundled)")
     device = check_device(args.device)
     over = {"seed": args.seed, "epochs": args.epochs, "max_minutes": args.max_minutes,
             "lr": args.lr}
@@ -98,7 +88,7 @@ def run(args) -> int:
     stem = train(cfg, args.data, args.out, resume=args.resume, domains=args.domains,
                  progress=not args.no_progress, device=device, fraction=fraction or None,
                  holdout_lab=args.holdout_lab, holdout_persons=args.holdout_person,
-                 init=args.init, add=add, only_new=args.only_new,
+                 init=args.init, add_motion=args.add_motion,
                  command="hdys-rt " + " ".join(shlex.quote(a) for a in args._argv))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"model written to {stem}.safetensors (+ .json)")

@@ -212,15 +212,6 @@ def write_domain_info(directory: str | os.PathLike, name: str, kind: str, descri
     )
 
 
-def domain_kind(corpus: str | os.PathLike, domain: str) -> str:
-    """The ``kind`` of a domain's domain.json ("real" | "sim" | "semg" | "kinematics"; "" when
-    it says none)."""
-    try:
-        return str(json.loads((Path(corpus) / domain / "domain.json").read_text()).get("kind", ""))
-    except (OSError, ValueError, AttributeError) as exc:
-        raise HdysError(f"{Path(corpus) / domain / 'domain.json'}: unreadable ({exc})") from None
-
-
 def list_sequences(corpus: str | os.PathLike, domain: str) -> list[Path]:
     """Sidecar paths of one domain, sorted by name."""
     d = Path(corpus) / domain

@@ -9,7 +9,7 @@ from hdys_rt.errors import HdysError
 
 
 #: values of fields added after models were first shipped, for configs that lack them
-LEGACY: dict = {"bounded_heads": False, "motion": False, "grf_physics": False}
+LEGACY: dict = {"bounded_heads": False, "motion": False}
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,6 @@ class ModelConfig:
     #                             softplus (trained so); False (models saved before it): clamp
     motion: bool = True        # point encoders also see whole-body motion features (hdys.py:
     #                            motion_features) from the current and 4 previous frames
-    grf_physics: bool = True   # the vertical GRF of point inputs is mixed with what the motion
-    #                            says (hdys.py: PhysicsGRF); only with motion and a grf output
     rate: float = 100.0        # model rate, Hz: the finite differences of the motion features
     kin_inputs: tuple[str, ...] = ("markers", "keypoints", "joint_angles", "smpl_pose")
     dyn_outputs: tuple[str, ...] = (
@@ -45,8 +43,6 @@ class ModelConfig:
                 raise HdysError(f"model config: {f} must be a positive integer, got {v!r}")
         if not (isinstance(self.rate, (int, float)) and self.rate > 0):
             raise HdysError(f"model config: rate must be > 0 Hz, got {self.rate!r}")
-        if self.grf_physics and not self.motion:
-            raise HdysError("model config: grf_physics needs the motion history (motion: true)")
         if self.point_dim % self.point_heads or self.latent % self.dec_heads:
             raise HdysError("model config: point_dim / latent must be divisible by their heads")
         object.__setattr__(self, "kin_inputs", tuple(self.kin_inputs))

@@ -100,47 +100,6 @@ def history_of(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, 2)  # (B, T, K, P, 4)
 
 
-def _mean_acceleration(p0: torch.Tensor, m0: torch.Tensor, history: torch.Tensor, lag: int,
-                       rate: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean second difference at ``lag`` frames (frames t, t-lag, t-2 lag) of the points
-    valid in all three: p0 (N, P, 3) frame t (zeros where invalid), m0 (N, P, 1) its validity,
-    ``history`` (N, HISTORY, P, 4) -> acceleration (N, 3) m/s^2, points used (N, 1)."""
-    pa, va = history[:, lag - 1, :, :3], history[:, lag - 1, :, 3:]
-    pb, vb = history[:, 2 * lag - 1, :, :3], history[:, 2 * lag - 1, :, 3:]
-    m = m0 * va * vb
-    n = m.sum(1)
-    h = lag / rate
-    return ((p0 - 2 * pa + pb) * m).sum(1) / n.clamp(min=1.0) / (h * h), n
-
-
-#: the most body weights a vertical load estimate may say (a noise spike is not a landing)
-MAX_LOAD = 8.0
-#: vertical_loads columns: the load at lag 1 and at lag 2, and whether each could be computed
-LOADS = 4
-
-
-def vertical_loads(pts: torch.Tensor, mask: torch.Tensor, history: torch.Tensor,
-                   rate: float) -> torch.Tensor:
-    """What the body's motion says the total vertical ground reaction force is:
-    F_y / (m g) = 1 + a_y / g of the centre of mass, with the mean vertical acceleration of the
-    points (the centroid, robust to dropout) as the centre of mass's; causal.
-
-    pts (N, P, 3) metres Y up, mask (N, P) bool, history (N, HISTORY, P, 4) (see
-    :func:`history_of`) -> (N, LOADS): ``[load_1, load_2, has_1, has_2]`` in body weights, by
-    second differences at lag 1 (frames t, t-1, t-2: 10 ms old at 100 Hz, noisier) and lag 2
-    (t, t-2, t-4: 20 ms old, a quarter of the noise), clamped to 0..MAX_LOAD; 0 and has 0 where
-    no point is valid in all three frames."""
-    m0 = mask.unsqueeze(-1).to(pts.dtype)
-    p0 = torch.where(mask.unsqueeze(-1), pts, torch.zeros_like(pts))
-    cols, has = [], []
-    for lag in (1, 2):
-        a, n = _mean_acceleration(p0, m0, history, lag, rate)
-        ok = (n > 0).to(pts.dtype)  # (N, 1)
-        cols.append((1.0 + a[:, 1:2] / G).clamp(0.0, MAX_LOAD) * ok)
-        has.append(ok)
-    return torch.cat(cols + has, -1)
-
-
 def motion_features(pts: torch.Tensor, mask: torch.Tensor, history: torch.Tensor,
                     rate: float) -> torch.Tensor:
     """Whole-body motion of one frame from it and its previous frames, heading- and
@@ -161,11 +120,13 @@ def motion_features(pts: torch.Tensor, mask: torch.Tensor, history: torch.Tensor
     m0 = mask.unsqueeze(-1).to(pts.dtype)  # (N, P, 1)
     p0 = torch.where(mask.unsqueeze(-1), pts, torch.zeros_like(pts))
     p2, v2 = history[:, 1, :, :3], history[:, 1, :, 3:]  # frame t-2
+    p4, v4 = history[:, 3, :, :3], history[:, 3, :, 3:]  # frame t-4
     m1 = m0 * v2  # valid at t and t-2
-    n1 = m1.sum(1)  # (N, 1)
+    m2 = m1 * v4
+    n1, n2 = m1.sum(1), m2.sum(1)  # (N, 1)
     h = 2.0 / rate  # seconds between frames t and t-2
     v = ((p0 - p2) * m1).sum(1) / n1.clamp(min=1.0) / h  # (N, 3) m/s
-    a, n2 = _mean_acceleration(p0, m0, history, 2, rate)  # (N, 3) m/s^2
+    a = ((p0 - 2 * p2 + p4) * m2).sum(1) / n2.clamp(min=1.0) / (h * h)  # (N, 3) m/s^2
     y = p0[..., 1]
     big = torch.full_like(y, 1e4)
     top = torch.where(mask, y, -big).amax(1, keepdim=True)
@@ -344,63 +305,6 @@ class OutputTransform(nn.Module):
         return x
 
 
-class PhysicsGRF(nn.Module):
-    """The total vertical GRF as Newton gives it from the body's motion, plus a learned
-    residual; the head's feet share it.
-
-    ``total = w p1 + (1 - w) p2 + delta``: p1, p2 the :func:`vertical_loads` at lag 1 (10 ms
-    old at 100 Hz, noisier) and lag 2 (20 ms old, a quarter of the noise); ``w`` from the two
-    estimates alone (their disagreement gauges the noise); ``delta`` from the decoder's
-    features: what the point centroid is not (the centre of mass: limbs, soft tissue) and what
-    the estimates' age misses (an impact's rise). ``delta`` starts at 0 and ``w`` at 0.5, so
-    the start is Newton alone. Where the lag-2 estimate does not exist yet (a stream's first 4
-    frames) the head's total stays. A smaller total than the head's scales both feet down (to
-    0 in flight), a larger one is added to the feet in proportion to their own force (equally
-    when both are near zero); the horizontal forces and centres of pressure stay the head's.
-    Body weights in and out."""
-
-    EPS = 0.02  # body weights: the feet share an added load equally when both carry less
-
-    def __init__(self, latent: int, hidden: int = 32):
-        super().__init__()
-        ch = reps.get("grf").channels
-        self.r, self.l = ch.index("r_fy"), ch.index("l_fy")
-        self.gate = nn.Sequential(nn.Linear(3, 16), nn.GELU(), nn.Linear(16, 1))
-        self.residual = nn.Sequential(nn.Linear(latent, hidden), nn.GELU(), nn.Linear(hidden, 1))
-        with torch.no_grad():  # Newton alone at the start: w = 0.5, delta = 0
-            for last in (self.gate[-1], self.residual[-1]):
-                last.weight.zero_()
-                last.bias.zero_()
-
-    def forward(self, grf: torch.Tensor, h: torch.Tensor, loads: torch.Tensor) -> torch.Tensor:
-        """grf (..., 10) physical (the head's, bounded), h (..., D) decoder features, loads
-        (..., LOADS) -> grf (..., 10) with the vertical forces holding Newton's total."""
-        r, l = grf[..., self.r:self.r + 1], grf[..., self.l:self.l + 1]
-        total = r + l
-        p1, p2, has2 = loads[..., 0:1], loads[..., 1:2], loads[..., 3:4]
-        w = torch.sigmoid(self.gate(torch.cat([(p1 - p2).abs(), p1, p2], -1)))
-        newton = F.relu(w * p1 + (1 - w) * p2 + self.residual(h))
-        mixed = torch.where(has2 > 0.5, newton, total)
-        change = mixed - total
-        e, less = self.EPS, change < 0
-        scale = mixed / total.clamp(min=1e-6)  # less: both feet scaled down (0 in flight)
-        r = torch.where(less, r * scale, r + (r + e) / (total + 2 * e) * change)
-        l = torch.where(less, l * scale, l + (l + e) / (total + 2 * e) * change)
-        return torch.cat([grf[..., :self.r], r, grf[..., self.r + 1:self.l], l,
-                          grf[..., self.l + 1:]], -1)
-
-
-def physical_outputs(heads: nn.ModuleDict, finish: nn.ModuleDict, grf_physics: PhysicsGRF | None,
-                     h: torch.Tensor, loads: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Decoder features h (..., D) -> every head's output in physical units, bounded (the
-    ``finish`` transforms), the GRF held to the motion's ``loads`` when the model has
-    ``grf_physics`` and the input gives loads. See :meth:`HDyS.outputs`."""
-    out = {k: finish[k](head(h)) for k, head in heads.items()}
-    if grf_physics is not None and loads is not None:
-        out["grf"] = grf_physics(out["grf"], h, loads)
-    return out
-
-
 class HDyS(nn.Module):
     """All encoders, the shared decoder and heads, and the FDAE, with normalisation buffers."""
 
@@ -437,9 +341,6 @@ class HDyS(nn.Module):
                                      for k in cfg.dyn_outputs})
         # per kinematic input: the novelty of a frame's latent (NaN until calibrated)
         self.novelty = nn.ModuleDict({k: NoveltyScore(cfg.latent) for k in cfg.kin_inputs})
-        # the vertical GRF held to the motion of point inputs (needs their motion history)
-        self.grf_physics = (PhysicsGRF(cfg.latent) if cfg.grf_physics and cfg.motion
-                            and "grf" in cfg.dyn_outputs else None)
 
     def _link_finish(self) -> None:
         """Point every output transform at the model's own mean/std tensors again (moves and
@@ -480,6 +381,10 @@ class HDyS(nn.Module):
         mean, std = self.stats(key)
         return x * std + mean
 
+    def to_physical(self, key: str, h: torch.Tensor) -> torch.Tensor:
+        """Head ``key``'s normalised output -> physical units, bounded (:class:`OutputTransform`)."""
+        return self.finish[key](h)
+
     # --- encoders ---------------------------------------------------------------------------
     def encode_kin(self, key: str, x: torch.Tensor, mask: torch.Tensor):
         """Kinematic input in physical units -> (latent (..., D), point features or None).
@@ -499,34 +404,16 @@ class HDyS(nn.Module):
         """Dynamic values in physical units (B, T, C) with mask -> latent (B, T, D)."""
         return self.dyn_enc[key](self.normalise(key, y), mask)
 
-    def loads(self, key: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
-        """The :func:`vertical_loads` (B, T, LOADS) of point input x (B, T, P, 3), mask
-        (B, T, P) for the model's :class:`PhysicsGRF`; None when it has none or ``key`` is a
-        vector input (its GRF is the head's alone)."""
-        if self.grf_physics is None or not reps.get(key).point_set:
-            return None
-        B, T, P, _ = x.shape
-        hist = history_of(x, mask).reshape(B * T, HISTORY, P, 4)
-        return vertical_loads(x.reshape(B * T, P, 3), mask.reshape(B * T, P), hist,
-                              self.cfg.rate).view(B, T, LOADS)
-
-    def outputs(self, h: torch.Tensor, loads: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
-        """Decoder features h (..., D) (+ the frames' loads (..., LOADS), see :meth:`loads`)
-        -> every output in physical units, bounded (..., C): heads, output transforms and the
-        GRF physics. The offline forward and the streaming step both end here."""
-        return physical_outputs(self.heads, self.finish, self.grf_physics, h, loads)
-
-    def decode(self, z: torch.Tensor, loads: torch.Tensor | None = None
-               ) -> dict[str, torch.Tensor]:
-        """Latents (B, T, D) (+ loads (B, T, LOADS)) -> every output in physical units."""
-        return self.outputs(self.decoder(z), loads)
+    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Latents (B, T, D) -> every head's NORMALISED prediction (B, T, C)."""
+        h = self.decoder(z)
+        return {k: head(h) for k, head in self.heads.items()}
 
     @torch.no_grad()
     def predict(self, key: str, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Offline inference: kinematics (B, T, ...) -> outputs in physical units (B, T, C)."""
         z, _ = self.encode_kin(key, x, mask)
-        return self.decode(z, self.loads(key, x, mask))
+        return {k: self.to_physical(k, y) for k, y in self.decode(z).items()}
 
     def fdae(self, z_kin: torch.Tensor, z_dyn: torch.Tensor, key: str,
              feats: torch.Tensor | None) -> torch.Tensor:
@@ -555,4 +442,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["HDyS", "OutputTransform", "PhysicsGRF", "vertical_loads", "LOADS", "NoveltyScore", "history_of", "motion_features", "HISTORY", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]
+__all__ = ["HDyS", "OutputTransform", "NoveltyScore", "history_of", "motion_features", "HISTORY", "ModelConfig", "info_nce", "canonical_points", "count_parameters"]

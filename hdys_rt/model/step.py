@@ -48,8 +48,7 @@ import torch.nn as nn
 
 from hdys_rt import representations as reps
 from hdys_rt.errors import HdysError
-from hdys_rt.model.hdys import (HISTORY, HDyS, PointSetEncoder, physical_outputs,
-                                 vertical_loads)
+from hdys_rt.model.hdys import HISTORY, HDyS, PointSetEncoder
 
 INPUT_NAMES = ("points", "mask", "k_cache", "v_cache", "attn_bias", "history")
 OUTPUT_NAMES = ("out", "k_new", "v_new", "novelty")
@@ -67,10 +66,9 @@ def _attend(q, k, v, attn_mask):
 class StreamingStep(nn.Module):
     """The export-friendly step of an :class:`HDyS` for one point input (markers/keypoints).
 
-    Holds references to the model's point encoder for ``input_kind``, its decoder, its heads,
-    its output transforms (with the outputs' normalisation buffers) and its GRF physics: the
-    step shares the model's weights, device and dtype. Exporters copy it before moving it
-    anywhere.
+    Holds references to the model's point encoder for ``input_kind``, its decoder and its heads
+    (and the outputs' normalisation buffers): the step shares the model's weights, device and
+    dtype. Exporters copy it before moving it anywhere.
     """
 
     def __init__(self, model: HDyS, input_kind: str = "markers"):
@@ -86,7 +84,8 @@ class StreamingStep(nn.Module):
         self.outputs = tuple(cfg.dyn_outputs)
         self.encoder = enc
         self.decoder = model.decoder
-        self.heads, self.finish, self.grf_physics = model.heads, model.finish, model.grf_physics
+        self.heads = nn.ModuleList(model.heads[k] for k in self.outputs)
+        self.denorm = nn.ModuleList(model.finish[k] for k in self.outputs)  # physical, bounded
         self.novelty = model.novelty[input_kind]
         self.input_names = INPUT_NAMES if cfg.motion else INPUT_NAMES[:-1]
         self.eval()
@@ -147,12 +146,8 @@ class StreamingStep(nn.Module):
             ks.append(k[:, :, 0])
             vs.append(v[:, :, 0])
         h = self.decoder.ln(x[:, 0])  # (B, D)
-        loads = None
-        if self.grf_physics is not None:
-            loads = vertical_loads(points, mask > 0.5, history, self.cfg.rate)  # (B, LOADS)
-        out = physical_outputs(self.heads, self.finish, self.grf_physics, h, loads)
-        return (torch.cat([out[k] for k in self.outputs], -1), torch.stack(ks, 1),
-                torch.stack(vs, 1), novelty)
+        out = [dn(head(h)) for head, dn in zip(self.heads, self.denorm)]  # (B, C_k) physical
+        return torch.cat(out, -1), torch.stack(ks, 1), torch.stack(vs, 1), novelty
 
 
 def push_history(history: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> None:

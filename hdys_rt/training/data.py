@@ -7,9 +7,8 @@ A batch is a dict ``key -> (values, mask, present)``:
 * vectors: values (B, W, C) physical units (NaN replaced by 0), mask (B, W, C) bool;
 * ``present`` (B,) bool: the window's sequence carries that representation at all.
 
-Plus ``"domain"``: list of B domain names, ``"recorded"`` (B,) bool: the window comes from a
-recording (a domain of kind "real"), and ``"com_load"`` (values (B, W, 1) body weights, mask,
-present) when a point set and GRF are asked for: :func:`com_load` of the window.
+Plus ``"domain"``: list of B domain names, and ``"com_load"`` (values (B, W, 1) body weights,
+mask, present) when a point set and GRF are asked for: :func:`com_load` of the window.
 
 GRF frames that no force plate saw are unknown, not zero (:func:`mask_unseen_support`).
 """
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from hdys_rt import representations as reps
-from hdys_rt.data.corpus import domain_kind, list_domains, list_sequences, read_sequence
+from hdys_rt.data.corpus import list_domains, list_sequences, read_sequence
 from hdys_rt.errors import HdysError
 from hdys_rt.model.mirror import mirror_input, mirrorable
 
@@ -166,7 +165,6 @@ class SeqArrays:
     lab: str = ""  # :func:`lab_of`
     task: str | None = None  # meta["task"] (walk, run, jump, sit_to_stand, squat) when known
     rate: float = 100.0  # Hz of ``data`` (the model rate it was resampled to)
-    recorded: bool = False  # from a recording (domain kind "real"), not a simulation
 
 
 class CorpusData:
@@ -192,7 +190,7 @@ class CorpusData:
         sides = assign_splits(infos, holdout_lab, holdout_persons)
         self.seqs: dict[str, list[SeqArrays]] = {}
         for d in dict.fromkeys(i.domain for i in infos):
-            items, recorded = [], domain_kind(corpus, d) == "real"
+            items = []
             for info in (i for i in infos if i.domain == d):
                 path = info.path
                 if split is not None and sides[path] != split:
@@ -217,8 +215,7 @@ class CorpusData:
                 T = next(iter(data.values())).shape[0]
                 if T >= min_frames:
                     items.append(SeqArrays(seq.name, d, seq.subject.id, seq.subject.mass_kg,
-                                           data, T, info.person, info.lab, info.task, rate,
-                                           recorded))
+                                           data, T, info.person, info.lab, info.task, rate))
             f = (fraction or {}).get(d, 1.0)
             if f < 1.0 and items:
                 rng = np.random.default_rng(fraction_seed)
@@ -462,8 +459,7 @@ def collate(windows: list[tuple], W: int, keys: tuple[str, ...]) -> dict:
     now looks right."""
     windows = [w if len(w) == 4 else (*w, False) for w in windows]
     B = len(windows)
-    out: dict = {"domain": [w[0].domain for w in windows],
-                 "recorded": torch.tensor([w[0].recorded for w in windows])}
+    out: dict = {"domain": [w[0].domain for w in windows]}
     for k in keys:
         rep = reps.get(k)
         have = [k in w[0].data for w in windows]

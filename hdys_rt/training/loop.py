@@ -157,46 +157,30 @@ class LossStep(torch.nn.Module):
         return compute_losses(self.model, batch, c.w_recon, c.w_align, c.use_align, c.use_fdae)
 
 
-#: what ``--init MODEL --add-...`` can grow: config field -> (a name for the metadata, the
-#: new modules' parameter prefix)
-GROWABLE = {"motion": ("motion features (zero-initialised branch)", ".motion."),
-            "grf_physics": ("GRF physics (Newton's total plus a zero-initialised residual)",
-                            "grf_physics.")}
-#: new modules learn this many times faster than the weights they join (a fine-tune's learning
-#: rate is a fraction of a fresh start's; a new module starts from nothing)
-NEW_LR_SCALE = 20.0
-
-
-def _warm_start(init: str, add: tuple[str, ...] = ()) -> tuple[HDyS, dict]:
+def _warm_start(init: str, add_motion: bool = False) -> tuple[HDyS, dict]:
     """The model ``init`` ('bundled' or a path) in training mode; returns (model, {"model",
-    "weights_sha256"[, "added", "new_params"]}) for the metadata.
+    "weights_sha256"[, "added"]}) for the metadata.
 
-    ``add``: :data:`GROWABLE` fields the model lacks are switched on: its weights are copied
-    into the larger architecture. A new motion branch ends in a zeroed layer, so the start
-    computes exactly what ``init`` computed; new GRF physics starts from Newton's total alone
-    (:class:`~hdys_rt.model.hdys.PhysicsGRF`), the head's feet sharing it."""
+    ``add_motion``: a model without motion features gets them (``cfg.motion``): its weights are
+    copied into the larger architecture and each point encoder's motion branch ends in a zeroed
+    layer, so the start computes exactly what ``init`` computed and training adds the motion."""
     model, meta = load_model(None if init == "bundled" else init)
     info = {"model": init, "weights_sha256": meta.get("weights_sha256")}
-    grow = [f for f in add if not getattr(model.cfg, f)]
-    if not grow:
-        model.train()
-        return model, info
-    grown = HDyS(replace(model.cfg, **{f: True for f in grow}))
-    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    prefixes = tuple(GROWABLE[f][1] for f in grow)
-    if unexpected or not all(any(p in k for p in prefixes) for k in missing):
-        raise HdysError(f"--init {init}: the model does not fit its own architecture grown by "
-                        f"{', '.join(grow)} (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    if "motion" in grow:
+    if add_motion and not model.cfg.motion:
+        grown = HDyS(replace(model.cfg, motion=True))
+        missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+        if unexpected or not all(".motion." in k for k in missing):  # only the new branch
+            raise HdysError(f"--add-motion: {init} does not fit its own architecture grown by "
+                            f"the motion branch (missing {missing[:3]}, unexpected "
+                            f"{unexpected[:3]})")
         with torch.no_grad():
             for enc in grown.kin_enc.values():
                 if getattr(enc, "motion", None) is not None:
                     enc.motion[-1].weight.zero_()
                     enc.motion[-1].bias.zero_()
-    info["added"] = "; ".join(GROWABLE[f][0] for f in grow)
-    info["new_params"] = sorted(missing)
-    grown.train()
-    return grown, info
+        model, info["added"] = grown, "motion features (zero-initialised branch)"
+    model.train()
+    return model, info
 
 
 # --- the loop -----------------------------------------------------------------------------------
@@ -206,7 +190,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
           command: str | None = None, fraction: dict[str, float] | None = None,
           holdout_lab: str | list[str] | None = None,
           holdout_persons: list[str] | None = None, init: str | None = None,
-          add: tuple[str, ...] = (), only_new: bool = False) -> Path:
+          add_motion: bool = False) -> Path:
     """Train on the corpus' training split (persons, or every lab but ``holdout_lab`` and
     every person but ``holdout_persons``: see
     :func:`hdys_rt.training.data.assign_splits`); writes checkpoints and
@@ -214,11 +198,9 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
 
     ``init``: start from this saved model ('bundled': the bundled default): its architecture
     (``cfg.model`` is replaced by its config), weights AND normalisation, instead of a fresh
-    model; ``cfg``'s training settings apply. ``add``: see :func:`_warm_start` (the new
-    modules learn :data:`NEW_LR_SCALE` times faster); ``only_new``: they alone learn, every
-    other weight stays as ``init`` had it."""
+    model; ``cfg``'s training settings apply. ``add_motion``: see :func:`_warm_start`."""
     rank, world = _dist_init()
-    init_model, init_meta = _warm_start(init, add) if init else (None, None)
+    init_model, init_meta = _warm_start(init, add_motion) if init else (None, None)
     if init_model is not None:
         cfg = replace(cfg, model=init_model.cfg)
     cfg = replace(cfg, model=replace(cfg.model, rate=cfg.rate))  # the motion features' rate
@@ -241,19 +223,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
     else:
         model = HDyS(cfg.model).to(device)
         model.set_normalisation(data.normalisation())
-    new = set((init_meta or {}).pop("new_params", ()))
-    if only_new and not new:
-        raise HdysError("--only-new: nothing was added to train (give --init and an --add-... "
-                        "the model lacks)")
-    params = dict(model.named_parameters())
-    groups = [] if only_new else [
-        {"params": [p for n, p in params.items() if n not in new], "lr_scale": 1.0}]
-    if new:
-        groups.append({"params": [p for n, p in params.items() if n in new],
-                       "lr_scale": NEW_LR_SCALE})
-    for n, p in params.items():
-        p.requires_grad_(n in new or not only_new)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(data.domains) * cfg.windows_per_domain
                                        / (cfg.window_batch * world)))
     total_steps = steps_per_epoch * cfg.epochs
@@ -295,12 +265,11 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: b
             batch = sampler.batch(cfg.window_batch, keys)
             loss, parts = step_module(batch)
             opt.zero_grad(set_to_none=True)
-            if loss.requires_grad:  # (only_new: a batch may not reach the new modules)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(state["step"]) * g["lr_scale"]
-                opt.step()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(state["step"])
+            opt.step()
             state["step"] += 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v

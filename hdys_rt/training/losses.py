@@ -4,11 +4,6 @@ acceleration (L1), and InfoNCE alignment of every latent of the same frame.
 Total = w_recon * (L_id + L_fd + L_phys) + w_align * L_align  (paper: 0.01 and 0.05); L_phys
 (not in the paper): predicted total vertical GRF against 1 + a_y/g of the marker centroid.
 
-The model's GRF physics (:class:`~hdys_rt.model.hdys.PhysicsGRF`) is trained on recorded
-windows only (``batch["recorded"]``): the simulated domains' forces do not follow Newton on
-their own markers (measured: 25-31 %BW RMSE against 1 + a_y/g), so on their windows the GRF
-head is trained alone.
-
 L1 terms are over NORMALISED channels (per-channel mean/std of the training corpus), masked to
 the values a domain actually has. Acceleration targets are second differences at the model rate
 times 100 (metres for point sets, normalised units for vectors): order-one numbers.
@@ -44,11 +39,12 @@ def second_diff(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
 PHYS_SCALE = 0.3  # body weights: the physical-consistency error counts as (error / 0.3) L1
 
 
-def vertical_load(grf: torch.Tensor) -> torch.Tensor:
-    """Total vertical GRF (both feet, body weights) of a GRF output (..., 10) -> (..., 1)."""
+def vertical_load(model: HDyS, grf_norm: torch.Tensor) -> torch.Tensor:
+    """Total vertical GRF (both feet, body weights) of a GRF head's normalised output
+    (..., 10) -> (..., 1)."""
     ch = reps.get("grf").channels
     fy = [ch.index("r_fy"), ch.index("l_fy")]
-    return grf[..., fy].sum(-1, keepdim=True)
+    return model.to_physical("grf", grf_norm)[..., fy].sum(-1, keepdim=True)
 
 
 def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: float = 0.05,
@@ -89,18 +85,16 @@ def compute_losses(model: HDyS, batch: dict, w_recon: float = 0.01, w_align: flo
         fmask[idx] = fm
         frame_latents.append((k, full, fmask))
         # inverse dynamics: decode every available output
-        loads = model.loads(k, xs, ms)
-        if loads is not None:  # the GRF physics learns from recordings only (see the doc)
-            loads = loads * batch["recorded"].to(dev)[idx, None, None].to(loads.dtype)
-        preds = model.decode(z, loads)  # physical, bounded
+        preds = model.decode(z)
         for d, (yn, ym) in dyn_norm.items():
-            pred = model.normalise(d, preds[d])  # compared in normalised units
+            # through the output bounds, compared in normalised units
+            pred = model.normalise(d, model.to_physical(d, preds[d]))
             l1 = masked_l1(pred, yn[idx], ym[idx] & fm.unsqueeze(-1))
             if l1 is not None:
                 terms_id.append(l1)
         if point and w_phys > 0 and "grf" in preds and "com_load" in batch:
             load, lm, _ = (t.to(dev) for t in batch["com_load"])
-            l1 = masked_l1(vertical_load(preds["grf"]) / PHYS_SCALE,
+            l1 = masked_l1(vertical_load(model, preds["grf"]) / PHYS_SCALE,
                            load[idx] / PHYS_SCALE, lm[idx] & fm.unsqueeze(-1))
             if l1 is not None:
                 terms_ph.append(w_phys * l1)
