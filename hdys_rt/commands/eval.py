@@ -64,7 +64,7 @@ def run(args) -> int:
 
     torch.set_num_threads(2)
     model, meta = load_model(args.model)
-    mirror = averages(meta) and not args.no_mirror
+    mirror = averages(meta, False if args.no_mirror else None)
     split = None if args.split == "all" else args.split
     rate = meta.get("rate", 100.0)
     labs = args.holdout_lab

@@ -83,9 +83,10 @@ def mirror_input(key: str, x: np.ndarray) -> np.ndarray | None:
     return (x[..., src] * sign).astype(np.float32)
 
 
-def averages(meta: dict) -> bool:
-    """Whether a model's estimates are averaged with their mirror image (its metadata)."""
-    return bool(meta.get("mirror_average", False))
+def averages(meta: dict, asked: bool | None = None) -> bool:
+    """Whether a model's estimates are averaged with their mirror image: as ``asked`` (a
+    caller's flag), else as its metadata says."""
+    return bool(meta.get("mirror_average", False)) if asked is None else bool(asked)
 
 
 class OutputMirror:

@@ -190,7 +190,7 @@ class StreamingEstimator:
         self.units = dict(meta["units"])
         self.novelty_threshold = threshold_of(meta, input_kind)
         self.novelty = float("nan")  # the novelty score of the frame last stepped
-        self.mirror = averages(meta) if mirror is None else bool(mirror)
+        self.mirror = averages(meta, mirror)
         self._frame = 0
         self._engine = None
         # auto may pick an engine with fewer marker slots than the model takes: a larger frame
@@ -334,7 +334,7 @@ class BatchedEstimator:
 
         single = StreamingEstimator(model, meta, input_kind, device, engine=engine,
                                     mirror=False)
-        self.mirror = averages(meta) if mirror is None else bool(mirror)
+        self.mirror = averages(meta, mirror)
         self._mirror = OutputMirror(tuple(single.outputs)) if self.mirror else None
         self._twin: dict[int, int] = {}  # slot -> the slot stepping its mirror image
         self.model, self.metadata, self.input_kind = model, meta, input_kind

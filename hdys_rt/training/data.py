@@ -208,10 +208,10 @@ class CorpusData:
                     data[k] = resample(arr, seq.rate, rate)
                 if not data:
                     continue
-                pts = next((seq.data[k] for k in ("markers", "keypoints") if k in seq.data), None)
-                if "grf" in data and pts is not None:
-                    data["grf"] = mask_unseen_support(data["grf"], resample(pts, seq.rate, rate),
-                                                      rate)
+                pk = next((k for k in ("markers", "keypoints") if k in seq.data), None)
+                if "grf" in data and pk is not None:  # (points resampled once: here or above)
+                    pts = data[pk] if pk in data else resample(seq.data[pk], seq.rate, rate)
+                    data["grf"] = mask_unseen_support(data["grf"], pts, rate)
                 T = next(iter(data.values())).shape[0]
                 if T >= min_frames:
                     items.append(SeqArrays(seq.name, d, seq.subject.id, seq.subject.mass_kg,
