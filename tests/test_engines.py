@@ -19,7 +19,7 @@ import torch
 
 from hdys_rt import representations as reps
 from hdys_rt.backends import registry
-from hdys_rt.backends.base import IOSpec
+from hdys_rt.backends.base import Backend, IOSpec
 from hdys_rt.backends.engine import check_engine, export_engine, export_onnx, open_engine
 from hdys_rt.backends.torch_backends import CudaGraphBackend, TorchBackend
 from hdys_rt.cli import main
@@ -263,11 +263,31 @@ def test_onnxruntime_runs_only_the_markers_in_use(model_path, stream, reference,
             assert be.dynamic and be.session.get_inputs()[0].shape[1] == "points"
             got = run_sequence(be, stream)
             B = be.io.batch
-            assert be._bound == P and be._small[P]["points"].shape == (B, P, 3)
+            assert (B, P) in be._bindings and be._small[P]["points"].shape == (B, P, 3)
             assert_parity(got if B > 1 else got[:, 0], reference, FP32_TOL)
             be.use_points(PMAX)
             be.infer()
-            assert be._bound == PMAX
+            assert (B, PMAX) in be._bindings
+
+
+def test_onnxruntime_built_on_the_fly_runs_only_the_streams_in_use(model_path, stream,
+                                                                   reference):
+    """onnxruntime built on the fly has a symbolic batch axis: an engine of 4 rows told to
+    run 3 (use_batch) runs those 3 in one call, each equal to the offline forward, and leaves
+    the 4th row's outputs untouched; static engines refuse a row count they were not built
+    for."""
+    m, _ = load_model(model_path)
+    with registry.get("onnxruntime").from_step(StreamingStep(m), _io(4), "cpu") as be:
+        assert be.dynamic_batch and be.session.get_inputs()[0].shape[0] == "batch"
+        for t in be.outputs.values():
+            t.fill_(7.0)
+        be.use_batch(3)
+        got = run_sequence(be, stream)
+        assert (3, P) in be._bindings
+        assert_parity(got[:, :3], reference, FP32_TOL)
+        assert (be.outputs["out"][3] == 7.0).all()
+    with pytest.raises(HdysError, match="runs 4 rows, not 3"):
+        Backend(_io(4)).use_batch(3)  # the base class: static shapes
 
 
 @pytest.fixture(scope="module")

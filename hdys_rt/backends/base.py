@@ -100,6 +100,8 @@ class Backend:
     """
 
     name = "base"
+    #: runs any number of rows up to ``io.batch`` (:meth:`use_batch`); False: always all rows
+    dynamic_batch = False
 
     def __init__(self, io: IOSpec, device: str | torch.device = "cpu"):
         self.io = io
@@ -107,6 +109,7 @@ class Backend:
         self.inputs: dict[str, torch.Tensor] = {}
         self.outputs: dict[str, torch.Tensor] = {}
         self.active = False
+        self.batch = io.batch  # rows run per step (see use_batch)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def activate(self) -> "Backend":
@@ -164,6 +167,15 @@ class Backend:
         rest is zero padding, masked out). Static-shape backends run the padding anyway; the
         eager torch backend, and onnxruntime over a symbolic marker axis, run only those rows.
         The result is the same either way."""
+
+    def use_batch(self, n: int) -> None:
+        """The next steps run only the first ``n`` rows (streams) of every input and output:
+        fill ``inputs[k][:n]``, read ``outputs[k][:n]``. Only for backends with
+        ``dynamic_batch`` (onnxruntime over a symbolic batch axis, eager torch); a static one
+        always runs its ``io.batch`` rows."""
+        if not self.dynamic_batch and n != self.io.batch:
+            raise HdysError(f"the {self.name} engine runs {self.io.batch} rows, not {n}")
+        self.batch = max(1, min(int(n), self.io.batch))
 
     # --- construction (see hdys_rt.backends.registry) -------------------------------------------
     @classmethod

@@ -61,16 +61,23 @@ def _frozen_copy(step: StreamingStep, device="cpu", dtype=torch.float32) -> Stre
 
 
 def export_onnx(step: StreamingStep, path, batch: int = 1, max_points: int = 64,
-                dynamic_points: bool = False) -> None:
+                dynamic_points: bool = False, dynamic_batch: bool = False) -> None:
     """Write the step as ONNX (opset :data:`OPSET`, legacy TorchScript exporter: no onnxscript
     needed) to ``path`` (a file name or a binary file object). ``dynamic_points`` leaves the
     marker axis symbolic (up to ``max_points``: onnxruntime then runs only the rows in use, and
-    TensorRT's optimisation profile spans it); otherwise every shape is static."""
+    TensorRT's optimisation profile spans it), ``dynamic_batch`` the batch axis of every input
+    and output (onnxruntime runs only the streams in use); otherwise every shape is static."""
     step = _frozen_copy(step)
     ex = step.example_inputs(batch, max_points)
-    axes = {"points": {1: "points"}, "mask": {1: "points"}} if dynamic_points else None
-    if axes is not None and "history" in step.input_names:
-        axes["history"] = {2: "points"}
+    axes: dict[str, dict[int, str]] = {}
+    if dynamic_points:
+        axes.update({"points": {1: "points"}, "mask": {1: "points"}})
+        if "history" in step.input_names:
+            axes["history"] = {2: "points"}
+    if dynamic_batch:
+        for name in (*step.input_names, *OUTPUT_NAMES):
+            axes.setdefault(name, {})[0] = "batch"
+    axes = axes or None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(step, ex, path if hasattr(path, "write") else str(path),

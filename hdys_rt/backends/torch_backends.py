@@ -18,6 +18,7 @@ class TorchBackend(Backend):
     """The step in torch eager mode. ``step`` is shared (read-only) between clones."""
 
     name = "torch"
+    dynamic_batch = True
 
     def __init__(self, step: StreamingStep, io: IOSpec, device="cpu"):
         super().__init__(io, device)
@@ -36,12 +37,12 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def _run(self) -> None:
-        inp, n = self.inputs, self.points
-        hist = (inp["history"][:, :, :n],) if "history" in inp else ()
-        res = self.step(inp["points"][:, :n], inp["mask"][:, :n], inp["k_cache"],
-                        inp["v_cache"], inp["attn_bias"], *hist)
+        inp, n, b = self.inputs, self.points, self.batch
+        hist = (inp["history"][:b, :, :n],) if "history" in inp else ()
+        res = self.step(inp["points"][:b, :n], inp["mask"][:b, :n], inp["k_cache"][:b],
+                        inp["v_cache"][:b], inp["attn_bias"][:b], *hist)
         for name, t in zip(OUTPUT_NAMES, res):
-            self.outputs[name].copy_(t)
+            self.outputs[name][:b].copy_(t)
 
     def clone(self) -> "TorchBackend":
         return type(self)(self.step, self.io, self.device)
@@ -53,6 +54,7 @@ class CudaGraphBackend(TorchBackend):
     graph's static inputs); ``outputs`` are the graph's static outputs."""
 
     name = "cudagraph"
+    dynamic_batch = False  # the graph was captured for its static shapes
 
     def __init__(self, step: StreamingStep, io: IOSpec, device="cuda"):
         super().__init__(step, io, device)

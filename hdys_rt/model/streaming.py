@@ -423,8 +423,12 @@ class BatchedEstimator:
 
     def prepare(self, rows: int) -> None:
         """Build the batch buckets for ``rows`` slots stepped at once (twice as many rows with
-        mirror) now, not on first need while serving."""
+        mirror) now, not on first need while serving (an engine that runs any number of rows
+        up to its batch needs only the largest)."""
         rows *= 2 if self.mirror else 1
+        if rows > 1 and self._buckets[1].dynamic_batch:
+            self._bucket(1 << (rows - 1).bit_length())
+            return
         b = 1
         while b < rows:
             b *= 2
@@ -509,13 +513,24 @@ class BatchedEstimator:
         out = np.empty((n, sum(sl.stop - sl.start for _, sl in self._slices)), np.float32)
         nov = np.full(n, np.nan, np.float32)
         i = 0
-        while i < n:  # as few bucket runs as cover n: the largest power of two that fits
-            be = self._bucket(1 << ((n - i).bit_length() - 1)) or self._buckets[1]
-            b = be.io.batch
+        while i < n:
+            be = self._engine_for(n - i)
+            b = min(be.io.batch, n - i)
             self._run(be, slots[i:i + b], pts[i:i + b], mask[i:i + b], out[i:i + b],
                       nov[i:i + b])
             i += b
         return out, nov
+
+    def _engine_for(self, n: int):
+        """The engine for the next ``n`` rows: one that runs any number of rows runs them all
+        in one call (the smallest built that holds them, else one of the next power of two);
+        static ones run the largest power of two that fits, so as few calls as cover ``n``."""
+        first = self._buckets[1]
+        if first.dynamic_batch:
+            fits = [b for b in self._buckets if b >= n]
+            return self._buckets[min(fits)] if fits else \
+                self._bucket(1 << (n - 1).bit_length()) or first
+        return self._bucket(1 << (n.bit_length() - 1)) or first
 
     def _named(self, rows: np.ndarray) -> list[dict[str, np.ndarray]]:
         """(n, C) output rows -> one ``name -> (C,)`` per row (views of ``rows``)."""
@@ -523,7 +538,10 @@ class BatchedEstimator:
         return [{name: c[i] for name, c in cols} for i in range(len(rows))]
 
     def _run(self, be, slots, pts, mask, out, nov) -> None:
-        inp, W = be.inputs, self.window
+        b, W = len(slots), self.window
+        if be.dynamic_batch:
+            be.use_batch(b)
+        inp = {k: t[:b] for k, t in be.inputs.items()}
         P = pts.shape[1]
         be.use_points(P)
         inp["points"][:, :P].copy_(torch.from_numpy(pts))
@@ -538,7 +556,7 @@ class BatchedEstimator:
         torch.index_select(self._bias, 0, bidx, out=inp["attn_bias"])
         if self.motion:
             torch.index_select(self.hist, 0, idx, out=inp["history"])
-        res = be.infer()
+        res = {k: t[:b] for k, t in be.infer().items()}
         self.calls += 1
         r = torch.as_tensor(pos % W, device=self.device)
         self.k[idx, :, :, r] = res["k_new"].to(self.k.dtype)

@@ -144,3 +144,27 @@ def test_batched_mirror_average_equals_the_single_stream_estimator(model_path):
             for name in out:
                 np.testing.assert_allclose(out[name], ref[name], rtol=1e-4, atol=1e-4)
     assert est.novelty.shape == (2,)
+
+
+def test_any_number_of_streams_is_one_call(model_path):
+    """7 streams (and, with the mirror average, their 7 twins) are stepped in ONE engine call,
+    not 4 + 2 + 1 calls of engines built for those sizes, on the default engine (onnxruntime
+    here, its batch axis symbolic) and on eager torch; each stream's estimate equals its own
+    single-stream estimator's."""
+    from hdys_rt.model.streaming import BatchedEstimator
+
+    rng = np.random.default_rng(3)
+    frames = (rng.standard_normal((5, 7, 12, 3)) * 0.3 + [0, 1, 0]).astype(np.float32)
+    for engine, mirror in (("auto", False), ("auto", True), ("torch", False)):
+        est = BatchedEstimator.load(model_path, engine=engine, mirror=mirror)
+        refs = [StreamingEstimator.load(model_path, engine="torch", mirror=mirror)
+                for _ in range(7)]
+        est.prepare(8)
+        slots = est.alloc(7)
+        for f in frames:
+            calls = est.calls
+            outs = est.step(slots, list(f))
+            assert est.calls == calls + 1, (engine, mirror)
+            for ref, p, out in zip(refs, f, outs):
+                for name, v in ref.step(p).items():
+                    np.testing.assert_allclose(out[name], v, rtol=1e-4, atol=1e-4)
