@@ -107,8 +107,10 @@ FLAGS: dict[str, int] = {
     "novel": 256,    # the motion is far from the training data (q.novelty above the model's
     #                  threshold): the outputs are an extrapolation
     "coarse": 512,   # serve could not keep up: this frame's own grid point was not run (or its
-    #                  grid is still rebuilding its context); the outputs are those of an
-    #                  earlier grid point (t_est says which), one grid spacing or so older
+    #                  grid is still rebuilding its context), the outputs are those of an
+    #                  earlier grid point (t_est says which), one grid spacing or so older;
+    #                  or the outputs are not averaged with the mirror image's as the model
+    #                  asks (its state skipped frames or is rebuilding its context)
 }
 
 

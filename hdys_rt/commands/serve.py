@@ -94,10 +94,12 @@ def add_arguments(p) -> None:
                         "frame still enters the model; counted stale)")
     g.add_argument("--coarse", choices=COARSE_MODES, default="auto",
                    help="streams above the model rate run one model step per frame on "
-                        "interleaved grids (2 at 200 Hz); when serve cannot keep up (auto) or "
-                        "always, they run their first grid only, and the other frames get the "
-                        "estimate of the grid point before them, flagged coarse; never: every "
-                        "grid, whatever the load (default: auto)")
+                        "interleaved grids (2 at 200 Hz), each frame also on its mirror image "
+                        "(a model that averages with it); when serve cannot keep up (auto) or "
+                        "always, the image is not stepped and such streams run their first "
+                        "grid only (the other frames get the estimate of the grid point before "
+                        "them); those estimates are flagged coarse; never: full service, "
+                        "whatever the load (default: auto)")
     g.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="S",
                    help="give up when a source is not found within this time")
     g.add_argument("--seconds", type=positive_float, help="stop after this many seconds")

@@ -321,7 +321,11 @@ class BatchedEstimator:
     losing any stream's history.
 
     With ``mirror`` (see the module doc), every slot has a twin slot stepping the mirror image
-    in the same batched call.
+    in the same batched call. A step may leave the twins out (``step(..., mirror=False)``: half
+    the rows, for a server that cannot keep up): those estimates are not averaged, and a twin
+    that missed frames restarts when next stepped and is averaged in again once it holds the
+    decoder's receptive field (:attr:`receptive` steps); ``unaveraged`` says, per slot of the
+    last step, whether its estimate lacks the average the model asks for.
 
     Attributes as :class:`StreamingEstimator`: ``input_kind``, ``outputs``, ``units``, ``rate``,
     ``window``, ``max_points``, ``metadata``, ``engine``, ``engine_reason``, ``mirror``.
@@ -337,6 +341,9 @@ class BatchedEstimator:
         self.mirror = averages(meta, mirror)
         self._mirror = OutputMirror(tuple(single.outputs)) if self.mirror else None
         self._twin: dict[int, int] = {}  # slot -> the slot stepping its mirror image
+        self._twin_cold: set[int] = set()  # twins that missed frames (stepped without them)
+        self._twin_warming: dict[int, int] = {}  # restarted twin -> steps until averaged in
+        self.unaveraged = np.zeros(0, bool)  # the last step's slots not averaged (see above)
         self.model, self.metadata, self.input_kind = model, meta, input_kind
         self.device, self.rate, self.window = single.device, single.rate, single.window
         self.max_points, self.outputs, self.units = single.max_points, single.outputs, single.units
@@ -415,6 +422,8 @@ class BatchedEstimator:
 
     def _reset(self, slots) -> None:
         for s in slots:
+            self._twin_cold.discard(s)
+            self._twin_warming.pop(s, None)
             self.pos[s] = 0
             self.k[s].zero_()
             self.v[s].zero_()
@@ -479,18 +488,44 @@ class BatchedEstimator:
                     n_points, spec.name, why)
 
     # --- the step ----------------------------------------------------------------------------
-    def step(self, slots: list[int], points: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    def step(self, slots: list[int], points: list[np.ndarray], mirror: bool = True
+             ) -> list[dict[str, np.ndarray]]:
         """Advance each slot by one frame: ``points[i]`` (P_i, 3) float32 metres Y up, NaN rows
         missing, for ``slots[i]`` (distinct) -> one ``name -> (C,)`` per slot (their novelty
-        scores: ``self.novelty``, (n,))."""
-        if not self.mirror:
-            out, self.novelty = self._step_rows(slots, points)
-            return self._named(out)
+        scores: ``self.novelty``, (n,); ``self.unaveraged``, (n,): estimates without the
+        mirror average the model asks for). ``mirror=False``: the twins are left out (see the
+        class doc)."""
         n = len(slots)
-        out, nov = self._step_rows(list(slots) + [self._twin[s] for s in slots],
+        if not self.mirror or not mirror:
+            if self.mirror:
+                self._twin_cold.update(self._twin[s] for s in slots)
+            out, self.novelty = self._step_rows(slots, points)
+            self.unaveraged = np.full(n, self.mirror)
+            return self._named(out)
+        twins = [self._twin[s] for s in slots]
+        cold = [t for t in twins if t in self._twin_cold]
+        if cold:  # they missed frames: restart, averaged in after the receptive field
+            self._reset(cold)
+            self._twin_warming.update((t, self.receptive) for t in cold)
+        out, nov = self._step_rows(list(slots) + twins,
                                    list(points) + [mirror_points(p) for p in points])
         self.novelty = nov[:n]  # of the frames themselves, not of their images
-        return self._named(self._mirror.flat(out[:n], out[n:]))
+        self.unaveraged = np.zeros(n, bool)
+        for i, t in enumerate(twins):
+            left = self._twin_warming.get(t)
+            if left:
+                self.unaveraged[i] = True
+                if left > 1:
+                    self._twin_warming[t] = left - 1
+                else:
+                    del self._twin_warming[t]
+        own = out[:n]
+        if self.unaveraged.any():
+            ok = ~self.unaveraged
+            own[ok] = self._mirror.flat(own[ok], out[n:][ok])
+        else:
+            self._mirror.flat(own, out[n:])
+        return self._named(own)
 
     def _step_rows(self, slots: list[int], points: list[np.ndarray]
                    ) -> tuple[np.ndarray, np.ndarray]:

@@ -10,9 +10,10 @@ frame's estimate (:meth:`StreamPipeline.finish`). Streams join (:meth:`add`) and
 (:meth:`remove`) at any time; a leaving stream is served until its source is drained.
 
 Overload (:class:`Overload`, policy ``coarse`` of :class:`PipelineOptions`): when a frame has
-waited too long for the loop, streams above the model rate are served on their first grid
-only (see :mod:`hdys_rt.runtime.pipeline`) until the loop's measured busy time says every grid
-fits again.
+waited too long for the loop, the loop serves coarse: without the mirror image's rows (a model
+that averages with it) and streams above the model rate on their first grid only (see
+:mod:`hdys_rt.runtime.pipeline`), until the loop's measured busy time says full service fits
+again.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ log = logging.getLogger(__name__)
 
 
 class Overload:
-    """When to serve coarse (first grid only) and when every grid fits again.
+    """When to serve coarse (first grid only, no mirror image) and when full service fits
+    again.
 
     ``mode``: ``"auto"``, ``"never"`` or ``"always"`` (see :class:`PipelineOptions`). In
     ``auto``, :meth:`waited` with the longest wait of a frame in a pass and the wait that
     means overload turns coarse service on, and so does :meth:`stale` when more than
     :data:`STALE_SHARE` of a window's estimates were too old to publish (the loop keeps a lag
     just over the age limit); :meth:`busy` with the loop's busy fraction over a
-    window (time not spent waiting for frames) and the ratio of steps with every grid to steps
-    with the first grid only turns it off when every grid would keep the loop under
+    window (time not spent waiting for frames) and the ratio of the rows of full service to
+    those of coarse service turns it off when full service would keep the loop under
     :data:`ROOM` busy for :data:`CALM_WINDOWS` windows in a row."""
 
     ROOM = 0.7          # busy fraction every grid may take when coarse service ends
@@ -150,8 +152,10 @@ class InferenceLoop:
                 done = sum(p.counters["processed"] for p in pipes)
                 stale = sum(p.counters["stale_unpublished"] for p in pipes)
                 if self.overload.busy(busy, self._grid_ratio(pipes)):
-                    log.warning("serve keeps up again: every grid of every stream served")
-                elif any(getattr(p, "phases", 1) > 1 for p in pipes) and \
+                    log.warning("serve keeps up again: full service (every grid of every "
+                                "stream%s)", "; mirror average"
+                                if getattr(self.est, "mirror", False) else "")
+                elif self._sheddable(pipes) and \
                         self.overload.stale(stale - stale0, done - done0):
                     self._coarse_begins(f"{stale - stale0} of {done - done0} estimates in the "
                                         f"last {Overload.WINDOW_S:.0f} s too old to publish",
@@ -164,7 +168,7 @@ class InferenceLoop:
                 self.wake.wait(0.1)
                 idle += time.monotonic() - t0
                 continue
-            if any(p.phases > 1 for p, _ in work):
+            if self._sheddable([p for p, _ in work]):
                 waited, limit = max(((now - jobs[0].info[1], p.opt.overload_after_s)
                                      for p, jobs in work), key=lambda w: w[0] - w[1])
                 if self.overload.waited(waited, limit):
@@ -172,15 +176,21 @@ class InferenceLoop:
                                         len(pipes))
             self._step(work)
 
-    def _coarse_begins(self, why: str, streams: int) -> None:
-        self._rlog.warning("overload", "serve cannot keep up (%s, %d stream(s)): streams above "
-                           "the model rate are served on their first grid only (estimates "
-                           "flagged coarse) until every grid fits again", why, streams)
+    def _sheddable(self, pipes) -> bool:
+        """Coarse service would run fewer rows for ``pipes``: the model averages with the
+        mirror image, or a stream has more than one grid."""
+        return getattr(self.est, "mirror", False) or any(getattr(p, "phases", 1) > 1 for p in pipes)
 
-    @staticmethod
-    def _grid_ratio(pipes) -> float:
-        """Steps with every grid / steps with the first grid only, over ``pipes``."""
-        full = sum(getattr(p, "phases", 1) for p in pipes)
+    def _coarse_begins(self, why: str, streams: int) -> None:
+        self._rlog.warning("overload", "serve cannot keep up (%s, %d stream(s)): serving coarse "
+                           "(%sstreams above the model rate on their first grid only; "
+                           "estimates flagged coarse) until full service fits again", why,
+                           streams, "no mirror average, " if getattr(self.est, "mirror", False) else "")
+
+    def _grid_ratio(self, pipes) -> float:
+        """Rows of full service / rows of coarse service (first grid only, no mirror image),
+        over ``pipes``."""
+        full = sum(getattr(p, "phases", 1) for p in pipes) * (2 if getattr(self.est, "mirror", False) else 1)
         return full / max(1, len(pipes))
 
     def _step(self, work) -> None:
@@ -197,9 +207,11 @@ class InferenceLoop:
             if not rows:
                 break
             try:
-                outs = self.est.step([c[0] for c, _ in rows], [c[2] for c, _ in rows])
-                for (commit, _), out, novelty in zip(rows, outs, self.est.novelty):
-                    commit[3], commit[4] = out, float(novelty)
+                outs = self.est.step([c[0] for c, _ in rows], [c[2] for c, _ in rows],
+                                     mirror=not self.overload.coarse)
+                for (commit, _), out, novelty, shed in zip(rows, outs, self.est.novelty,
+                                                           self.est.unaveraged):
+                    commit[3], commit[4], commit[6] = out, float(novelty), bool(shed)
             except Exception as exc:  # one bad batch must not stop the service
                 for _, job in rows:
                     job.error = exc

@@ -15,16 +15,19 @@ rate, each with its own decoder state), so every frame gets an estimate whose te
 is the one the model was trained at; ``t_est`` says which grid time it describes.
 
 Overload (:attr:`PipelineOptions.coarse`): when the machine cannot run every grid point of
-every stream, the inference loop serves streams above the model rate on their first grid only
-(``coarse``): the other grids' points are skipped, and their frames get the estimate of the
-grid point before them (flag ``coarse``; counted). The first grid keeps its whole temporal
-context, so its estimates stay exactly the offline ones, unless even that falls behind: a
+every stream, the inference loop serves coarse: a model that averages every estimate with its
+mirror image's steps the frames only (half the rows; estimates not averaged, flag ``coarse``),
+and streams above the model rate are served on their first grid only: the other grids' points
+are skipped, and their frames get the estimate of the grid point before them (flag
+``coarse``; counted). The first grid keeps its whole temporal context, so without the mirror
+average its estimates stay exactly the offline ones, unless even that falls behind: a
 backlog older than the overload limit while coarse is skipped (counted ``dropped`` and
 ``overload_skipped``; the model restarts at the newest frame, flags dropped and reset), so
 latency never keeps growing. When the loop has room again, each
-skipped grid restarts from a reset state and rejoins once it holds the decoder's whole
-receptive field (:attr:`~hdys_rt.model.streaming.BatchedEstimator.receptive` grid points): from
-then on its estimates equal the uninterrupted ones again; until then its frames stay coarse.
+skipped grid (and each mirror image's state) restarts from a reset state and rejoins once it
+holds the decoder's whole receptive field
+(:attr:`~hdys_rt.model.streaming.BatchedEstimator.receptive` grid points): from then on its
+estimates equal the uninterrupted ones again; until then its frames stay coarse.
 
 After each (re)configure, the first second of frames with enough valid points (by ``t_src``) is
 kept and checked once (:func:`~hdys_rt.data.markersets.check_upright`): an upside-down or lying
@@ -75,11 +78,12 @@ class PipelineOptions:
     # overload: a stream above the model rate is served on several interleaved grids (2 at
     # 200 Hz), each a model step per grid point. "auto": when a frame has waited longer than
     # overload_s (and 4 x max_age_s), or over 5 % of a second's estimates were too old to
-    # publish, serve cannot keep up, and such streams run their first
-    # grid only (half the steps at 200 Hz; the other frames get the estimate of the grid
-    # point before them, flagged coarse) until the loop has room for every grid again;
-    # "never": every grid always (answers never depend on load; overload then leaves
-    # estimates stale and, once a ring is full, frames dropped); "always": first grid only
+    # publish, serve cannot keep up: the mirror image is not stepped (a model that averages
+    # with it) and such streams run their first grid only (half the steps at 200 Hz; the
+    # other frames get the estimate of the grid point before them), those estimates flagged
+    # coarse, until the loop has room for full service again; "never": full service always
+    # (answers never depend on load; overload then leaves estimates stale and, once a ring
+    # is full, frames dropped); "always": coarse always
     coarse: str = "auto"
     overload_s: float = 0.25
 
@@ -154,16 +158,17 @@ def subject_of(options: PipelineOptions, source: Source) -> tuple[float | None, 
 @dataclass
 class FrameJob:
     """One frame on its way through the inference loop: its ring index and read-out, quality
-    flags, and the grid points it commits (``[slot, t_grid, points, outputs, novelty, grid]``,
-    outputs and novelty score filled by the loop's batched step; ``None`` outputs with ``error``
-    set when that step failed)."""
+    flags, and the grid points it commits (``[slot, t_grid, points, outputs, novelty, grid,
+    unaveraged]``, outputs, novelty score and whether the estimate lacks the model's mirror
+    average filled by the loop's batched step; ``None`` outputs with ``error`` set when that
+    step failed)."""
 
     index: int
     info: tuple                       # (t_src, t_recv, seq, n_valid, n_invalid)
     flags: int
     missing: list
     commits: list                     # [[slot, t_grid, points (P, 3), outputs or None,
-    #                                     novelty score, grid], ...]
+    #                                     novelty score, grid, unaveraged], ...]
     newer: bool                       # a newer frame of the stream was already received
     error: Exception | None = None
 
@@ -227,6 +232,7 @@ class StreamPipeline:
         self.slots = self.est.alloc(self.phases)  # fresh states, one per grid
         self._cold, self._warming = set(), {}
         self._est_out: dict | None = None  # the latest grid point's outputs, and its time
+        self._coarse_out = False  # ... stepped without the mirror average (overload)
         self._novelty = math.nan  # and its novelty score
         self._t_est = None
         n = len(names)
@@ -339,7 +345,7 @@ class StreamPipeline:
             if flags & F["reset"]:
                 self.est.reset(self.slots)
                 self.resampler.reset()
-                self._est_out = None
+                self._est_out, self._coarse_out = None, False
                 self._cold.clear()
                 self._warming.clear()
                 c["resets"] += 1
@@ -355,7 +361,7 @@ class StreamPipeline:
                         self._cold.add(ph)
                         flags |= F["coarse"]
                         continue
-                    commits.append([self.slots[ph], t_grid, pts, None, math.nan, ph])
+                    commits.append([self.slots[ph], t_grid, pts, None, math.nan, ph, False])
             jobs.append(FrameJob(idx, info, flags, missing, commits, idx < count - 1))
         return jobs
 
@@ -406,7 +412,7 @@ class StreamPipeline:
         elif flags & F["too_few"]:
             outputs = self.nan_out
         else:
-            for _, t_grid, _, out, nov, ph in job.commits:
+            for _, t_grid, _, out, nov, ph, unaveraged in job.commits:
                 left = self._warming.get(ph)
                 if left:  # a restarted grid without its whole context yet: not its estimate
                     if left > 1:
@@ -416,6 +422,9 @@ class StreamPipeline:
                     flags |= F["coarse"]
                     continue
                 self._est_out, self._t_est, self._novelty = out, t_grid, nov
+                self._coarse_out = unaveraged
+            if self._coarse_out:  # the estimate lacks the mirror average (overload)
+                flags |= F["coarse"]
             outputs = self._est_out if self._est_out is not None else self.nan_out
             if self._est_out is not None:
                 novelty = self._novelty

@@ -168,3 +168,34 @@ def test_any_number_of_streams_is_one_call(model_path):
             for ref, p, out in zip(refs, f, outs):
                 for name, v in ref.step(p).items():
                     np.testing.assert_allclose(out[name], v, rtol=1e-4, atol=1e-4)
+
+
+def test_mirror_left_out_under_overload_then_averaged_in_again(model_path):
+    """A step without the mirror image (serve overloaded) gives the model's own estimate,
+    flagged unaveraged; the twin that missed those frames restarts when the image is stepped
+    again and is averaged in after the receptive field, from then on equal to the estimator
+    that never left it out; a reset stream is averaged at once."""
+    from hdys_rt.model.streaming import BatchedEstimator
+
+    rng = np.random.default_rng(4)
+    est = BatchedEstimator.load(model_path, engine="auto", mirror=True)
+    R = est.receptive
+    n = 10 + 5 + R + 5
+    frames = (np.cumsum(rng.standard_normal((n, 12, 3)) * 0.01, 0)
+              + rng.standard_normal((12, 3)) * 0.3 + [0, 1, 0]).astype(np.float32)
+    averaged = StreamingEstimator.load(model_path, engine="torch", mirror=True)
+    own = StreamingEstimator.load(model_path, engine="torch", mirror=False)
+    slot = est.alloc(1)
+    for t, f in enumerate(frames):
+        shed = 10 <= t < 15
+        out = est.step(slot, [f], mirror=not shed)[0]
+        want_avg, want_own = averaged.step(f), own.step(f)
+        warming = 15 <= t < 15 + R
+        assert bool(est.unaveraged[0]) == (shed or warming), t
+        want = want_own if shed or warming else want_avg
+        for name, v in want.items():
+            np.testing.assert_allclose(out[name], v, rtol=1e-4, atol=1e-4, err_msg=f"{t} {name}")
+    est.step(slot, [frames[0]], mirror=False)
+    est.reset(slot)  # a reset stream starts both states afresh: averaged at once
+    est.step(slot, [frames[0]])
+    assert not est.unaveraged[0]

@@ -297,10 +297,10 @@ def test_inference_error_is_contained(running, gait, make_port):
             est = r.pipe.est
             real_step = est.step
 
-            def flaky(slots, points):  # the batched step of every stream
+            def flaky(slots, points, **kw):  # the batched step of every stream
                 if any(np.array_equal(p, gait.xyz[2]) for p in points):
                     raise RuntimeError("boom")
-                return real_step(slots, points)
+                return real_step(slots, points, **kw)
 
             assert sender.wait_for_subscriber(20)
             est.step = flaky

@@ -136,3 +136,52 @@ def test_a_backlog_too_old_while_coarse_is_skipped_and_the_model_restarts(
         for k, v in want.items():
             np.testing.assert_allclose(e.outputs[k], v, rtol=1e-4, atol=1e-4,
                                        err_msg=f"frame {e.seq} {k}")
+
+
+def test_coarse_service_leaves_the_mirror_image_out_and_brings_it_back(
+        running, gait, make_port, model_path, tmp_path):
+    """A model that averages with its mirror image, a stream at the model rate (one grid):
+    coarse service steps the frames only, every estimate is the model's own (flagged coarse,
+    equal to the offline estimate without the average); with room again the image's state
+    restarts and, after the receptive field, every estimate is the averaged offline one,
+    unflagged."""
+    from hdys_rt.model.io import load_model, save_model
+
+    m, meta = load_model(model_path)
+    mirrored = str(save_model(m, tmp_path / "mirrored", rate=100.0,
+                              extra={"mirror_average": True}))
+    rate = 100.0
+    n1, n2 = 40, 120
+    n = n1 + n2
+    frames = np.stack([gait.xyz[i % gait.frames] for i in range(n)])
+    ep = f"tcp://127.0.0.1:{make_port()}"
+    opts = PipelineOptions(max_age_s=60.0, coarse="always")
+    with MarkerSender(gait.names, rate, ep, src="mirrored") as sender:
+        with running([ZmqSource(ep)], model=mirrored, options=opts) as r:
+            assert r.server.est.mirror
+            assert sender.wait_for_subscriber(60)
+            for i in range(n1):
+                sender.send(frames[i], t=T0 + i / rate, seq=i)
+            assert r.wait_for(lambda: len(r.got) >= n1)
+            r.server.loop.overload = Overload("never")  # room again: full service
+            for i in range(n1, n):
+                sender.send(frames[i], t=T0 + i / rate, seq=i)
+                if i % 100 == 99:
+                    assert r.wait_for(lambda: r.pipe.counters["processed"] >= i - 50)
+            assert r.wait_for(lambda: len(r.got) >= n)
+    got = r.got
+    assert [e.seq for e in got] == list(range(n))
+    stamps = T0 + np.arange(n) / rate
+    avg = offline_estimates(StreamingEstimator.load(mirrored), frames, stamps, rate)
+    own = offline_estimates(StreamingEstimator.load(mirrored, mirror=False), frames, stamps,
+                            rate)
+    rejoin = n1 + r.server.est.receptive  # the first frame averaged again
+    assert rejoin < n
+    for e in got:
+        i = e.seq
+        assert ("coarse" in e.flag_names) == (i < rejoin), i
+        want = own[i] if i < rejoin else avg[i]
+        for k, v in want.items():
+            np.testing.assert_allclose(e.outputs[k], v, rtol=1e-4, atol=1e-4,
+                                       err_msg=f"frame {i} {k}")
+    assert r.server.summary()["totals"]["coarse"] == rejoin
