@@ -22,6 +22,8 @@ import logging
 import threading
 import time
 
+import numpy as np
+
 from hdys_rt.runtime.pipeline import COARSE_MODES, StreamPipeline
 from hdys_rt.streams.base import RateLimitedLog
 
@@ -37,9 +39,8 @@ class Overload:
     means overload turns coarse service on, and so does :meth:`stale` when more than
     :data:`STALE_SHARE` of a window's estimates were too old to publish (the loop keeps a lag
     just over the age limit); :meth:`busy` with the loop's busy fraction over a
-    window (time not spent waiting for frames) and the ratio of the rows of full service to
-    those of coarse service turns it off when full service would keep the loop under
-    :data:`ROOM` busy for :data:`CALM_WINDOWS` windows in a row."""
+    window, projected to full service (:class:`StepCost`), turns it off when full service
+    would keep the loop under :data:`ROOM` busy for :data:`CALM_WINDOWS` windows in a row."""
 
     ROOM = 0.7          # busy fraction every grid may take when coarse service ends
     CALM_WINDOWS = 2    # consecutive windows with that room before it ends
@@ -71,16 +72,47 @@ class Overload:
         self.episodes += 1
         return True
 
-    def busy(self, fraction: float, ratio: float) -> bool:
-        """The loop was busy ``fraction`` of the last window, serving coarse; every grid takes
-        ``ratio`` times the steps. True when coarse service ends now."""
+    def busy(self, projected: float) -> bool:
+        """Serving coarse, the loop would have been busy ``projected`` of the last window with
+        full service. True when coarse service ends now."""
         if self.mode != "auto" or not self.coarse:
             return False
-        self._calm = self._calm + 1 if fraction * ratio < self.ROOM else 0
+        self._calm = self._calm + 1 if projected < self.ROOM else 0
         if self._calm < self.CALM_WINDOWS:
             return False
         self.coarse = False
         return True
+
+
+class StepCost:
+    """What one batched call of the model costs: ``a + c * rows`` seconds, fitted by least
+    squares over the calls seen (each :meth:`age` halves the weight of what came before, so
+    the fit follows the machine). Where the calls seen do not tell ``a`` from ``c`` (always the
+    same rows), the cost is taken as proportional to the rows, which overestimates it."""
+
+    DECAY = 0.5
+
+    def __init__(self):
+        self._sums = np.zeros(5)  # weight, sum of rows, of seconds, of rows^2, of rows*seconds
+
+    def add(self, rows: int, seconds: float) -> None:
+        self._sums += (1.0, rows, seconds, rows * rows, rows * seconds)
+
+    def age(self) -> None:
+        self._sums *= self.DECAY
+
+    def predict(self, calls: float, rows: float) -> float:
+        """Seconds for ``calls`` calls of ``rows`` rows in all (0 before any call was seen)."""
+        n, r, t, rr, rt = self._sums
+        if n <= 0 or r <= 0:
+            return 0.0
+        spread = n * rr - r * r
+        if spread > 1e-6 * n * n:
+            c = (n * rt - r * t) / spread
+            a = (t - c * r) / n
+            if c > 0 and a >= 0:
+                return calls * a + rows * c
+        return rows * t / r
 
 
 class InferenceLoop:
@@ -99,6 +131,8 @@ class InferenceLoop:
         self._rlog = RateLimitedLog(log)
         self.passes = 0  # batched passes run (each: one or more rounds)
         self.overload = Overload(coarse)
+        self.cost = StepCost()  # what a batched call costs: projects coarse to full service
+        self._window = [0, 0, 0.0]  # calls, rows and seconds of model calls this window
 
     def add(self, pipe: StreamPipeline) -> None:
         """Serve ``pipe`` from the next pass on (its source wakes this loop)."""
@@ -147,11 +181,11 @@ class InferenceLoop:
             work = [(p, jobs) for p, jobs in work if jobs]
             now = time.monotonic()
             if now - t_win >= Overload.WINDOW_S:
-                busy = 1.0 - idle / (now - t_win)
+                projected = self._projected(pipes, now - t_win, idle)
                 t_win, idle = now, 0.0
                 done = sum(p.counters["processed"] for p in pipes)
                 stale = sum(p.counters["stale_unpublished"] for p in pipes)
-                if self.overload.busy(busy, self._grid_ratio(pipes)):
+                if self.overload.busy(projected):
                     log.warning("serve keeps up again: full service (every grid of every "
                                 "stream%s)", "; mirror average"
                                 if getattr(self.est, "mirror", False) else "")
@@ -187,11 +221,22 @@ class InferenceLoop:
                            "estimates flagged coarse) until full service fits again", why,
                            streams, "no mirror average, " if getattr(self.est, "mirror", False) else "")
 
-    def _grid_ratio(self, pipes) -> float:
-        """Rows of full service / rows of coarse service (first grid only, no mirror image),
-        over ``pipes``."""
-        full = sum(getattr(p, "phases", 1) for p in pipes) * (2 if getattr(self.est, "mirror", False) else 1)
-        return full / max(1, len(pipes))
+    def _projected(self, pipes, window_s: float, idle_s: float) -> float:
+        """The busy fraction of the window just ended (``window_s`` long, ``idle_s`` of it
+        waiting for frames) had every stream been served in full: the model calls' time
+        replaced by :attr:`cost`'s prediction for the rows of full service (coarse: every
+        grid of every stream, twice with the mirror image; the same calls). Starts the next
+        window."""
+        calls, rows, model_s = self._window
+        self._window = [0, 0, 0.0]
+        self.cost.age()
+        if self.overload.coarse:
+            full = sum(getattr(p, "phases", 1) for p in pipes) * \
+                (2 if getattr(self.est, "mirror", False) else 1)
+            model_s_full = self.cost.predict(calls, rows * full / max(1, len(pipes)))
+        else:
+            model_s_full = model_s
+        return (window_s - idle_s - model_s + model_s_full) / window_s
 
     def _step(self, work) -> None:
         """Run every queued grid point in rounds of one batched call, then publish."""
@@ -207,8 +252,15 @@ class InferenceLoop:
             if not rows:
                 break
             try:
+                mirror = not self.overload.coarse
+                t_call = time.monotonic()
                 outs = self.est.step([c[0] for c, _ in rows], [c[2] for c, _ in rows],
-                                     mirror=not self.overload.coarse)
+                                     mirror=mirror)
+                n_rows = len(rows) * (2 if mirror and getattr(self.est, "mirror", False) else 1)
+                dt = time.monotonic() - t_call
+                self.cost.add(n_rows, dt)
+                w = self._window
+                w[0], w[1], w[2] = w[0] + 1, w[1] + n_rows, w[2] + dt
                 for (commit, _), out, novelty, shed in zip(rows, outs, self.est.novelty,
                                                            self.est.unaveraged):
                     commit[3], commit[4], commit[6] = out, float(novelty), bool(shed)

@@ -17,7 +17,7 @@ from hdys_rt.client import MarkerSender
 from hdys_rt.errors import HdysError
 from hdys_rt.model.resample import offline_estimates
 from hdys_rt.model.streaming import StreamingEstimator
-from hdys_rt.runtime.inference import Overload
+from hdys_rt.runtime.inference import Overload, StepCost
 from hdys_rt.runtime.pipeline import PipelineOptions
 from hdys_rt.streams.zmq import ZmqSource
 
@@ -31,11 +31,11 @@ def test_overload_policy_begins_on_a_long_wait_and_ends_with_room_to_spare():
     assert not auto.waited(0.10, 0.25)            # a wait within the limit
     assert auto.waited(0.30, 0.25) and auto.coarse and auto.episodes == 1
     assert not auto.waited(0.50, 0.25)            # already coarse: not a new episode
-    # busy 50 % on the first grid: every grid (2x the steps) would be 100 %: stays coarse
-    assert not auto.busy(0.5, 2.0) and auto.coarse
-    assert not auto.busy(0.3, 2.0)                # 60 %: room, but one calm window only
-    assert not auto.busy(0.5, 2.0)                # the calm run is broken
-    assert not auto.busy(0.3, 2.0) and auto.busy(0.3, 2.0) and not auto.coarse
+    # full service would have kept the loop busy 100 % of the window: stays coarse
+    assert not auto.busy(1.0) and auto.coarse
+    assert not auto.busy(0.6)                     # room, but one calm window only
+    assert not auto.busy(1.0)                     # the calm run is broken
+    assert not auto.busy(0.6) and auto.busy(0.6) and not auto.coarse
     assert auto.waited(1.0, 0.25) and auto.episodes == 2
     late = Overload("auto")  # a lag just over the age limit: most estimates left stale
     assert not late.stale(5, 100) and not late.stale(0, 0) and not late.coarse
@@ -43,7 +43,7 @@ def test_overload_policy_begins_on_a_long_wait_and_ends_with_room_to_spare():
     assert not late.stale(50, 100)                # already coarse
     never, always = Overload("never"), Overload("always")
     assert not never.waited(10.0, 0.25) and not never.stale(100, 100) and not never.coarse
-    assert always.coarse and not always.busy(0.0, 2.0) and always.coarse
+    assert always.coarse and not always.busy(0.0) and always.coarse
     with pytest.raises(ValueError):
         Overload("sometimes")
     with pytest.raises(HdysError, match="coarse must be one of"):
@@ -98,6 +98,24 @@ def test_coarse_service_keeps_the_first_grid_exact_and_the_other_rejoins(
         for k, v in want.items():
             np.testing.assert_allclose(e.outputs[k], v, rtol=1e-4, atol=1e-4,
                                        err_msg=f"frame {i} {k}")
+
+
+def test_step_cost_projects_coarse_service_to_full_service():
+    """A batched call costs a fixed part plus a part per row: fitted from the calls seen, the
+    projection to more rows is that line, not the rows' ratio (the fixed part is paid per call
+    either way); calls that all had the same rows give the proportional (larger) figure."""
+    cost = StepCost()
+    assert cost.predict(10, 40) == 0.0           # nothing seen yet
+    for rows in (1, 2, 3, 4, 8, 2, 5):
+        cost.add(rows, 0.5e-3 + 0.1e-3 * rows)
+    assert cost.predict(10, 80) == pytest.approx(10 * 0.5e-3 + 80 * 0.1e-3)
+    cost.age()                                   # older calls weigh less: the line stays
+    cost.add(6, 0.5e-3 + 0.1e-3 * 6)
+    assert cost.predict(3, 12) == pytest.approx(3 * 0.5e-3 + 12 * 0.1e-3)
+    same = StepCost()
+    for _ in range(5):
+        same.add(4, 0.9e-3)
+    assert same.predict(10, 80) == pytest.approx(80 * 0.9e-3 / 4)
 
 
 def test_wire_flag_coarse_is_documented():
